@@ -1,0 +1,129 @@
+//! Sign-up, sign-in, sign-out and the current user.
+
+use axum::{
+    extract::State,
+    http::{StatusCode, header::SET_COOKIE},
+    response::IntoResponse,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use ticketing_common::{
+    ApiError, CurrentUser, Json,
+    error::{ErrorBody, ErrorItem},
+    session::SessionUser,
+};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::AppState;
+use crate::{
+    domain::{Email, Password},
+    flows::{self, SignInError, SignUpError, User},
+};
+
+/// E-mail and password, for sign-up and sign-in.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Credentials {
+    #[schema(example = "ann@example.com")]
+    pub email: Option<String>,
+    /// 4–20 characters.
+    #[schema(example = "s3cret")]
+    pub password: Option<String>,
+}
+
+/// A user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserBody {
+    pub id: Uuid,
+    pub email: String,
+}
+
+impl From<User> for UserBody {
+    fn from(user: User) -> Self {
+        UserBody { id: user.id, email: user.email }
+    }
+}
+
+/// `{"currentUser": …}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CurrentUserBody {
+    pub current_user: Option<SessionUser>,
+}
+
+fn check_email(raw: Option<&str>, errors: &mut Vec<ErrorItem>) -> Option<Email> {
+    Email::parse(raw.unwrap_or_default())
+        .map_err(|message| errors.push(ErrorItem::field("email", message)))
+        .ok()
+}
+
+/// Starts a session for `user` and answers with it.
+fn signed_in(state: &AppState, status: StatusCode, user: User) -> Result<impl IntoResponse + use<>, ApiError> {
+    let token = state.keys.issue(user.id, &user.email)?;
+    Ok((status, [(SET_COOKIE, state.keys.cookie(&token))], Json(UserBody::from(user))))
+}
+
+/// Registers a user and starts their session.
+#[utoipa::path(post, path = "/api/users/signup", tag = "users", request_body = Credentials,
+    responses(
+        (status = 201, description = "Signed up; the session cookie is set", body = UserBody),
+        (status = 400, description = "Invalid e-mail or password", body = ErrorBody),
+        (status = 409, description = "E-mail already registered", body = ErrorBody),
+        (status = 429, description = "Too many attempts", body = ErrorBody),
+    ))]
+pub async fn signup(State(state): State<AppState>, Json(body): Json<Credentials>) -> Result<impl IntoResponse, ApiError> {
+    let mut errors = Vec::new();
+    let email = check_email(body.email.as_deref(), &mut errors);
+    let password = Password::parse(body.password.as_deref().unwrap_or_default())
+        .map_err(|message| errors.push(ErrorItem::field("password", message)))
+        .ok();
+    let (Some(email), Some(password)) = (email, password) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let user = flows::sign_up(&state.pool, email, password).await.map_err(|e| match e {
+        SignUpError::EmailTaken => ApiError::Conflict("Email in use".into()),
+        SignUpError::Unexpected(e) => ApiError::Unexpected(e),
+    })?;
+    signed_in(&state, StatusCode::CREATED, user)
+}
+
+/// Checks credentials and starts a session.
+#[utoipa::path(post, path = "/api/users/signin", tag = "users", request_body = Credentials,
+    responses(
+        (status = 200, description = "Signed in; the session cookie is set", body = UserBody),
+        (status = 400, description = "Invalid input, or unknown e-mail or wrong password (one message for both)", body = ErrorBody),
+        (status = 429, description = "Too many attempts", body = ErrorBody),
+    ))]
+pub async fn signin(State(state): State<AppState>, Json(body): Json<Credentials>) -> Result<impl IntoResponse, ApiError> {
+    let mut errors = Vec::new();
+    let email = check_email(body.email.as_deref(), &mut errors);
+    let password = match body.password {
+        Some(password) if !password.is_empty() => Some(password),
+        _ => {
+            errors.push(ErrorItem::field("password", "You must supply a password"));
+            None
+        }
+    };
+    let (Some(email), Some(password)) = (email, password) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let user = flows::sign_in(&state.pool, email, password).await.map_err(|e| match e {
+        SignInError::InvalidCredentials => ApiError::BadRequest("Invalid credentials".into()),
+        SignInError::Unexpected(e) => ApiError::Unexpected(e),
+    })?;
+    signed_in(&state, StatusCode::OK, user)
+}
+
+/// Ends the session, if any.
+#[utoipa::path(post, path = "/api/users/signout", tag = "users",
+    responses((status = 200, description = "Signed out; the session cookie is expired")))]
+pub async fn signout(State(state): State<AppState>) -> impl IntoResponse {
+    ([(SET_COOKIE, state.keys.clear_cookie())], Json(json!({})))
+}
+
+/// The signed-in user, or `null`.
+#[utoipa::path(get, path = "/api/users/currentuser", tag = "users",
+    responses((status = 200, body = CurrentUserBody)))]
+pub async fn current_user(CurrentUser(user): CurrentUser) -> Json<CurrentUserBody> {
+    Json(CurrentUserBody { current_user: user })
+}

@@ -1,0 +1,140 @@
+//! The one error type handlers return, rendered as the contract's body:
+//! `{"errors": [{"message": "…", "field": "…"}]}`.
+//!
+//! Unexpected errors answer a plain 500 body; their cause chain is logged once, here.
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// One entry of the error body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+pub struct ErrorItem {
+    /// Human-readable.
+    pub message: String,
+    /// The input the message is about, on validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ErrorItem {
+    pub fn new(message: impl Into<String>) -> Self {
+        ErrorItem { message: message.into(), field: None }
+    }
+
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorItem { message: message.into(), field: Some(field.into()) }
+    }
+}
+
+/// The error body every endpoint answers with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub errors: Vec<ErrorItem>,
+}
+
+/// Outcomes a handler can answer with other than success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the input is invalid; one item per problem, with its field.
+    #[error("validation failed")]
+    Validation(Vec<ErrorItem>),
+    /// 400 without a field: malformed JSON, wrong content type, failed sign-in.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: no valid session, or the resource belongs to someone else.
+    #[error("not authorized")]
+    Unauthorized,
+    /// 402: the payment provider declined.
+    #[error("{0}")]
+    PaymentRequired(String),
+    /// 404: unknown resource or route.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: a business rule refuses the request.
+    #[error("{0}")]
+    Conflict(String),
+    /// 429: too many attempts.
+    #[error("too many attempts")]
+    TooManyRequests { retry_after_secs: u64 },
+    /// 503: a dependency we need is unavailable; the client may retry.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: our own failure. The message is logged, never shown.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![ErrorItem::field(field, message)])
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        ApiError::NotFound(format!("{what} not found"))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn items(&self) -> Vec<ErrorItem> {
+        match self {
+            ApiError::Validation(items) if !items.is_empty() => items.clone(),
+            ApiError::Validation(_) => vec![ErrorItem::new("Invalid request")],
+            ApiError::Unauthorized => vec![ErrorItem::new("Not authorized")],
+            ApiError::TooManyRequests { .. } => {
+                vec![ErrorItem::new("Too many attempts, please wait a minute and try again")]
+            }
+            ApiError::Unexpected(_) => vec![ErrorItem::new("Something went wrong on our side")],
+            other => vec![ErrorItem::new(other.to_string())],
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        ApiError::Unexpected(anyhow::Error::new(error).context("database query failed"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let ApiError::Unexpected(error) = &self {
+            tracing::error!(error = format!("{error:#}"), "request failed");
+        }
+        let mut response = (status, axum::Json(ErrorBody { errors: self.items() })).into_response();
+        if let ApiError::TooManyRequests { retry_after_secs } = self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after_secs),
+            );
+        }
+        response
+    }
+}
+
+/// Whether a database error is a unique-constraint violation (SQLSTATE 23505), optionally on a
+/// given constraint: how "someone else got there first" is recognised without a racy pre-check.
+pub fn is_unique_violation(error: &sqlx::Error, constraint: Option<&str>) -> bool {
+    match error {
+        sqlx::Error::Database(db) => {
+            db.code().as_deref() == Some("23505")
+                && constraint.is_none_or(|name| db.constraint() == Some(name))
+        }
+        _ => false,
+    }
+}

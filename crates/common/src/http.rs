@@ -1,0 +1,161 @@
+//! The HTTP plumbing every process serves around its components' routes.
+//!
+//! [`finish`] adds `/healthz`, `/readyz`, `/metrics`, `/api/openapi.json`, the contract's 404
+//! body for unknown routes, and the [`observe`] middleware: a request id on every request
+//! (taken from `x-request-id` or made up, echoed in the response), a span per request whose
+//! parent is an incoming `traceparent`, and per-route request counts and latencies.
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    Extension, Router,
+    extract::{MatchedPath, Request, State},
+    http::{HeaderValue, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use futures::future::BoxFuture;
+use serde_json::json;
+use tracing::Instrument;
+use utoipa::openapi::OpenApi;
+use uuid::Uuid;
+
+use crate::{error::ApiError, metrics as m, session::SessionKeys, telemetry};
+
+/// A named readiness check: resolves `Ok` when the dependency answers.
+#[derive(Clone)]
+pub struct ReadyCheck {
+    pub name: String,
+    pub check: Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>,
+}
+
+impl ReadyCheck {
+    pub fn new<F, Fut>(name: impl Into<String>, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        ReadyCheck { name: name.into(), check: Arc::new(move || Box::pin(check())) }
+    }
+
+    /// Checks a PostgreSQL pool with `SELECT 1`.
+    pub fn postgres(name: impl Into<String>, pool: sqlx::PgPool) -> Self {
+        ReadyCheck::new(name, move || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query("SELECT 1").execute(&pool).await?;
+                Ok(())
+            }
+        })
+    }
+
+    /// Checks that the NATS connection is up.
+    pub fn nats(bus: crate::bus::Bus) -> Self {
+        ReadyCheck::new("nats", move || {
+            let connected = bus.is_connected();
+            async move {
+                anyhow::ensure!(connected, "not connected");
+                Ok(())
+            }
+        })
+    }
+}
+
+/// Wraps component routes with the operational endpoints and middleware.
+pub fn finish(router: Router, mut openapi: OpenApi, checks: Vec<ReadyCheck>, keys: Arc<SessionKeys>) -> Router {
+    openapi.info.title = "Ticketing".into();
+    openapi.info.description = Some("The public HTTP API of Ticketing; see CONTRACT.md.".into());
+    openapi.info.version = env!("CARGO_PKG_VERSION").into();
+    openapi.info.contact = None;
+    openapi.info.license = Some(utoipa::openapi::License::new("MIT"));
+    let openapi = Arc::new(openapi);
+    // Make sure the recorder is installed before the first request records anything.
+    let _ = m::handle();
+    router
+        .route("/api/openapi.json", get(move || async move { axum::Json(openapi.as_ref().clone()) }))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz).with_state(Arc::new(checks)))
+        .route("/metrics", get(|| async { m::render() }))
+        .fallback(not_found)
+        .layer(middleware::from_fn(observe))
+        .layer(Extension(keys))
+}
+
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(checks): State<Arc<Vec<ReadyCheck>>>) -> Response {
+    let results = futures::future::join_all(checks.iter().map(|c| async move {
+        let outcome = tokio::time::timeout(std::time::Duration::from_secs(2), (c.check)()).await;
+        let error = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(format!("{error:#}")),
+            Err(_) => Some("timed out".to_owned()),
+        };
+        (c.name.clone(), error)
+    }))
+    .await;
+    let ready = results.iter().all(|(_, error)| error.is_none());
+    let body: serde_json::Map<String, serde_json::Value> = results
+        .into_iter()
+        .map(|(name, error)| (name, error.map_or(json!("ok"), |e| json!({"error": e}))))
+        .collect();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(json!({"ready": ready, "checks": body}))).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("Route not found".into())
+}
+
+/// Request id, span and metrics for every request.
+pub async fn observe(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = request
+        .headers()
+        .get(telemetry::REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map_or_else(|| Uuid::now_v7().to_string(), str::to_owned);
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().clone();
+    let span = tracing::info_span!(
+        "http_request",
+        method = %method,
+        route = %route,
+        request_id = %request_id,
+        status = tracing::field::Empty,
+    );
+    telemetry::set_parent_from(
+        &span,
+        request.headers().iter().filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+    );
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        request.headers_mut().insert(telemetry::REQUEST_ID_HEADER, value);
+    }
+    let mut response = telemetry::REQUEST_ID
+        .scope(request_id.clone(), next.run(request))
+        .instrument(span.clone())
+        .await;
+    let status = response.status();
+    span.record("status", status.as_u16());
+    let elapsed = started.elapsed();
+    let _entered = span.enter();
+    if status.is_server_error() {
+        tracing::error!(latency_ms = elapsed.as_secs_f64() * 1000.0, "request failed");
+    } else {
+        tracing::debug!(latency_ms = elapsed.as_secs_f64() * 1000.0, "request finished");
+    }
+    metrics::counter!(m::HTTP_REQUESTS, "method" => method.to_string(), "route" => route.clone(), "status" => status.as_str().to_owned())
+        .increment(1);
+    metrics::histogram!(m::HTTP_DURATION, "method" => method.to_string(), "route" => route).record(elapsed);
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(telemetry::REQUEST_ID_HEADER, value);
+    }
+    response
+}

@@ -1,0 +1,40 @@
+//! The runtime every Ticketing service shares.
+//!
+//! - [`settings`]: typed settings from flags with environment fallbacks; [`secret`] keeps
+//!   secrets out of logs.
+//! - [`telemetry`]: `tracing` set-up, request ids, trace context for HTTP and NATS headers.
+//! - [`error`] and [`json`]: the contract's error body and a JSON extractor that uses it.
+//! - [`session`]: the JWT session cookie and the `CurrentUser` / `RequireAuth` extractors.
+//! - [`db`]: one PostgreSQL database per service, created on demand; [`redis`]: connections.
+//! - [`bus`]: JetStream stream and consumers, the transactional outbox and its relay, the
+//!   listener runner, processed-event bookkeeping.
+//! - [`http`], [`metrics`], [`ratelimit`]: the HTTP plumbing every process serves (health,
+//!   readiness, Prometheus metrics, OpenAPI, 404 body, per-route metrics).
+//! - [`component`]: what a service hands to the binary (router, tasks, readiness checks) and
+//!   how the binary runs it until shutdown.
+//!
+//! Services depend on this crate; this crate knows no service.
+
+pub mod bus;
+pub mod component;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod json;
+pub mod metrics;
+pub mod ratelimit;
+pub mod redis;
+pub mod secret;
+pub mod session;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use component::Component;
+pub use error::ApiError;
+pub use json::Json;
+pub use secret::Secret;
+pub use session::{CurrentUser, RequireAuth, SessionUser};
+pub use tokio_util::sync::CancellationToken;

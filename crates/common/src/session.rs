@@ -1,0 +1,237 @@
+//! The session: a cookie holding a signed, expiring JWT (`{id, email, iat, exp}`, HS256).
+//!
+//! Auth issues it; every service verifies it locally with the shared key, so auth is never on
+//! the hot path. An altered, expired or foreign-key token counts as no session. The keys reach
+//! the extractors through a request extension that [`crate::http`] installs.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::FromRequestParts,
+    http::{HeaderMap, HeaderValue, header, request::Parts},
+};
+use cookie::{Cookie, SameSite};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// The name of the session cookie.
+pub const COOKIE_NAME: &str = "session";
+
+/// The minimum key length, in bytes, for HS256.
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// The signed-in user, as carried by the session token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionUser {
+    pub id: Uuid,
+    pub email: String,
+    /// Issued at, seconds since the epoch.
+    pub iat: i64,
+    /// Expires at, seconds since the epoch.
+    pub exp: i64,
+}
+
+/// Signs and verifies session tokens and writes the cookie.
+pub struct SessionKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    lifetime: time::Duration,
+    secure: bool,
+}
+
+impl std::fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionKeys").field("secure", &self.secure).finish_non_exhaustive()
+    }
+}
+
+impl SessionKeys {
+    /// Keys from a secret of at least [`MIN_KEY_BYTES`] bytes. `secure` adds the cookie's
+    /// `Secure` attribute.
+    pub fn new(secret: &[u8], secure: bool) -> Result<Self, String> {
+        if secret.len() < MIN_KEY_BYTES {
+            return Err(format!(
+                "JWT_KEY must be at least {MIN_KEY_BYTES} bytes (it has {})",
+                secret.len()
+            ));
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.leeway = 0;
+        validation.validate_exp = true;
+        validation.set_required_spec_claims(&["exp", "iat"]);
+        Ok(SessionKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            lifetime: time::Duration::days(1),
+            secure,
+        })
+    }
+
+    /// Keys from a fresh random secret, for development when no `JWT_KEY` is configured.
+    pub fn random(secure: bool) -> Self {
+        let mut secret = [0u8; 64];
+        rand::rng().fill_bytes(&mut secret);
+        SessionKeys::new(&secret, secure).expect("64 random bytes are a valid key")
+    }
+
+    /// Changes how long new sessions last (tests use a short one to see expiry).
+    pub fn with_lifetime(mut self, lifetime: time::Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// Signs a token for a user.
+    pub fn issue(&self, id: Uuid, email: &str) -> anyhow::Result<String> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let claims = SessionUser {
+            id,
+            email: email.to_owned(),
+            iat: now,
+            exp: now + self.lifetime.whole_seconds(),
+        };
+        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+    }
+
+    /// The user a token names, if it is ours, unaltered and unexpired.
+    pub fn verify(&self, token: &str) -> Option<SessionUser> {
+        jsonwebtoken::decode::<SessionUser>(token, &self.decoding, &self.validation)
+            .ok()
+            .map(|data| data.claims)
+    }
+
+    /// The `Set-Cookie` value that starts a session.
+    pub fn cookie(&self, token: &str) -> HeaderValue {
+        let cookie = self
+            .base_cookie(token.to_owned())
+            .max_age(cookie::time::Duration::seconds(self.lifetime.whole_seconds()))
+            .build();
+        HeaderValue::from_str(&cookie.to_string()).expect("a JWT is a valid header value")
+    }
+
+    /// The `Set-Cookie` value that ends a session.
+    pub fn clear_cookie(&self) -> HeaderValue {
+        let cookie = self
+            .base_cookie(String::new())
+            .max_age(cookie::time::Duration::ZERO)
+            .expires(cookie::time::OffsetDateTime::UNIX_EPOCH)
+            .build();
+        HeaderValue::from_str(&cookie.to_string()).expect("valid header value")
+    }
+
+    fn base_cookie(&self, value: String) -> cookie::CookieBuilder<'static> {
+        Cookie::build((COOKIE_NAME, value))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .path("/")
+            .secure(self.secure)
+    }
+
+    /// The session named by a request's cookies, if any is valid.
+    pub fn from_headers(&self, headers: &HeaderMap) -> Option<SessionUser> {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(Cookie::split_parse)
+            .filter_map(Result::ok)
+            .filter(|cookie| cookie.name() == COOKIE_NAME)
+            .find_map(|cookie| self.verify(cookie.value()))
+    }
+}
+
+fn keys(parts: &Parts) -> Result<&Arc<SessionKeys>, ApiError> {
+    parts.extensions.get::<Arc<SessionKeys>>().ok_or_else(|| {
+        ApiError::Unexpected(anyhow::anyhow!("session keys are not installed on this router"))
+    })
+}
+
+/// The signed-in user, if any. Never rejects (except on a misconfigured router).
+#[derive(Debug, Clone)]
+pub struct CurrentUser(pub Option<SessionUser>);
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(CurrentUser(keys(parts)?.from_headers(&parts.headers)))
+    }
+}
+
+/// The signed-in user; rejects with 401 in the contract's body when there is none.
+#[derive(Debug, Clone)]
+pub struct RequireAuth(pub SessionUser);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequireAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        keys(parts)?
+            .from_headers(&parts.headers)
+            .map(RequireAuth)
+            .ok_or(ApiError::Unauthorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn short_keys_are_refused() {
+        assert!(SessionKeys::new(b"short", true).is_err());
+    }
+
+    #[test]
+    fn a_token_round_trips_and_a_foreign_or_altered_one_does_not() {
+        let keys = SessionKeys::new(KEY, true).unwrap();
+        let id = Uuid::now_v7();
+        let token = keys.issue(id, "a@b.c").unwrap();
+        let user = keys.verify(&token).unwrap();
+        assert_eq!((user.id, user.email.as_str()), (id, "a@b.c"));
+        assert!(user.exp > user.iat);
+
+        let other = SessionKeys::new(b"another key that is long enough!!", true).unwrap();
+        assert!(other.verify(&token).is_none());
+
+        let mut altered = token.clone().into_bytes();
+        let i = altered.len() - 5;
+        altered[i] = if altered[i] == b'A' { b'B' } else { b'A' };
+        assert!(keys.verify(std::str::from_utf8(&altered).unwrap()).is_none());
+    }
+
+    #[test]
+    fn expired_tokens_and_other_algorithms_are_refused() {
+        let keys = SessionKeys::new(KEY, true).unwrap().with_lifetime(time::Duration::seconds(-10));
+        let token = keys.issue(Uuid::now_v7(), "a@b.c").unwrap();
+        assert!(keys.verify(&token).is_none());
+
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let claims = SessionUser { id: Uuid::now_v7(), email: "a@b.c".into(), iat: now, exp: now + 60 };
+        let hs512 = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims, &EncodingKey::from_secret(KEY)).unwrap();
+        assert!(keys.verify(&hs512).is_none());
+    }
+
+    #[test]
+    fn cookies_are_http_only_lax_and_secure_unless_turned_off() {
+        let secure = SessionKeys::new(KEY, true).unwrap().cookie("tok");
+        let secure = secure.to_str().unwrap();
+        for attribute in ["session=tok", "HttpOnly", "SameSite=Lax", "Path=/", "Secure", "Max-Age="] {
+            assert!(secure.contains(attribute), "{secure} lacks {attribute}");
+        }
+        let plain = SessionKeys::new(KEY, false).unwrap().cookie("tok");
+        assert!(!plain.to_str().unwrap().contains("Secure"));
+        let cleared = SessionKeys::new(KEY, true).unwrap().clear_cookie();
+        assert!(cleared.to_str().unwrap().contains("Max-Age=0"));
+    }
+}

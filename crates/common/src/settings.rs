@@ -1,0 +1,136 @@
+//! Settings shared by every component, read from flags with environment fallbacks.
+//!
+//! Each service adds its own `*Settings` struct; the binary flattens them all into one
+//! command line, so `ticketing --help` documents every knob.
+
+use std::{fmt, str::FromStr};
+
+use clap::{Args, ValueEnum};
+
+use crate::secret::Secret;
+
+/// Names everything one instance owns on shared infrastructure: databases `<ns>_<service>`,
+/// the JetStream stream (`<NS>`) and subject prefix (`<ns>.`), Redis keys (`<ns>:`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Namespace(String);
+
+impl Namespace {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The database name of one service: `ticketing_auth`.
+    pub fn database(&self, service: &str) -> String {
+        format!("{}_{service}", self.0)
+    }
+
+    /// The JetStream stream name: the namespace upper-cased (`TICKETING`).
+    pub fn stream(&self) -> String {
+        self.0.to_ascii_uppercase()
+    }
+
+    /// The subject prefix, without the trailing dot: `ticketing`.
+    pub fn subject_prefix(&self) -> &str {
+        &self.0
+    }
+
+    /// The Redis key prefix, without the trailing colon.
+    pub fn redis_prefix(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Namespace {
+    type Err = String;
+
+    /// A namespace must be usable as a database name part, a subject token and a stream name,
+    /// so it is kept to lower-case letters, digits and `_`, starting with a letter.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let valid = !s.is_empty()
+            && s.len() <= 40
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if valid {
+            Ok(Namespace(s.to_owned()))
+        } else {
+            Err(format!(
+                "invalid namespace {s:?}: use 1-40 lower-case letters, digits or '_', starting with a letter"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Infrastructure and session settings every component uses.
+#[derive(Debug, Clone, Args)]
+pub struct CommonSettings {
+    /// Names this instance's databases, stream, subjects and Redis keys.
+    #[arg(long, env = "TICKETING_NAMESPACE", default_value = "ticketing", global = true)]
+    pub namespace: Namespace,
+
+    /// PostgreSQL server; each service gets its own database on it (`<namespace>_<service>`).
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres", global = true)]
+    pub database_url: Secret<String>,
+
+    /// NATS server with JetStream.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222", global = true)]
+    pub nats_url: String,
+
+    /// Redis; the default for the cache and the job queue.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", global = true)]
+    pub redis_url: Secret<String>,
+
+    /// Session signing key (HS256), at least 32 bytes. Required by `serve`; `up` generates a
+    /// throw-away key when it is missing.
+    #[arg(long, env = "JWT_KEY", hide_env_values = true, global = true)]
+    pub jwt_key: Option<Secret<String>>,
+
+    /// Send the session cookie without `Secure`, for plain-http development. `up` on a
+    /// loopback address turns this on by itself.
+    #[arg(long, env = "COOKIE_INSECURE", global = true)]
+    pub cookie_insecure: bool,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "human", global = true)]
+    pub log_format: LogFormat,
+
+    /// Addresses of reverse proxies whose `X-Forwarded-For` header is trusted for the
+    /// client address (rate limits). Comma-separated.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', global = true)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_name_every_shared_resource() {
+        let ns: Namespace = "ticketing".parse().unwrap();
+        assert_eq!(ns.database("auth"), "ticketing_auth");
+        assert_eq!(ns.stream(), "TICKETING");
+        assert_eq!(ns.subject_prefix(), "ticketing");
+    }
+
+    #[test]
+    fn namespaces_refuse_characters_that_break_a_resource_name() {
+        for bad in ["", "Ticketing", "a.b", "a b", "a-b", "1abc", "a>"] {
+            assert!(bad.parse::<Namespace>().is_err(), "{bad:?} accepted");
+        }
+        assert!("t_0123abc".parse::<Namespace>().is_ok());
+    }
+}

@@ -1,0 +1,166 @@
+//! Helpers for integration tests against the real PostgreSQL, Redis and NATS.
+//!
+//! Every test gets its own namespace, hence its own databases, stream, subjects and Redis key
+//! prefix; [`TestDb`] and [`TestBus`] remove what they made when dropped, so neither the
+//! shared servers nor the next run see leftovers. Nothing here stops or reconfigures the
+//! shared servers.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    bus::Bus,
+    component::{self, Component},
+    db::{self, DatabaseTarget},
+    session::SessionKeys,
+    settings::Namespace,
+};
+
+/// The PostgreSQL server tests use (`DATABASE_URL`, or the local default).
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The NATS server tests use (`NATS_URL`, or the local default).
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// The Redis server tests use (`REDIS_URL`, or the local default).
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A namespace no other test uses.
+pub fn unique_namespace() -> Namespace {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("t_{}", &id[..16]).parse().expect("valid namespace")
+}
+
+/// The signing key tests use.
+pub fn session_keys() -> Arc<SessionKeys> {
+    Arc::new(SessionKeys::new(b"test-key-test-key-test-key-test-key!", false).expect("valid key"))
+}
+
+/// Runs `f` on a fresh runtime in its own thread; for clean-up in `Drop`.
+fn block_on_side<F: Future<Output = ()> + Send + 'static>(f: F) {
+    let _ = std::thread::spawn(move || {
+        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            runtime.block_on(f);
+        }
+    })
+    .join();
+}
+
+/// A database made for one test and dropped with it.
+pub struct TestDb {
+    pub pool: PgPool,
+    pub target: DatabaseTarget,
+}
+
+impl TestDb {
+    /// Creates `<namespace>_<service>` on the test server.
+    pub async fn create(namespace: &Namespace, service: &str) -> TestDb {
+        let target = DatabaseTarget::resolve(&database_url(), None, &namespace.database(service)).expect("database URL");
+        let pool = target.connect(20).await.expect("test database");
+        TestDb { pool, target }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let target = self.target.clone();
+        let pool = self.pool.clone();
+        block_on_side(async move {
+            pool.close().await;
+            let _ = db::drop_database(&target).await;
+        });
+    }
+}
+
+/// A bus on a stream made for one test and deleted with it.
+pub struct TestBus {
+    pub bus: Bus,
+    pub namespace: Namespace,
+}
+
+impl TestBus {
+    pub async fn create(namespace: &Namespace) -> TestBus {
+        TestBus::on(&nats_url(), namespace).await
+    }
+
+    /// A bus on a given server (tests that start their own NATS).
+    pub async fn on(url: &str, namespace: &Namespace) -> TestBus {
+        let bus = Bus::connect(url, namespace).await.expect("NATS with JetStream");
+        TestBus { bus, namespace: namespace.clone() }
+    }
+}
+
+impl Drop for TestBus {
+    fn drop(&mut self) {
+        let bus = self.bus.clone();
+        block_on_side(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(2), bus.delete_stream()).await;
+        });
+    }
+}
+
+/// A running server on a random port; stops when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+}
+
+impl TestServer {
+    /// Serves components on 127.0.0.1 with a random port.
+    pub async fn start(components: Vec<Component>, keys: Arc<SessionKeys>) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let shutdown = CancellationToken::new();
+        let app = component::compose(components, keys);
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(error) = component::serve(listener, app, token).await {
+                eprintln!("test server stopped: {error:#}");
+            }
+        });
+        TestServer { addr, shutdown }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes. Tests wait for effects this way,
+/// never with a fixed sleep.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (for servers a test starts itself).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}

@@ -1,0 +1,118 @@
+//! The command line: `up`, `serve <component>`, and every setting as a flag with an
+//! environment fallback.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use ticketing_auth::AuthSettings;
+use ticketing_common::{
+    Component, bus::Bus, component, http::ReadyCheck, session::SessionKeys, settings::CommonSettings,
+    shutdown,
+};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Parser)]
+#[command(name = "ticketing", version, about = "Ticketing: sell tickets, reserve them, pay within a window, never sell a seat twice.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonSettings,
+    #[command(flatten)]
+    pub auth: AuthSettings,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every component in one process on one port (API under /api).
+    Up {
+        /// Where to listen.
+        #[arg(long, env = "TICKETING_ADDR", default_value = "127.0.0.1:8080")]
+        addr: String,
+    },
+    /// Run one component on its own, for separate deployment.
+    Serve {
+        component: ComponentName,
+        /// Where to listen.
+        #[arg(long, env = "TICKETING_ADDR", default_value = "127.0.0.1:8080")]
+        addr: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ComponentName {
+    Auth,
+}
+
+impl ComponentName {
+    const ALL: [ComponentName; 1] = [ComponentName::Auth];
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let (names, addr, all_in_one) = match &cli.command {
+        Command::Up { addr } => (ComponentName::ALL.to_vec(), addr.clone(), true),
+        Command::Serve { component, addr } => (vec![*component], addr.clone(), false),
+    };
+    let addr: SocketAddr = addr
+        .parse()
+        .with_context(|| format!("TICKETING_ADDR {addr:?} is not an address like 127.0.0.1:8080"))?;
+    let keys = Arc::new(session_keys(&cli.common, all_in_one, addr)?);
+
+    let mut components: Vec<Component> = Vec::new();
+    let mut shared_checks = Vec::new();
+    if all_in_one {
+        // `up` promises the whole platform: check every dependency now, with one clear line
+        // for the first that is missing, even if no component built so far needs it.
+        let bus = Bus::connect(&cli.common.nats_url, &cli.common.namespace).await?;
+        shared_checks.push(ReadyCheck::nats(bus));
+        let redis_url = cli.common.redis_url.expose().clone();
+        let redis = ticketing_common::redis::connect(&redis_url).await?;
+        shared_checks.push(ReadyCheck::new("redis", move || {
+            let mut redis = redis.clone();
+            async move { ticketing_common::redis::ping(&mut redis).await }
+        }));
+    }
+    for name in &names {
+        let component = match name {
+            ComponentName::Auth => ticketing_auth::build(&cli.common, &cli.auth, keys.clone()).await?,
+        };
+        components.push(component);
+    }
+    if let Some(first) = components.first_mut() {
+        first.checks.extend(shared_checks);
+    }
+
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (is another ticketing running? set TICKETING_ADDR)"))?;
+    let local = listener.local_addr()?;
+    let shutdown = shutdown::on_signal();
+    let app = component::compose(components, keys);
+    if all_in_one {
+        println!("Ticketing is up at http://{local}/  (API under /api, OpenAPI at /api/openapi.json, Ctrl-C to stop)");
+    } else {
+        println!("Ticketing {} is serving on http://{local}/", names[0].to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default());
+    }
+    tracing::info!(%local, namespace = %cli.common.namespace, "listening");
+    component::serve(listener, app, shutdown).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The session keys: from `JWT_KEY`, or for `up` only a throw-away key. The cookie drops
+/// `Secure` only when asked, or for `up` on a loopback address (plain-http development).
+fn session_keys(common: &CommonSettings, all_in_one: bool, addr: SocketAddr) -> anyhow::Result<SessionKeys> {
+    let insecure = common.cookie_insecure || (all_in_one && addr.ip().is_loopback());
+    if all_in_one && !common.cookie_insecure && insecure {
+        println!("Session cookies are sent without Secure because {addr} is a loopback address (plain-http development).");
+    }
+    match &common.jwt_key {
+        Some(key) => SessionKeys::new(key.expose().as_bytes(), !insecure).map_err(anyhow::Error::msg),
+        None if all_in_one => {
+            println!("JWT_KEY is not set: using a random session key for this run (sessions end when it stops).");
+            Ok(SessionKeys::random(!insecure))
+        }
+        None => bail!("JWT_KEY is not set: `serve` needs the session key shared by every component (at least 32 bytes)"),
+    }
+}
