@@ -45,7 +45,8 @@ pub fn session_keys() -> Arc<SessionKeys> {
     Arc::new(SessionKeys::new(b"test-key-test-key-test-key-test-key!", false).expect("valid key"))
 }
 
-/// Runs `f` on a fresh runtime in its own thread; for clean-up in `Drop`.
+/// Runs `f` on a fresh runtime in its own thread; for clean-up in `Drop`. `f` must open its
+/// own connections: the test's runtime, which drives the test's connections, is blocked here.
 fn block_on_side<F: Future<Output = ()> + Send + 'static>(f: F) {
     let _ = std::thread::spawn(move || {
         if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -73,9 +74,8 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         let target = self.target.clone();
-        let pool = self.pool.clone();
+        // FORCE ends the test's own connections, which cannot be closed from here.
         block_on_side(async move {
-            pool.close().await;
             let _ = db::drop_database(&target).await;
         });
     }
@@ -85,6 +85,7 @@ impl Drop for TestDb {
 pub struct TestBus {
     pub bus: Bus,
     pub namespace: Namespace,
+    url: String,
 }
 
 impl TestBus {
@@ -95,15 +96,19 @@ impl TestBus {
     /// A bus on a given server (tests that start their own NATS).
     pub async fn on(url: &str, namespace: &Namespace) -> TestBus {
         let bus = Bus::connect(url, namespace).await.expect("NATS with JetStream");
-        TestBus { bus, namespace: namespace.clone() }
+        TestBus { bus, namespace: namespace.clone(), url: url.to_owned() }
     }
 }
 
 impl Drop for TestBus {
     fn drop(&mut self) {
-        let bus = self.bus.clone();
+        let (url, stream) = (self.url.clone(), self.bus.stream_name().to_owned());
         block_on_side(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(2), bus.delete_stream()).await;
+            let delete = async {
+                let client = async_nats::connect(url).await.ok()?;
+                async_nats::jetstream::new(client).delete_stream(stream).await.ok()
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), delete).await;
         });
     }
 }

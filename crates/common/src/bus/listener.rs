@@ -99,12 +99,21 @@ impl Listener {
         Fut: Future<Output = Result<(), HandlerError>> + Send,
     {
         assert_eq!(T::SUBJECT, self.subject, "handler payload does not match the listener subject");
+        let _ = m::handle(); // counters recorded before the recorder exists would be lost
         let handler = Arc::new(handler);
         let mut backoff = Duration::from_millis(200);
         while !shutdown.is_cancelled() {
             let messages = async {
                 let consumer = self.bus.consumer(&self.service, self.subject).await?;
-                anyhow::Ok(consumer.messages().await?)
+                // Pull no more than we handle at once, so replicas share the work and a slow
+                // replica does not sit on messages another could handle.
+                anyhow::Ok(
+                    consumer
+                        .stream()
+                        .max_messages_per_batch(self.settings.concurrency)
+                        .messages()
+                        .await?,
+                )
             };
             let messages = match messages.await {
                 Ok(messages) => messages,

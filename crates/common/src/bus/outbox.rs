@@ -104,11 +104,19 @@ pub struct Relay {
     bus: Bus,
     service: String,
     batch_size: i64,
+    poll_interval: Duration,
 }
 
 impl Relay {
     pub fn new(pool: PgPool, bus: Bus, service: &str) -> Self {
-        Relay { pool, bus, service: service.to_owned(), batch_size: 256 }
+        let _ = m::handle(); // counters recorded before the recorder exists would be lost
+        Relay { pool, bus, service: service.to_owned(), batch_size: 256, poll_interval: POLL_INTERVAL }
+    }
+
+    /// Changes the fallback poll interval (notifications wake the relay sooner).
+    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
     }
 
     /// Publishes one batch of unsent rows and marks them sent. Returns how many.
@@ -162,6 +170,7 @@ impl Relay {
         }
         try_join_all(acks).await?;
         if !mark_sent {
+            tx.rollback().await?;
             return Ok(rows.len());
         }
         let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
@@ -238,7 +247,7 @@ impl Relay {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = tokio::time::sleep(self.poll_interval) => {}
                 notified = wait_for_notification(&mut listener) => {
                     if !notified {
                         listener = self.listen().await;

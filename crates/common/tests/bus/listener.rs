@@ -1,0 +1,252 @@
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use ticketing_common::{
+    CancellationToken,
+    bus::{
+        listener::{HandlerError, Listener, ListenerSettings},
+        outbox::Relay,
+    },
+    testing::eventually,
+};
+use ticketing_events::{Envelope, ExpirationComplete, Subject};
+use uuid::Uuid;
+
+use crate::helpers::World;
+
+fn quick() -> ListenerSettings {
+    ListenerSettings {
+        max_deliver: 3,
+        not_yet_delay: Duration::from_millis(50),
+        retry_delay: Duration::from_millis(50),
+        ..ListenerSettings::default()
+    }
+}
+
+/// Publishes `n` events through the outbox; returns their ids.
+async fn publish(world: &World, n: usize) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        ids.push(world.commit_event().await);
+    }
+    let relay = Relay::new(world.pool().clone(), world.bus().clone(), "probe");
+    while relay.relay_once().await.unwrap() > 0 {}
+    ids
+}
+
+/// The consumer's count of messages neither acked nor terminated.
+async fn outstanding(world: &World, service: &str) -> u64 {
+    let mut consumer = world.bus().consumer(service, Subject::ExpirationComplete).await.unwrap();
+    let info = consumer.info().await.unwrap();
+    info.num_pending + info.num_ack_pending as u64
+}
+
+fn metric_value(service: &str, name: &str) -> f64 {
+    ticketing_common::metrics::render()
+        .lines()
+        .filter(|line| line.starts_with(name) && line.contains(&format!("service=\"{service}\"")))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn service_name() -> String {
+    format!("svc{}", &Uuid::new_v4().simple().to_string()[..8])
+}
+
+#[tokio::test]
+async fn a_handled_event_is_acked_and_not_delivered_again() {
+    let world = World::new().await;
+    let service = service_name();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let stop = CancellationToken::new();
+    let seen = calls.clone();
+    let listener = Listener::new(world.bus(), &service, Subject::ExpirationComplete).with_settings(quick());
+    let running = tokio::spawn(listener.run(
+        move |_: Envelope<ExpirationComplete>| {
+            let seen = seen.clone();
+            async move {
+                seen.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        },
+        stop.clone(),
+    ));
+
+    publish(&world, 3).await;
+    let done = eventually(Duration::from_secs(10), || async {
+        (calls.load(Ordering::SeqCst) == 3 && outstanding(&world, &service).await == 0).then_some(())
+    })
+    .await;
+
+    assert!(done.is_some(), "three events handled and acked");
+    stop.cancel();
+    running.await.unwrap().unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_failing_handler_is_redelivered_until_it_succeeds() {
+    let world = World::new().await;
+    let service = service_name();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let stop = CancellationToken::new();
+    let seen = calls.clone();
+    let listener = Listener::new(world.bus(), &service, Subject::ExpirationComplete).with_settings(quick());
+    let running = tokio::spawn(listener.run(
+        move |_: Envelope<ExpirationComplete>| {
+            let seen = seen.clone();
+            async move {
+                if seen.fetch_add(1, Ordering::SeqCst) < 2 {
+                    return Err(HandlerError::Failed(anyhow::anyhow!("database hiccup")));
+                }
+                Ok(())
+            }
+        },
+        stop.clone(),
+    ));
+
+    publish(&world, 1).await;
+    let done = eventually(Duration::from_secs(10), || async {
+        (calls.load(Ordering::SeqCst) == 3 && outstanding(&world, &service).await == 0).then_some(())
+    })
+    .await;
+
+    assert!(done.is_some(), "two failures, then success on the third delivery");
+    assert_eq!(metric_value(&service, "events_redelivered_total"), 2.0);
+    stop.cancel();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn an_early_event_is_nakked_with_a_delay_and_applied_once_its_predecessor_arrives() {
+    let world = World::new().await;
+    let service = service_name();
+    let predecessor_applied = Arc::new(AtomicBool::new(false));
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let applied = Arc::new(AtomicUsize::new(0));
+    let stop = CancellationToken::new();
+    let (ready, tries, done) = (predecessor_applied.clone(), attempts.clone(), applied.clone());
+    let listener = Listener::new(world.bus(), &service, Subject::ExpirationComplete).with_settings(quick());
+    let running = tokio::spawn(listener.run(
+        move |_: Envelope<ExpirationComplete>| {
+            let (ready, tries, done) = (ready.clone(), tries.clone(), done.clone());
+            async move {
+                tries.fetch_add(1, Ordering::SeqCst);
+                if !ready.load(Ordering::SeqCst) {
+                    return Err(HandlerError::NotYet("version 1 not applied yet".into()));
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        },
+        stop.clone(),
+    ));
+
+    publish(&world, 1).await;
+    // More "not yet" answers than max_deliver: waiting is not failing.
+    let waited = eventually(Duration::from_secs(10), || async { (attempts.load(Ordering::SeqCst) >= 5).then_some(()) }).await;
+    assert!(waited.is_some(), "the early event keeps coming back");
+    assert_eq!(applied.load(Ordering::SeqCst), 0);
+    predecessor_applied.store(true, Ordering::SeqCst);
+    let finished = eventually(Duration::from_secs(10), || async {
+        (applied.load(Ordering::SeqCst) == 1 && outstanding(&world, &service).await == 0).then_some(())
+    })
+    .await;
+
+    assert!(finished.is_some(), "applied once its predecessor was");
+    stop.cancel();
+    running.await.unwrap().unwrap();
+    assert_eq!(applied.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_poison_message_stops_after_max_deliver_tries_and_is_counted() {
+    let world = World::new().await;
+    let service = service_name();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let stop = CancellationToken::new();
+    let seen = calls.clone();
+    let listener = Listener::new(world.bus(), &service, Subject::ExpirationComplete).with_settings(quick());
+    listener.ensure_consumer().await.unwrap();
+    let running = tokio::spawn(listener.run(
+        move |_: Envelope<ExpirationComplete>| {
+            let seen = seen.clone();
+            async move {
+                seen.fetch_add(1, Ordering::SeqCst);
+                Err(HandlerError::Failed(anyhow::anyhow!("always broken")))
+            }
+        },
+        stop.clone(),
+    ));
+
+    publish(&world, 1).await;
+    // An undecodable message on the same subject is poison at once.
+    world
+        .bus()
+        .jetstream()
+        .publish(world.bus().subject(Subject::ExpirationComplete), "not json".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let settled = eventually(Duration::from_secs(10), || async {
+        (metric_value(&service, "events_poisoned_total") == 2.0 && outstanding(&world, &service).await == 0)
+            .then_some(())
+    })
+    .await;
+
+    assert!(settled.is_some(), "both messages given up and counted");
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "the failing event was tried max_deliver times");
+    // Terminated messages are not redelivered, however long we wait past the retry delay.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    stop.cancel();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_durable_consumer_share_the_work_and_handle_each_event_once() {
+    let world = World::new().await;
+    let service = service_name();
+    let handled: Arc<Mutex<HashMap<Uuid, Vec<usize>>>> = Arc::default();
+    let stop = CancellationToken::new();
+    let settings = ListenerSettings { concurrency: 4, ..quick() };
+    let mut replicas = Vec::new();
+    for replica in 0..2 {
+        let handled = handled.clone();
+        let listener = Listener::new(world.bus(), &service, Subject::ExpirationComplete).with_settings(settings.clone());
+        replicas.push(tokio::spawn(listener.run(
+            move |envelope: Envelope<ExpirationComplete>| {
+                let handled = handled.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(2)).await; // a transaction's worth of work
+                    handled.lock().unwrap().entry(envelope.id).or_default().push(replica);
+                    Ok(())
+                }
+            },
+            stop.clone(),
+        )));
+    }
+
+    let ids = publish(&world, 300).await;
+    let all = eventually(Duration::from_secs(20), || async {
+        (handled.lock().unwrap().len() == ids.len() && outstanding(&world, &service).await == 0).then_some(())
+    })
+    .await;
+
+    assert!(all.is_some(), "every event handled");
+    stop.cancel();
+    for replica in replicas {
+        replica.await.unwrap().unwrap();
+    }
+    let handled = handled.lock().unwrap();
+    assert!(handled.values().all(|by| by.len() == 1), "no event handled twice");
+    let by_first = handled.values().filter(|by| by[0] == 0).count();
+    assert!(by_first > 0 && by_first < ids.len(), "both replicas took part ({by_first} of {} by the first)", ids.len());
+}
