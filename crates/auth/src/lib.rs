@@ -19,12 +19,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use sqlx::PgPool;
 use ticketing_common::{
-    Component, Secret,
-    db::DatabaseTarget,
-    http::ReadyCheck,
-    ratelimit::RateLimiter,
-    session::SessionKeys,
-    settings::CommonSettings,
+    Component, Secret, db::DatabaseTarget, http::ReadyCheck, ratelimit::RateLimiter,
+    session::SessionKeys, settings::CommonSettings,
 };
 
 /// The component's name, also its database suffix.
@@ -39,7 +35,12 @@ pub struct AuthSettings {
     pub auth_database_url: Option<Secret<String>>,
 
     /// Sign-in and sign-up attempts allowed per client address per minute; 0 turns it off.
-    #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "RATE_LIMIT_PER_MINUTE",
+        default_value_t = 30,
+        global = true
+    )]
     pub rate_limit_per_minute: u32,
 }
 
@@ -47,19 +48,35 @@ pub struct AuthSettings {
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Where auth's database is.
-pub fn database(common: &CommonSettings, settings: &AuthSettings) -> anyhow::Result<DatabaseTarget> {
+pub fn database(
+    common: &CommonSettings,
+    settings: &AuthSettings,
+) -> anyhow::Result<DatabaseTarget> {
     DatabaseTarget::resolve(
         common.database_url.expose(),
-        settings.auth_database_url.as_ref().map(|url| url.expose().as_str()),
+        settings
+            .auth_database_url
+            .as_ref()
+            .map(|url| url.expose().as_str()),
         &common.namespace.database(NAME),
     )
 }
 
 /// Connects (creating the database if needed), migrates, and builds the component.
-pub async fn build(common: &CommonSettings, settings: &AuthSettings, keys: Arc<SessionKeys>) -> anyhow::Result<Component> {
+pub async fn build(
+    common: &CommonSettings,
+    settings: &AuthSettings,
+    keys: Arc<SessionKeys>,
+) -> anyhow::Result<Component> {
     let pool = database(common, settings)?.connect(16).await?;
-    MIGRATOR.run(&pool).await.context("cannot migrate the auth database")?;
-    let limiter = RateLimiter::new(settings.rate_limit_per_minute, common.trusted_proxies.clone());
+    MIGRATOR
+        .run(&pool)
+        .await
+        .context("cannot migrate the auth database")?;
+    let limiter = RateLimiter::new(
+        settings.rate_limit_per_minute,
+        common.trusted_proxies.clone(),
+    );
     Ok(component(pool, keys, limiter))
 }
 
@@ -67,7 +84,13 @@ pub async fn build(common: &CommonSettings, settings: &AuthSettings, keys: Arc<S
 pub fn component(pool: PgPool, keys: Arc<SessionKeys>, limiter: RateLimiter) -> Component {
     Component {
         name: NAME,
-        router: http::router(http::AppState { pool: pool.clone(), keys }, limiter),
+        router: http::router(
+            http::AppState {
+                pool: pool.clone(),
+                keys,
+            },
+            limiter,
+        ),
         tasks: Vec::new(),
         checks: vec![ReadyCheck::postgres("postgres:auth", pool)],
     }

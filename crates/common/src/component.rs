@@ -25,8 +25,14 @@ pub struct Task {
 }
 
 impl Task {
-    pub fn new(name: impl Into<String>, future: impl Future<Output = anyhow::Result<()>> + Send + 'static) -> Self {
-        Task { name: name.into(), future: Box::pin(future) }
+    pub fn new(
+        name: impl Into<String>,
+        future: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+    ) -> Self {
+        Task {
+            name: name.into(),
+            future: Box::pin(future),
+        }
     }
 }
 
@@ -55,7 +61,10 @@ pub fn compose(components: Vec<Component>, keys: Arc<SessionKeys>) -> App {
         checks.extend(component.checks);
     }
     let (router, openapi) = api.split_for_parts();
-    App { router: http::finish(router, openapi, checks, keys), tasks }
+    App {
+        router: http::finish(router, openapi, checks, keys),
+        tasks,
+    }
 }
 
 /// How long in-flight work may take to finish after the shutdown signal.
@@ -64,7 +73,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Serves the app on `listener` and runs its tasks until `shutdown`; then stops taking
 /// requests, lets in-flight requests and tasks finish, and returns. A task that fails stops
 /// the whole process (an orchestrator restarts it).
-pub async fn serve(listener: TcpListener, app: App, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let mut set = JoinSet::new();
     for task in app.tasks {
         let name = task.name;
@@ -78,8 +91,12 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: CancellationToken)
             result.with_context(|| format!("task {name} failed"))
         });
     }
-    let server = axum::serve(listener, app.router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = axum::serve(
+        listener,
+        app.router
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let served = server.await.context("HTTP server failed");
     shutdown.cancel();
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
@@ -99,7 +116,9 @@ pub async fn serve(listener: TcpListener, app: App, shutdown: CancellationToken)
         Ok(None) => Ok(()),
         Ok(Some(error)) => Err(error),
         Err(_) => {
-            tracing::warn!("background tasks did not stop within {DRAIN_TIMEOUT:?}; exiting anyway");
+            tracing::warn!(
+                "background tasks did not stop within {DRAIN_TIMEOUT:?}; exiting anyway"
+            );
             Ok(())
         }
     }

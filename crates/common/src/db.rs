@@ -30,10 +30,17 @@ impl DatabaseTarget {
     pub fn resolve(server_url: &str, explicit: Option<&str>, name: &str) -> anyhow::Result<Self> {
         let (url, options) = match explicit {
             Some(url) => (url, PgConnectOptions::from_str(url)),
-            None => (server_url, PgConnectOptions::from_str(server_url).map(|o| o.database(name))),
+            None => (
+                server_url,
+                PgConnectOptions::from_str(server_url).map(|o| o.database(name)),
+            ),
         };
-        let options = options.with_context(|| format!("invalid database URL {}", redact_url(url)))?;
-        Ok(DatabaseTarget { url: redact_url(url), options })
+        let options =
+            options.with_context(|| format!("invalid database URL {}", redact_url(url)))?;
+        Ok(DatabaseTarget {
+            url: redact_url(url),
+            options,
+        })
     }
 
     pub fn database(&self) -> &str {
@@ -50,16 +57,21 @@ impl DatabaseTarget {
             .map_err(|_| anyhow::anyhow!("timed out after {CONNECT_TIMEOUT:?}"))
             .and_then(|r| r.map_err(anyhow::Error::from))
             .with_context(|| unreachable_message(&self.url))?;
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut conn)
-            .await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&name)
+                .fetch_one(&mut conn)
+                .await?;
         if !exists {
             let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
-            match sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut conn).await {
+            match sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                .execute(&mut conn)
+                .await
+            {
                 Ok(_) => tracing::info!(database = %name, "created database"),
                 // 42P04 duplicate_database, 23505 when two creators race on the catalog.
-                Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P04" | "23505")) => {}
+                Err(sqlx::Error::Database(e))
+                    if matches!(e.code().as_deref(), Some("42P04" | "23505")) => {}
                 Err(e) => return Err(e).with_context(|| format!("cannot create database {name}")),
             }
         }
@@ -90,7 +102,12 @@ pub fn unreachable_message(url: &str) -> String {
 pub async fn drop_database(target: &DatabaseTarget) -> anyhow::Result<()> {
     let admin = target.options.clone().database("postgres");
     let mut conn = PgConnection::connect_with(&admin).await?;
-    let statement = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", target.database().replace('"', "\"\""));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut conn).await?;
+    let statement = format!(
+        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+        target.database().replace('"', "\"\"")
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+        .execute(&mut conn)
+        .await?;
     Ok(())
 }

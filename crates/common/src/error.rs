@@ -22,11 +22,17 @@ pub struct ErrorItem {
 
 impl ErrorItem {
     pub fn new(message: impl Into<String>) -> Self {
-        ErrorItem { message: message.into(), field: None }
+        ErrorItem {
+            message: message.into(),
+            field: None,
+        }
     }
 
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ErrorItem { message: message.into(), field: Some(field.into()) }
+        ErrorItem {
+            message: message.into(),
+            field: Some(field.into()),
+        }
     }
 }
 
@@ -96,7 +102,9 @@ impl ApiError {
             ApiError::Validation(_) => vec![ErrorItem::new("Invalid request")],
             ApiError::Unauthorized => vec![ErrorItem::new("Not authorized")],
             ApiError::TooManyRequests { .. } => {
-                vec![ErrorItem::new("Too many attempts, please wait a minute and try again")]
+                vec![ErrorItem::new(
+                    "Too many attempts, please wait a minute and try again",
+                )]
             }
             ApiError::Unexpected(_) => vec![ErrorItem::new("Something went wrong on our side")],
             other => vec![ErrorItem::new(other.to_string())],
@@ -116,7 +124,13 @@ impl IntoResponse for ApiError {
         if let ApiError::Unexpected(error) = &self {
             tracing::error!(error = format!("{error:#}"), "request failed");
         }
-        let mut response = (status, axum::Json(ErrorBody { errors: self.items() })).into_response();
+        let mut response = (
+            status,
+            axum::Json(ErrorBody {
+                errors: self.items(),
+            }),
+        )
+            .into_response();
         if let ApiError::TooManyRequests { retry_after_secs } = self {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

@@ -36,7 +36,10 @@ impl ReadyCheck {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
-        ReadyCheck { name: name.into(), check: Arc::new(move || Box::pin(check())) }
+        ReadyCheck {
+            name: name.into(),
+            check: Arc::new(move || Box::pin(check())),
+        }
     }
 
     /// Checks a PostgreSQL pool with `SELECT 1`.
@@ -63,7 +66,12 @@ impl ReadyCheck {
 }
 
 /// Wraps component routes with the operational endpoints and middleware.
-pub fn finish(router: Router, mut openapi: OpenApi, checks: Vec<ReadyCheck>, keys: Arc<SessionKeys>) -> Router {
+pub fn finish(
+    router: Router,
+    mut openapi: OpenApi,
+    checks: Vec<ReadyCheck>,
+    keys: Arc<SessionKeys>,
+) -> Router {
     openapi.info.title = "Ticketing".into();
     openapi.info.description = Some("The public HTTP API of Ticketing; see CONTRACT.md.".into());
     openapi.info.version = env!("CARGO_PKG_VERSION").into();
@@ -73,11 +81,15 @@ pub fn finish(router: Router, mut openapi: OpenApi, checks: Vec<ReadyCheck>, key
     // Make sure the recorder is installed before the first request records anything.
     let _ = m::handle();
     router
-        .route("/api/openapi.json", get(move || async move { axum::Json(openapi.as_ref().clone()) }))
+        .route(
+            "/api/openapi.json",
+            get(move || async move { axum::Json(openapi.as_ref().clone()) }),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(Arc::new(checks)))
         .route("/metrics", get(|| async { m::render() }))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(observe))
         .layer(Extension(keys))
 }
@@ -102,8 +114,19 @@ async fn readyz(State(checks): State<Arc<Vec<ReadyCheck>>>) -> Response {
         .into_iter()
         .map(|(name, error)| (name, error.map_or(json!("ok"), |e| json!({"error": e}))))
         .collect();
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, axum::Json(json!({"ready": ready, "checks": body}))).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    let mut response =
+        ApiError::BadRequest("Method not allowed on this route".into()).into_response();
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
 }
 
 async fn not_found() -> ApiError {
@@ -133,10 +156,15 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
     );
     telemetry::set_parent_from(
         &span,
-        request.headers().iter().filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+        request
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
     );
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        request.headers_mut().insert(telemetry::REQUEST_ID_HEADER, value);
+        request
+            .headers_mut()
+            .insert(telemetry::REQUEST_ID_HEADER, value);
     }
     let mut response = telemetry::REQUEST_ID
         .scope(request_id.clone(), next.run(request))
@@ -147,15 +175,24 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
     let elapsed = started.elapsed();
     let _entered = span.enter();
     if status.is_server_error() {
-        tracing::error!(latency_ms = elapsed.as_secs_f64() * 1000.0, "request failed");
+        tracing::error!(
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "request failed"
+        );
     } else {
-        tracing::debug!(latency_ms = elapsed.as_secs_f64() * 1000.0, "request finished");
+        tracing::debug!(
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "request finished"
+        );
     }
     metrics::counter!(m::HTTP_REQUESTS, "method" => method.to_string(), "route" => route.clone(), "status" => status.as_str().to_owned())
         .increment(1);
-    metrics::histogram!(m::HTTP_DURATION, "method" => method.to_string(), "route" => route).record(elapsed);
+    metrics::histogram!(m::HTTP_DURATION, "method" => method.to_string(), "route" => route)
+        .record(elapsed);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(telemetry::REQUEST_ID_HEADER, value);
+        response
+            .headers_mut()
+            .insert(telemetry::REQUEST_ID_HEADER, value);
     }
     response
 }

@@ -34,7 +34,8 @@ where
             .and_then(|value| value.split(';').next())
             .map(|mime| {
                 let mime = mime.trim().to_ascii_lowercase();
-                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
             });
         let bytes = Bytes::from_request(req, state)
             .await
@@ -54,7 +55,7 @@ where
 /// Deserialises JSON, naming the offending field when the shape is wrong.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+    let value = serde_path_to_error::deserialize(&mut *deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         if inner.is_syntax() || inner.is_eof() {
@@ -62,13 +63,22 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
         // serde's message carries a position that means nothing to a client; keep the words.
         let message = inner.to_string();
-        let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_owned();
         if path.is_empty() || path == "." {
             ApiError::BadRequest(format!("Invalid JSON body: {message}"))
         } else {
             ApiError::Validation(vec![ErrorItem::field(path, capitalise(&message))])
         }
-    })
+    })?;
+    // Anything but whitespace after the value makes the whole body malformed.
+    deserializer
+        .end()
+        .map_err(|error| ApiError::BadRequest(format!("Malformed JSON: {error}")))?;
+    Ok(value)
 }
 
 fn capitalise(s: &str) -> String {
@@ -108,13 +118,19 @@ mod tests {
         if let Some(content_type) = content_type {
             request = request.header(CONTENT_TYPE, content_type);
         }
-        let response = app.oneshot(request.body(Body::from(body)).unwrap()).await.unwrap();
+        let response = app
+            .oneshot(request.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         if status == StatusCode::OK {
             return (status, ErrorBody { errors: vec![] });
         }
-        (status, serde_json::from_slice(&bytes).expect("error body is the contract's JSON"))
+        (
+            status,
+            serde_json::from_slice(&bytes).expect("error body is the contract's JSON"),
+        )
     }
 
     #[tokio::test]
@@ -144,8 +160,14 @@ mod tests {
     #[tokio::test]
     async fn an_empty_body_reads_as_an_empty_object_and_json_variants_pass() {
         assert_eq!(call(None, "").await.0, StatusCode::OK);
-        assert_eq!(call(Some("application/json; charset=utf-8"), "{}").await.0, StatusCode::OK);
-        assert_eq!(call(Some("application/merge-patch+json"), "{}").await.0, StatusCode::OK);
+        assert_eq!(
+            call(Some("application/json; charset=utf-8"), "{}").await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(Some("application/merge-patch+json"), "{}").await.0,
+            StatusCode::OK
+        );
         let (status, _) = call(Some("application/json"), "[1]").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }

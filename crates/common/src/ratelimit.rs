@@ -116,7 +116,10 @@ mod tests {
             assert!(limiter.check(A, t0).is_ok());
         }
         assert!(limiter.check(A, t0).is_err());
-        assert!(limiter.check(B, t0).is_ok(), "another address has its own budget");
+        assert!(
+            limiter.check(B, t0).is_ok(),
+            "another address has its own budget"
+        );
         assert!(limiter.check(A, t0 + WINDOW).is_ok());
     }
 

@@ -10,17 +10,23 @@ use crate::secret::redact_url;
 /// A self-reconnecting connection. Fails at start-up, with one clear line, if Redis does not
 /// answer; afterwards it reconnects by itself.
 pub async fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
-    let client = redis::Client::open(url).with_context(|| format!("invalid Redis URL {}", redact_url(url)))?;
+    let client = redis::Client::open(url)
+        .with_context(|| format!("invalid Redis URL {}", redact_url(url)))?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(Duration::from_millis(500)))
         .set_number_of_retries(1);
-    let mut conn = tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new_with_config(client, config))
+    let mut conn = tokio::time::timeout(
+        Duration::from_secs(5),
+        ConnectionManager::new_with_config(client, config),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("timed out"))
+    .and_then(|r| r.map_err(anyhow::Error::from))
+    .with_context(|| unreachable_message(url))?;
+    ping(&mut conn)
         .await
-        .map_err(|_| anyhow::anyhow!("timed out"))
-        .and_then(|r| r.map_err(anyhow::Error::from))
         .with_context(|| unreachable_message(url))?;
-    ping(&mut conn).await.with_context(|| unreachable_message(url))?;
     Ok(conn)
 }
 

@@ -48,7 +48,9 @@ pub struct SessionKeys {
 
 impl std::fmt::Debug for SessionKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionKeys").field("secure", &self.secure).finish_non_exhaustive()
+        f.debug_struct("SessionKeys")
+            .field("secure", &self.secure)
+            .finish_non_exhaustive()
     }
 }
 
@@ -98,7 +100,11 @@ impl SessionKeys {
             iat: now,
             exp: now + self.lifetime.whole_seconds(),
         };
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
     }
 
     /// The user a token names, if it is ours, unaltered and unexpired.
@@ -112,7 +118,9 @@ impl SessionKeys {
     pub fn cookie(&self, token: &str) -> HeaderValue {
         let cookie = self
             .base_cookie(token.to_owned())
-            .max_age(cookie::time::Duration::seconds(self.lifetime.whole_seconds()))
+            .max_age(cookie::time::Duration::seconds(
+                self.lifetime.whole_seconds(),
+            ))
             .build();
         HeaderValue::from_str(&cookie.to_string()).expect("a JWT is a valid header value")
     }
@@ -150,7 +158,9 @@ impl SessionKeys {
 
 fn keys(parts: &Parts) -> Result<&Arc<SessionKeys>, ApiError> {
     parts.extensions.get::<Arc<SessionKeys>>().ok_or_else(|| {
-        ApiError::Unexpected(anyhow::anyhow!("session keys are not installed on this router"))
+        ApiError::Unexpected(anyhow::anyhow!(
+            "session keys are not installed on this router"
+        ))
     })
 }
 
@@ -207,18 +217,33 @@ mod tests {
         let mut altered = token.clone().into_bytes();
         let i = altered.len() - 5;
         altered[i] = if altered[i] == b'A' { b'B' } else { b'A' };
-        assert!(keys.verify(std::str::from_utf8(&altered).unwrap()).is_none());
+        assert!(
+            keys.verify(std::str::from_utf8(&altered).unwrap())
+                .is_none()
+        );
     }
 
     #[test]
     fn expired_tokens_and_other_algorithms_are_refused() {
-        let keys = SessionKeys::new(KEY, true).unwrap().with_lifetime(time::Duration::seconds(-10));
+        let keys = SessionKeys::new(KEY, true)
+            .unwrap()
+            .with_lifetime(time::Duration::seconds(-10));
         let token = keys.issue(Uuid::now_v7(), "a@b.c").unwrap();
         assert!(keys.verify(&token).is_none());
 
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let claims = SessionUser { id: Uuid::now_v7(), email: "a@b.c".into(), iat: now, exp: now + 60 };
-        let hs512 = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims, &EncodingKey::from_secret(KEY)).unwrap();
+        let claims = SessionUser {
+            id: Uuid::now_v7(),
+            email: "a@b.c".into(),
+            iat: now,
+            exp: now + 60,
+        };
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &claims,
+            &EncodingKey::from_secret(KEY),
+        )
+        .unwrap();
         assert!(keys.verify(&hs512).is_none());
     }
 
@@ -226,7 +251,14 @@ mod tests {
     fn cookies_are_http_only_lax_and_secure_unless_turned_off() {
         let secure = SessionKeys::new(KEY, true).unwrap().cookie("tok");
         let secure = secure.to_str().unwrap();
-        for attribute in ["session=tok", "HttpOnly", "SameSite=Lax", "Path=/", "Secure", "Max-Age="] {
+        for attribute in [
+            "session=tok",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Path=/",
+            "Secure",
+            "Max-Age=",
+        ] {
             assert!(secure.contains(attribute), "{secure} lacks {attribute}");
         }
         let plain = SessionKeys::new(KEY, false).unwrap().cookie("tok");

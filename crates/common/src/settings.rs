@@ -49,7 +49,8 @@ impl FromStr for Namespace {
         let valid = !s.is_empty()
             && s.len() <= 40
             && s.starts_with(|c: char| c.is_ascii_lowercase())
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if valid {
             Ok(Namespace(s.to_owned()))
         } else {
@@ -79,19 +80,39 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct CommonSettings {
     /// Names this instance's databases, stream, subjects and Redis keys.
-    #[arg(long, env = "TICKETING_NAMESPACE", default_value = "ticketing", global = true)]
+    #[arg(
+        long,
+        env = "TICKETING_NAMESPACE",
+        default_value = "ticketing",
+        global = true
+    )]
     pub namespace: Namespace,
 
     /// PostgreSQL server; each service gets its own database on it (`<namespace>_<service>`).
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres", global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        global = true
+    )]
     pub database_url: Secret<String>,
 
     /// NATS server with JetStream.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222", global = true)]
+    #[arg(
+        long,
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222",
+        global = true
+    )]
     pub nats_url: String,
 
     /// Redis; the default for the cache and the job queue.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", global = true)]
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        global = true
+    )]
     pub redis_url: Secret<String>,
 
     /// Session signing key (HS256), at least 32 bytes. Required by `serve`; `up` generates a
@@ -105,7 +126,13 @@ pub struct CommonSettings {
     pub cookie_insecure: bool,
 
     /// Log format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "human", global = true)]
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "human",
+        global = true
+    )]
     pub log_format: LogFormat,
 
     /// Addresses of reverse proxies whose `X-Forwarded-For` header is trusted for the

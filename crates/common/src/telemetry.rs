@@ -39,7 +39,11 @@ pub fn current_request_id() -> Option<String> {
 }
 
 /// Builds the subscriber: filter, formatted output to `writer`, and the OpenTelemetry layer.
-pub fn subscriber<W>(format: LogFormat, filter: EnvFilter, writer: W) -> impl Subscriber + Send + Sync
+pub fn subscriber<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    writer: W,
+) -> impl Subscriber + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -53,7 +57,10 @@ where
             .with_writer(writer)
             .boxed(),
     };
-    Registry::default().with(filter).with(fmt).with(otel_layer())
+    Registry::default()
+        .with(filter)
+        .with(fmt)
+        .with(otel_layer())
 }
 
 /// The OpenTelemetry layer: gives every span a trace and span id so context can be propagated.
@@ -68,7 +75,8 @@ where
 
 /// Installs the process-wide subscriber, writing to stdout. `RUST_LOG` overrides the filter.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let _ = tracing::subscriber::set_global_default(subscriber(format, filter, std::io::stdout));
 }
 
@@ -83,7 +91,10 @@ pub fn context_headers(span: &tracing::Span) -> HashMap<String, String> {
 }
 
 /// Makes `span` a child of the trace named in `headers`, if they carry one.
-pub fn set_parent_from<'a>(span: &tracing::Span, headers: impl IntoIterator<Item = (&'a str, &'a str)>) {
+pub fn set_parent_from<'a>(
+    span: &tracing::Span,
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+) {
     let carrier: HashMap<String, String> = headers
         .into_iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))

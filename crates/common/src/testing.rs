@@ -21,7 +21,8 @@ use crate::{
 
 /// The PostgreSQL server tests use (`DATABASE_URL`, or the local default).
 pub fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// The NATS server tests use (`NATS_URL`, or the local default).
@@ -49,7 +50,10 @@ pub fn session_keys() -> Arc<SessionKeys> {
 /// own connections: the test's runtime, which drives the test's connections, is blocked here.
 fn block_on_side<F: Future<Output = ()> + Send + 'static>(f: F) {
     let _ = std::thread::spawn(move || {
-        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             runtime.block_on(f);
         }
     })
@@ -65,7 +69,8 @@ pub struct TestDb {
 impl TestDb {
     /// Creates `<namespace>_<service>` on the test server.
     pub async fn create(namespace: &Namespace, service: &str) -> TestDb {
-        let target = DatabaseTarget::resolve(&database_url(), None, &namespace.database(service)).expect("database URL");
+        let target = DatabaseTarget::resolve(&database_url(), None, &namespace.database(service))
+            .expect("database URL");
         let pool = target.connect(20).await.expect("test database");
         TestDb { pool, target }
     }
@@ -95,8 +100,14 @@ impl TestBus {
 
     /// A bus on a given server (tests that start their own NATS).
     pub async fn on(url: &str, namespace: &Namespace) -> TestBus {
-        let bus = Bus::connect(url, namespace).await.expect("NATS with JetStream");
-        TestBus { bus, namespace: namespace.clone(), url: url.to_owned() }
+        let bus = Bus::connect(url, namespace)
+            .await
+            .expect("NATS with JetStream");
+        TestBus {
+            bus,
+            namespace: namespace.clone(),
+            url: url.to_owned(),
+        }
     }
 }
 
@@ -106,7 +117,10 @@ impl Drop for TestBus {
         block_on_side(async move {
             let delete = async {
                 let client = async_nats::connect(url).await.ok()?;
-                async_nats::jetstream::new(client).delete_stream(stream).await.ok()
+                async_nats::jetstream::new(client)
+                    .delete_stream(stream)
+                    .await
+                    .ok()
             };
             let _ = tokio::time::timeout(Duration::from_secs(2), delete).await;
         });
@@ -167,5 +181,8 @@ where
 
 /// A free TCP port on 127.0.0.1 (for servers a test starts itself).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }

@@ -41,7 +41,11 @@ impl Cents {
         {
             return None;
         }
-        let units: i64 = if units.is_empty() { 0 } else { units.parse().ok()? };
+        let units: i64 = if units.is_empty() {
+            0
+        } else {
+            units.parse().ok()?
+        };
         let fraction: i64 = match fraction.len() {
             0 => 0,
             1 => fraction.parse::<i64>().ok()? * 10,
@@ -104,7 +108,11 @@ mod tests {
     fn json_round_trip_is_exact() {
         for cents in [1, 10, 99, 1999, 2550, 100_000_000] {
             let json = serde_json::to_string(&Cents(cents)).unwrap();
-            assert_eq!(serde_json::from_str::<Cents>(&json).unwrap(), Cents(cents), "{json}");
+            assert_eq!(
+                serde_json::from_str::<Cents>(&json).unwrap(),
+                Cents(cents),
+                "{json}"
+            );
         }
         assert_eq!(serde_json::to_string(&Cents(1999)).unwrap(), "19.99");
     }

@@ -168,7 +168,13 @@ mod tests {
     #[test]
     fn ticket_created_round_trips_with_contract_field_names() {
         round_trip(
-            TicketCreated { id: A, version: 0, title: "Concert".into(), price: Cents(1999), user_id: B },
+            TicketCreated {
+                id: A,
+                version: 0,
+                title: "Concert".into(),
+                price: Cents(1999),
+                user_id: B,
+            },
             json!({"id": A, "version": 0, "title": "Concert", "price": 19.99, "userId": B}),
         );
     }
@@ -176,11 +182,25 @@ mod tests {
     #[test]
     fn ticket_updated_round_trips_with_and_without_an_order() {
         round_trip(
-            TicketUpdated { id: A, version: 3, title: "T".into(), price: Cents(500), user_id: B, order_id: Some(C) },
+            TicketUpdated {
+                id: A,
+                version: 3,
+                title: "T".into(),
+                price: Cents(500),
+                user_id: B,
+                order_id: Some(C),
+            },
             json!({"id": A, "version": 3, "title": "T", "price": 5, "userId": B, "orderId": C}),
         );
         round_trip(
-            TicketUpdated { id: A, version: 4, title: "T".into(), price: Cents(5), user_id: B, order_id: None },
+            TicketUpdated {
+                id: A,
+                version: 4,
+                title: "T".into(),
+                price: Cents(5),
+                user_id: B,
+                order_id: None,
+            },
             json!({"id": A, "version": 4, "title": "T", "price": 0.05, "userId": B, "orderId": null}),
         );
     }
@@ -194,7 +214,10 @@ mod tests {
                 status: OrderStatus::Created,
                 user_id: B,
                 expires_at: datetime!(2026-11-24 10:15:00 UTC),
-                ticket: OrderTicket { id: C, price: Cents(2550) },
+                ticket: OrderTicket {
+                    id: C,
+                    price: Cents(2550),
+                },
             },
             json!({
                 "id": A, "version": 0, "status": "created", "userId": B,
@@ -206,19 +229,30 @@ mod tests {
     #[test]
     fn order_cancelled_expiration_and_payment_round_trip() {
         round_trip(
-            OrderCancelled { id: A, version: 1, ticket: TicketRef { id: C } },
+            OrderCancelled {
+                id: A,
+                version: 1,
+                ticket: TicketRef { id: C },
+            },
             json!({"id": A, "version": 1, "ticket": {"id": C}}),
         );
         round_trip(ExpirationComplete { order_id: A }, json!({"orderId": A}));
         round_trip(
-            PaymentCreated { id: A, order_id: B, charge_id: "ch_1".into() },
+            PaymentCreated {
+                id: A,
+                order_id: B,
+                charge_id: "ch_1".into(),
+            },
             json!({"id": A, "orderId": B, "chargeId": "ch_1"}),
         );
     }
 
     #[test]
     fn order_status_uses_the_contract_spelling() {
-        assert_eq!(serde_json::to_value(OrderStatus::AwaitingPayment).unwrap(), json!("awaiting:payment"));
+        assert_eq!(
+            serde_json::to_value(OrderStatus::AwaitingPayment).unwrap(),
+            json!("awaiting:payment")
+        );
         for s in ["created", "cancelled", "awaiting:payment", "complete"] {
             assert_eq!(OrderStatus::parse(s).unwrap().as_str(), s);
         }

@@ -43,7 +43,9 @@ impl Subject {
 
     /// Parses the envelope `type` back into a subject.
     pub fn parse(s: &str) -> Option<Subject> {
-        Subject::ALL.into_iter().find(|subject| subject.as_str() == s)
+        Subject::ALL
+            .into_iter()
+            .find(|subject| subject.as_str() == s)
     }
 }
 
@@ -67,7 +69,10 @@ mod tests {
 
     #[test]
     fn full_subjects_live_under_the_prefix() {
-        assert_eq!(Subject::OrderCreated.under("ticketing"), "ticketing.order.created");
+        assert_eq!(
+            Subject::OrderCreated.under("ticketing"),
+            "ticketing.order.created"
+        );
         assert_eq!(Subject::PaymentCreated.under("t_1"), "t_1.payment.created");
     }
 }

@@ -7,13 +7,17 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use ticketing_auth::AuthSettings;
 use ticketing_common::{
-    Component, bus::Bus, component, http::ReadyCheck, session::SessionKeys, settings::CommonSettings,
-    shutdown,
+    Component, bus::Bus, component, http::ReadyCheck, session::SessionKeys,
+    settings::CommonSettings, shutdown,
 };
 use tokio::net::TcpListener;
 
 #[derive(Debug, Parser)]
-#[command(name = "ticketing", version, about = "Ticketing: sell tickets, reserve them, pay within a window, never sell a seat twice.")]
+#[command(
+    name = "ticketing",
+    version,
+    about = "Ticketing: sell tickets, reserve them, pay within a window, never sell a seat twice."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub common: CommonSettings,
@@ -54,9 +58,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up { addr } => (ComponentName::ALL.to_vec(), addr.clone(), true),
         Command::Serve { component, addr } => (vec![*component], addr.clone(), false),
     };
-    let addr: SocketAddr = addr
-        .parse()
-        .with_context(|| format!("TICKETING_ADDR {addr:?} is not an address like 127.0.0.1:8080"))?;
+    let addr: SocketAddr = addr.parse().with_context(|| {
+        format!("TICKETING_ADDR {addr:?} is not an address like 127.0.0.1:8080")
+    })?;
     let keys = Arc::new(session_keys(&cli.common, all_in_one, addr)?);
 
     let mut components: Vec<Component> = Vec::new();
@@ -75,7 +79,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     for name in &names {
         let component = match name {
-            ComponentName::Auth => ticketing_auth::build(&cli.common, &cli.auth, keys.clone()).await?,
+            ComponentName::Auth => {
+                ticketing_auth::build(&cli.common, &cli.auth, keys.clone()).await?
+            }
         };
         components.push(component);
     }
@@ -83,16 +89,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         first.checks.extend(shared_checks);
     }
 
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} (is another ticketing running? set TICKETING_ADDR)"))?;
+    let listener = TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} (is another ticketing running? set TICKETING_ADDR)")
+    })?;
     let local = listener.local_addr()?;
     let shutdown = shutdown::on_signal();
     let app = component::compose(components, keys);
     if all_in_one {
-        println!("Ticketing is up at http://{local}/  (API under /api, OpenAPI at /api/openapi.json, Ctrl-C to stop)");
+        println!(
+            "Ticketing is up at http://{local}/  (API under /api, OpenAPI at /api/openapi.json, Ctrl-C to stop)"
+        );
     } else {
-        println!("Ticketing {} is serving on http://{local}/", names[0].to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default());
+        println!(
+            "Ticketing {} is serving on http://{local}/",
+            names[0]
+                .to_possible_value()
+                .map(|v| v.get_name().to_owned())
+                .unwrap_or_default()
+        );
     }
     tracing::info!(%local, namespace = %cli.common.namespace, "listening");
     component::serve(listener, app, shutdown).await?;
@@ -102,17 +116,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// The session keys: from `JWT_KEY`, or for `up` only a throw-away key. The cookie drops
 /// `Secure` only when asked, or for `up` on a loopback address (plain-http development).
-fn session_keys(common: &CommonSettings, all_in_one: bool, addr: SocketAddr) -> anyhow::Result<SessionKeys> {
+fn session_keys(
+    common: &CommonSettings,
+    all_in_one: bool,
+    addr: SocketAddr,
+) -> anyhow::Result<SessionKeys> {
     let insecure = common.cookie_insecure || (all_in_one && addr.ip().is_loopback());
     if all_in_one && !common.cookie_insecure && insecure {
-        println!("Session cookies are sent without Secure because {addr} is a loopback address (plain-http development).");
+        println!(
+            "Session cookies are sent without Secure because {addr} is a loopback address (plain-http development)."
+        );
     }
     match &common.jwt_key {
-        Some(key) => SessionKeys::new(key.expose().as_bytes(), !insecure).map_err(anyhow::Error::msg),
+        Some(key) => {
+            SessionKeys::new(key.expose().as_bytes(), !insecure).map_err(anyhow::Error::msg)
+        }
         None if all_in_one => {
-            println!("JWT_KEY is not set: using a random session key for this run (sessions end when it stops).");
+            println!(
+                "JWT_KEY is not set: using a random session key for this run (sessions end when it stops)."
+            );
             Ok(SessionKeys::random(!insecure))
         }
-        None => bail!("JWT_KEY is not set: `serve` needs the session key shared by every component (at least 32 bytes)"),
+        None => bail!(
+            "JWT_KEY is not set: `serve` needs the session key shared by every component (at least 32 bytes)"
+        ),
     }
 }

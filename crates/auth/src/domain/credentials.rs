@@ -21,8 +21,14 @@ impl Email {
             && !domain.starts_with(['.', '-'])
             && !domain.ends_with(['.', '-'])
             && !domain.contains("..")
-            && domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-');
-        if valid { Ok(Email(email)) } else { Err("Email must be valid") }
+            && domain
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '.' || c == '-');
+        if valid {
+            Ok(Email(email))
+        } else {
+            Err("Email must be valid")
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -70,12 +76,25 @@ mod tests {
 
     #[test]
     fn emails_are_trimmed_and_lower_cased() {
-        assert_eq!(Email::parse("  Ann@Example.COM ").unwrap().as_str(), "ann@example.com");
+        assert_eq!(
+            Email::parse("  Ann@Example.COM ").unwrap().as_str(),
+            "ann@example.com"
+        );
     }
 
     #[test]
     fn implausible_emails_are_refused() {
-        for bad in ["", "ann", "ann@", "@example.com", "ann@example", "an n@example.com", "ann@@example.com", "ann@.example.com", "ann@example..com"] {
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@example.com",
+            "ann@example",
+            "an n@example.com",
+            "ann@@example.com",
+            "ann@.example.com",
+            "ann@example..com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -87,6 +106,9 @@ mod tests {
         assert!(Password::parse(&"x".repeat(20)).is_ok());
         assert!(Password::parse(&"x".repeat(21)).is_err());
         assert!(Password::parse("ééééé").is_ok(), "characters, not bytes");
-        assert_eq!(format!("{:?}", Password::parse("secret").unwrap()), "Password([redacted])");
+        assert_eq!(
+            format!("{:?}", Password::parse("secret").unwrap()),
+            "Password([redacted])"
+        );
     }
 }

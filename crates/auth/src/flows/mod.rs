@@ -45,7 +45,10 @@ pub async fn sign_up(pool: &PgPool, email: Email, password: Password) -> Result<
         Ok(()) => {
             tracing::Span::current().record("user_id", tracing::field::display(id));
             tracing::info!("user signed up");
-            Ok(User { id, email: email.to_string() })
+            Ok(User {
+                id,
+                email: email.to_string(),
+            })
         }
         Err(e) if is_unique_violation(&e, Some("users_email_key")) => Err(SignUpError::EmailTaken),
         Err(e) => Err(anyhow::Error::new(e).context("cannot insert user").into()),
@@ -56,7 +59,9 @@ pub async fn sign_up(pool: &PgPool, email: Email, password: Password) -> Result<
 #[tracing::instrument(skip_all)]
 pub async fn sign_in(pool: &PgPool, email: Email, password: String) -> Result<User, SignInError> {
     let mut conn = pool.acquire().await.map_err(anyhow::Error::from)?;
-    let found = users::find_by_email(&mut conn, email.as_str()).await.map_err(anyhow::Error::from)?;
+    let found = users::find_by_email(&mut conn, email.as_str())
+        .await
+        .map_err(anyhow::Error::from)?;
     drop(conn);
     let stored = found.as_ref().map(|user| user.password_hash.clone());
     let matches = tokio::task::spawn_blocking(move || match stored {
@@ -66,7 +71,10 @@ pub async fn sign_in(pool: &PgPool, email: Email, password: String) -> Result<Us
     .await
     .map_err(anyhow::Error::from)?;
     match found {
-        Some(user) if matches => Ok(User { id: user.id, email: user.email }),
+        Some(user) if matches => Ok(User {
+            id: user.id,
+            email: user.email,
+        }),
         _ => Err(SignInError::InvalidCredentials),
     }
 }

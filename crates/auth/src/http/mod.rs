@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use axum::middleware;
 use sqlx::PgPool;
-use ticketing_common::{ratelimit::{self, RateLimiter}, session::SessionKeys};
+use ticketing_common::{
+    ratelimit::{self, RateLimiter},
+    session::SessionKeys,
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// What auth's handlers share.

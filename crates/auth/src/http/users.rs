@@ -40,7 +40,10 @@ pub struct UserBody {
 
 impl From<User> for UserBody {
     fn from(user: User) -> Self {
-        UserBody { id: user.id, email: user.email }
+        UserBody {
+            id: user.id,
+            email: user.email,
+        }
     }
 }
 
@@ -58,9 +61,17 @@ fn check_email(raw: Option<&str>, errors: &mut Vec<ErrorItem>) -> Option<Email> 
 }
 
 /// Starts a session for `user` and answers with it.
-fn signed_in(state: &AppState, status: StatusCode, user: User) -> Result<impl IntoResponse + use<>, ApiError> {
+fn signed_in(
+    state: &AppState,
+    status: StatusCode,
+    user: User,
+) -> Result<impl IntoResponse + use<>, ApiError> {
     let token = state.keys.issue(user.id, &user.email)?;
-    Ok((status, [(SET_COOKIE, state.keys.cookie(&token))], Json(UserBody::from(user))))
+    Ok((
+        status,
+        [(SET_COOKIE, state.keys.cookie(&token))],
+        Json(UserBody::from(user)),
+    ))
 }
 
 /// Registers a user and starts their session.
@@ -71,7 +82,10 @@ fn signed_in(state: &AppState, status: StatusCode, user: User) -> Result<impl In
         (status = 409, description = "E-mail already registered", body = ErrorBody),
         (status = 429, description = "Too many attempts", body = ErrorBody),
     ))]
-pub async fn signup(State(state): State<AppState>, Json(body): Json<Credentials>) -> Result<impl IntoResponse, ApiError> {
+pub async fn signup(
+    State(state): State<AppState>,
+    Json(body): Json<Credentials>,
+) -> Result<impl IntoResponse, ApiError> {
     let mut errors = Vec::new();
     let email = check_email(body.email.as_deref(), &mut errors);
     let password = Password::parse(body.password.as_deref().unwrap_or_default())
@@ -80,10 +94,12 @@ pub async fn signup(State(state): State<AppState>, Json(body): Json<Credentials>
     let (Some(email), Some(password)) = (email, password) else {
         return Err(ApiError::Validation(errors));
     };
-    let user = flows::sign_up(&state.pool, email, password).await.map_err(|e| match e {
-        SignUpError::EmailTaken => ApiError::Conflict("Email in use".into()),
-        SignUpError::Unexpected(e) => ApiError::Unexpected(e),
-    })?;
+    let user = flows::sign_up(&state.pool, email, password)
+        .await
+        .map_err(|e| match e {
+            SignUpError::EmailTaken => ApiError::Conflict("Email in use".into()),
+            SignUpError::Unexpected(e) => ApiError::Unexpected(e),
+        })?;
     signed_in(&state, StatusCode::CREATED, user)
 }
 
@@ -94,7 +110,10 @@ pub async fn signup(State(state): State<AppState>, Json(body): Json<Credentials>
         (status = 400, description = "Invalid input, or unknown e-mail or wrong password (one message for both)", body = ErrorBody),
         (status = 429, description = "Too many attempts", body = ErrorBody),
     ))]
-pub async fn signin(State(state): State<AppState>, Json(body): Json<Credentials>) -> Result<impl IntoResponse, ApiError> {
+pub async fn signin(
+    State(state): State<AppState>,
+    Json(body): Json<Credentials>,
+) -> Result<impl IntoResponse, ApiError> {
     let mut errors = Vec::new();
     let email = check_email(body.email.as_deref(), &mut errors);
     let password = match body.password {
@@ -107,10 +126,12 @@ pub async fn signin(State(state): State<AppState>, Json(body): Json<Credentials>
     let (Some(email), Some(password)) = (email, password) else {
         return Err(ApiError::Validation(errors));
     };
-    let user = flows::sign_in(&state.pool, email, password).await.map_err(|e| match e {
-        SignInError::InvalidCredentials => ApiError::BadRequest("Invalid credentials".into()),
-        SignInError::Unexpected(e) => ApiError::Unexpected(e),
-    })?;
+    let user = flows::sign_in(&state.pool, email, password)
+        .await
+        .map_err(|e| match e {
+            SignInError::InvalidCredentials => ApiError::BadRequest("Invalid credentials".into()),
+            SignInError::Unexpected(e) => ApiError::Unexpected(e),
+        })?;
     signed_in(&state, StatusCode::OK, user)
 }
 

@@ -12,7 +12,12 @@ pub struct UserRow {
 }
 
 /// Inserts a user; fails with a unique violation on `users_email_key` if the e-mail is taken.
-pub async fn insert(conn: &mut PgConnection, id: Uuid, email: &str, password_hash: &str) -> sqlx::Result<()> {
+pub async fn insert(
+    conn: &mut PgConnection,
+    id: Uuid,
+    email: &str,
+    password_hash: &str,
+) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO users (id, email, password_hash) VALUES ($1, $2, $3)")
         .bind(id)
         .bind(email)

@@ -77,7 +77,12 @@ pub struct Listener {
 
 impl Listener {
     pub fn new(bus: &Bus, service: &str, subject: Subject) -> Self {
-        Listener { bus: bus.clone(), service: service.to_owned(), subject, settings: ListenerSettings::default() }
+        Listener {
+            bus: bus.clone(),
+            service: service.to_owned(),
+            subject,
+            settings: ListenerSettings::default(),
+        }
     }
 
     pub fn with_settings(mut self, settings: ListenerSettings) -> Self {
@@ -88,7 +93,10 @@ impl Listener {
     /// Creates the durable consumer now, so events published from here on are kept for this
     /// service even before [`Listener::run`] starts pulling.
     pub async fn ensure_consumer(&self) -> anyhow::Result<()> {
-        self.bus.consumer(&self.service, self.subject).await.map(drop)
+        self.bus
+            .consumer(&self.service, self.subject)
+            .await
+            .map(drop)
     }
 
     /// Handles messages until `shutdown`, then lets in-flight handlers finish.
@@ -98,7 +106,11 @@ impl Listener {
         F: Fn(Envelope<T>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send,
     {
-        assert_eq!(T::SUBJECT, self.subject, "handler payload does not match the listener subject");
+        assert_eq!(
+            T::SUBJECT,
+            self.subject,
+            "handler payload does not match the listener subject"
+        );
         let _ = m::handle(); // counters recorded before the recorder exists would be lost
         let handler = Arc::new(handler);
         let mut backoff = Duration::from_millis(200);
@@ -153,7 +165,11 @@ impl Listener {
     {
         let delivered = message.info().map(|info| info.delivered).unwrap_or(1);
         let header = |name: &str| {
-            message.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_owned())
+            message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_owned())
         };
         let request_id = header(telemetry::REQUEST_ID_HEADER);
         let span = tracing::info_span!(
@@ -165,11 +181,19 @@ impl Listener {
             request_id = request_id.as_deref().unwrap_or(""),
         );
         if let Some(headers) = &message.headers {
-            telemetry::set_parent_from(&span, headers.iter().flat_map(|(name, values)| {
-                values.iter().map(move |value| (name.as_ref(), value.as_str()))
-            }));
+            telemetry::set_parent_from(
+                &span,
+                headers.iter().flat_map(|(name, values)| {
+                    values
+                        .iter()
+                        .map(move |value| (name.as_ref(), value.as_str()))
+                }),
+            );
         }
-        let labels = [("service", self.service.clone()), ("subject", self.subject.as_str().to_owned())];
+        let labels = [
+            ("service", self.service.clone()),
+            ("subject", self.subject.as_str().to_owned()),
+        ];
         if delivered > 1 {
             metrics::counter!(m::EVENTS_REDELIVERED, &labels).increment(1);
         }
@@ -188,7 +212,8 @@ impl Listener {
                 Some(id) => telemetry::REQUEST_ID.scope(id, work).await,
                 None => work.await,
             };
-            let result = result.unwrap_or_else(|_| Err(HandlerError::Failed(anyhow::anyhow!("handler panicked"))));
+            let result = result
+                .unwrap_or_else(|_| Err(HandlerError::Failed(anyhow::anyhow!("handler panicked"))));
             match result {
                 Ok(()) => {
                     tracing::debug!("event handled");
@@ -196,15 +221,29 @@ impl Listener {
                 }
                 Err(HandlerError::NotYet(reason)) if delivered < self.settings.max_not_yet => {
                     tracing::debug!(%reason, "event arrived early; redelivering later");
-                    self.finish(&message, AckKind::Nak(Some(self.settings.not_yet_delay)), "not_yet").await;
+                    self.finish(
+                        &message,
+                        AckKind::Nak(Some(self.settings.not_yet_delay)),
+                        "not_yet",
+                    )
+                    .await;
                 }
                 Err(HandlerError::Failed(error)) if delivered < self.settings.max_deliver => {
-                    tracing::warn!(error = format!("{error:#}"), "event handler failed; will retry");
-                    let delay = self.settings.retry_delay * u32::try_from(delivered).unwrap_or(u32::MAX).min(20);
-                    self.finish(&message, AckKind::Nak(Some(delay)), "failed").await;
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "event handler failed; will retry"
+                    );
+                    let delay = self.settings.retry_delay
+                        * u32::try_from(delivered).unwrap_or(u32::MAX).min(20);
+                    self.finish(&message, AckKind::Nak(Some(delay)), "failed")
+                        .await;
                 }
                 Err(error) => {
-                    tracing::error!(error = format!("{error:#}"), tries = delivered, "giving up on event after repeated failures");
+                    tracing::error!(
+                        error = format!("{error:#}"),
+                        tries = delivered,
+                        "giving up on event after repeated failures"
+                    );
                     self.finish(&message, AckKind::Term, "poison").await;
                 }
             }
@@ -214,7 +253,10 @@ impl Listener {
     }
 
     async fn finish(&self, message: &Message, kind: AckKind, outcome: &'static str) {
-        let labels = [("service", self.service.clone()), ("subject", self.subject.as_str().to_owned())];
+        let labels = [
+            ("service", self.service.clone()),
+            ("subject", self.subject.as_str().to_owned()),
+        ];
         if outcome == "poison" {
             metrics::counter!(m::EVENTS_POISONED, &labels).increment(1);
         }

@@ -42,7 +42,10 @@ pub struct Bus {
 
 impl std::fmt::Debug for Bus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bus").field("stream", &self.stream).field("prefix", &self.prefix).finish()
+        f.debug_struct("Bus")
+            .field("stream", &self.stream)
+            .field("prefix", &self.prefix)
+            .finish()
     }
 }
 
@@ -56,7 +59,9 @@ impl Bus {
             .max_reconnects(None)
             .event_callback(|event| async move {
                 match event {
-                    async_nats::Event::Disconnected => tracing::warn!("NATS connection lost; reconnecting"),
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!("NATS connection lost; reconnecting")
+                    }
                     async_nats::Event::Connected => tracing::info!("NATS connected"),
                     other => tracing::debug!(event = %other, "NATS event"),
                 }
@@ -148,7 +153,11 @@ impl Bus {
 
     /// The durable pull consumer of one service for one subject, created if missing. All
     /// replicas of a service share it, so each event goes to one of them.
-    pub async fn consumer(&self, service: &str, subject: Subject) -> anyhow::Result<jetstream::consumer::PullConsumer> {
+    pub async fn consumer(
+        &self,
+        service: &str,
+        subject: Subject,
+    ) -> anyhow::Result<jetstream::consumer::PullConsumer> {
         let durable = format!("{service}-{}", subject.as_str().replace('.', "-"));
         let filter = self.subject(subject);
         let config = pull::Config {
@@ -162,7 +171,11 @@ impl Bus {
             max_ack_pending: 10_000,
             ..Default::default()
         };
-        let stream = self.jetstream.get_stream(&self.stream).await.context("stream missing")?;
+        let stream = self
+            .jetstream
+            .get_stream(&self.stream)
+            .await
+            .context("stream missing")?;
         let consumer = stream
             .get_or_create_consumer::<pull::Config>(&durable, config)
             .await

@@ -62,14 +62,20 @@ pub async fn install_schema(pool: &PgPool) -> anyhow::Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('ticketing.outbox.schema'))")
         .execute(&mut *tx)
         .await?;
-    sqlx::raw_sql(SCHEMA).execute(&mut *tx).await.context("cannot create the outbox tables")?;
+    sqlx::raw_sql(SCHEMA)
+        .execute(&mut *tx)
+        .await
+        .context("cannot create the outbox tables")?;
     tx.commit().await?;
     Ok(())
 }
 
 /// Adds an event to the outbox inside the caller's transaction. It is published only if that
 /// transaction commits. The current trace context and request id travel with it.
-pub async fn enqueue<T: Event>(conn: &mut PgConnection, envelope: &Envelope<T>) -> anyhow::Result<()> {
+pub async fn enqueue<T: Event>(
+    conn: &mut PgConnection,
+    envelope: &Envelope<T>,
+) -> anyhow::Result<()> {
     let payload = serde_json::to_string(envelope).context("cannot encode event")?;
     let headers = telemetry::context_headers(&tracing::Span::current());
     sqlx::query(
@@ -110,7 +116,13 @@ pub struct Relay {
 impl Relay {
     pub fn new(pool: PgPool, bus: Bus, service: &str) -> Self {
         let _ = m::handle(); // counters recorded before the recorder exists would be lost
-        Relay { pool, bus, service: service.to_owned(), batch_size: 256, poll_interval: POLL_INTERVAL }
+        Relay {
+            pool,
+            bus,
+            service: service.to_owned(),
+            batch_size: 256,
+            poll_interval: POLL_INTERVAL,
+        }
     }
 
     /// Changes the fallback poll interval (notifications wake the relay sooner).
@@ -188,9 +200,11 @@ impl Relay {
 
     /// How many events wait to be published.
     pub async fn backlog(&self) -> anyhow::Result<i64> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     async fn prune(&self) -> anyhow::Result<()> {

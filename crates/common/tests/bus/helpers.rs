@@ -23,7 +23,9 @@ impl World {
 
     pub async fn with_bus_url(namespace: Namespace, url: &str) -> World {
         let db = TestDb::create(&namespace, "bus").await;
-        outbox::install_schema(&db.pool).await.expect("outbox schema");
+        outbox::install_schema(&db.pool)
+            .await
+            .expect("outbox schema");
         let bus = TestBus::on(url, &namespace).await;
         World { db, bus }
     }
@@ -39,7 +41,9 @@ impl World {
     /// Writes one event in a committed transaction; returns its id.
     pub async fn commit_event(&self) -> Uuid {
         let mut tx = self.pool().begin().await.unwrap();
-        let envelope = Envelope::new(ExpirationComplete { order_id: Uuid::now_v7() });
+        let envelope = Envelope::new(ExpirationComplete {
+            order_id: Uuid::now_v7(),
+        });
         outbox::enqueue(&mut tx, &envelope).await.unwrap();
         tx.commit().await.unwrap();
         envelope.id
@@ -47,7 +51,12 @@ impl World {
 
     /// Messages stored in this world's stream (0 while NATS cannot answer).
     pub async fn stream_messages(&self) -> u64 {
-        let Ok(mut stream) = self.bus().jetstream().get_stream(self.bus().stream_name()).await else {
+        let Ok(mut stream) = self
+            .bus()
+            .jetstream()
+            .get_stream(self.bus().stream_name())
+            .await
+        else {
             return 0;
         };
         stream.info().await.map_or(0, |info| info.state.messages)
@@ -72,7 +81,11 @@ impl OwnNats {
     pub async fn start() -> OwnNats {
         let dir = std::env::temp_dir().join(format!("ticketing-nats-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut nats = OwnNats { port: ticketing_common::testing::free_port(), dir, child: None };
+        let mut nats = OwnNats {
+            port: ticketing_common::testing::free_port(),
+            dir,
+            child: None,
+        };
         nats.restart().await;
         nats
     }
@@ -84,7 +97,14 @@ impl OwnNats {
     /// Starts the server (again) on the same port and store directory.
     pub async fn restart(&mut self) {
         let child = tokio::process::Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -42,7 +42,11 @@ async fn publish(world: &World, n: usize) -> Vec<Uuid> {
 
 /// The consumer's count of messages neither acked nor terminated.
 async fn outstanding(world: &World, service: &str) -> u64 {
-    let mut consumer = world.bus().consumer(service, Subject::ExpirationComplete).await.unwrap();
+    let mut consumer = world
+        .bus()
+        .consumer(service, Subject::ExpirationComplete)
+        .await
+        .unwrap();
     let info = consumer.info().await.unwrap();
     info.num_pending + info.num_ack_pending as u64
 }
@@ -66,7 +70,8 @@ async fn a_handled_event_is_acked_and_not_delivered_again() {
     let calls = Arc::new(AtomicUsize::new(0));
     let stop = CancellationToken::new();
     let seen = calls.clone();
-    let listener = Listener::new(world.bus(), &service, Subject::ExpirationComplete).with_settings(quick());
+    let listener =
+        Listener::new(world.bus(), &service, Subject::ExpirationComplete).with_settings(quick());
     let running = tokio::spawn(listener.run(
         move |_: Envelope<ExpirationComplete>| {
             let seen = seen.clone();
@@ -80,7 +85,8 @@ async fn a_handled_event_is_acked_and_not_delivered_again() {
 
     publish(&world, 3).await;
     let done = eventually(Duration::from_secs(10), || async {
-        (calls.load(Ordering::SeqCst) == 3 && outstanding(&world, &service).await == 0).then_some(())
+        (calls.load(Ordering::SeqCst) == 3 && outstanding(&world, &service).await == 0)
+            .then_some(())
     })
     .await;
 
@@ -97,7 +103,8 @@ async fn a_failing_handler_is_redelivered_until_it_succeeds() {
     let calls = Arc::new(AtomicUsize::new(0));
     let stop = CancellationToken::new();
     let seen = calls.clone();
-    let listener = Listener::new(world.bus(), &service, Subject::ExpirationComplete).with_settings(quick());
+    let listener =
+        Listener::new(world.bus(), &service, Subject::ExpirationComplete).with_settings(quick());
     let running = tokio::spawn(listener.run(
         move |_: Envelope<ExpirationComplete>| {
             let seen = seen.clone();
@@ -113,11 +120,15 @@ async fn a_failing_handler_is_redelivered_until_it_succeeds() {
 
     publish(&world, 1).await;
     let done = eventually(Duration::from_secs(10), || async {
-        (calls.load(Ordering::SeqCst) == 3 && outstanding(&world, &service).await == 0).then_some(())
+        (calls.load(Ordering::SeqCst) == 3 && outstanding(&world, &service).await == 0)
+            .then_some(())
     })
     .await;
 
-    assert!(done.is_some(), "two failures, then success on the third delivery");
+    assert!(
+        done.is_some(),
+        "two failures, then success on the third delivery"
+    );
     assert_eq!(metric_value(&service, "events_redelivered_total"), 2.0);
     stop.cancel();
     running.await.unwrap().unwrap();
@@ -131,8 +142,13 @@ async fn an_early_event_is_nakked_with_a_delay_and_applied_once_its_predecessor_
     let attempts = Arc::new(AtomicUsize::new(0));
     let applied = Arc::new(AtomicUsize::new(0));
     let stop = CancellationToken::new();
-    let (ready, tries, done) = (predecessor_applied.clone(), attempts.clone(), applied.clone());
-    let listener = Listener::new(world.bus(), &service, Subject::ExpirationComplete).with_settings(quick());
+    let (ready, tries, done) = (
+        predecessor_applied.clone(),
+        attempts.clone(),
+        applied.clone(),
+    );
+    let listener =
+        Listener::new(world.bus(), &service, Subject::ExpirationComplete).with_settings(quick());
     let running = tokio::spawn(listener.run(
         move |_: Envelope<ExpirationComplete>| {
             let (ready, tries, done) = (ready.clone(), tries.clone(), done.clone());
@@ -150,12 +166,16 @@ async fn an_early_event_is_nakked_with_a_delay_and_applied_once_its_predecessor_
 
     publish(&world, 1).await;
     // More "not yet" answers than max_deliver: waiting is not failing.
-    let waited = eventually(Duration::from_secs(10), || async { (attempts.load(Ordering::SeqCst) >= 5).then_some(()) }).await;
+    let waited = eventually(Duration::from_secs(10), || async {
+        (attempts.load(Ordering::SeqCst) >= 5).then_some(())
+    })
+    .await;
     assert!(waited.is_some(), "the early event keeps coming back");
     assert_eq!(applied.load(Ordering::SeqCst), 0);
     predecessor_applied.store(true, Ordering::SeqCst);
     let finished = eventually(Duration::from_secs(10), || async {
-        (applied.load(Ordering::SeqCst) == 1 && outstanding(&world, &service).await == 0).then_some(())
+        (applied.load(Ordering::SeqCst) == 1 && outstanding(&world, &service).await == 0)
+            .then_some(())
     })
     .await;
 
@@ -172,7 +192,8 @@ async fn a_poison_message_stops_after_max_deliver_tries_and_is_counted() {
     let calls = Arc::new(AtomicUsize::new(0));
     let stop = CancellationToken::new();
     let seen = calls.clone();
-    let listener = Listener::new(world.bus(), &service, Subject::ExpirationComplete).with_settings(quick());
+    let listener =
+        Listener::new(world.bus(), &service, Subject::ExpirationComplete).with_settings(quick());
     listener.ensure_consumer().await.unwrap();
     let running = tokio::spawn(listener.run(
         move |_: Envelope<ExpirationComplete>| {
@@ -190,19 +211,27 @@ async fn a_poison_message_stops_after_max_deliver_tries_and_is_counted() {
     world
         .bus()
         .jetstream()
-        .publish(world.bus().subject(Subject::ExpirationComplete), "not json".into())
+        .publish(
+            world.bus().subject(Subject::ExpirationComplete),
+            "not json".into(),
+        )
         .await
         .unwrap()
         .await
         .unwrap();
     let settled = eventually(Duration::from_secs(10), || async {
-        (metric_value(&service, "events_poisoned_total") == 2.0 && outstanding(&world, &service).await == 0)
+        (metric_value(&service, "events_poisoned_total") == 2.0
+            && outstanding(&world, &service).await == 0)
             .then_some(())
     })
     .await;
 
     assert!(settled.is_some(), "both messages given up and counted");
-    assert_eq!(calls.load(Ordering::SeqCst), 3, "the failing event was tried max_deliver times");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "the failing event was tried max_deliver times"
+    );
     // Terminated messages are not redelivered, however long we wait past the retry delay.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(calls.load(Ordering::SeqCst), 3);
@@ -216,17 +245,26 @@ async fn two_replicas_on_one_durable_consumer_share_the_work_and_handle_each_eve
     let service = service_name();
     let handled: Arc<Mutex<HashMap<Uuid, Vec<usize>>>> = Arc::default();
     let stop = CancellationToken::new();
-    let settings = ListenerSettings { concurrency: 4, ..quick() };
+    let settings = ListenerSettings {
+        concurrency: 4,
+        ..quick()
+    };
     let mut replicas = Vec::new();
     for replica in 0..2 {
         let handled = handled.clone();
-        let listener = Listener::new(world.bus(), &service, Subject::ExpirationComplete).with_settings(settings.clone());
+        let listener = Listener::new(world.bus(), &service, Subject::ExpirationComplete)
+            .with_settings(settings.clone());
         replicas.push(tokio::spawn(listener.run(
             move |envelope: Envelope<ExpirationComplete>| {
                 let handled = handled.clone();
                 async move {
                     tokio::time::sleep(Duration::from_millis(2)).await; // a transaction's worth of work
-                    handled.lock().unwrap().entry(envelope.id).or_default().push(replica);
+                    handled
+                        .lock()
+                        .unwrap()
+                        .entry(envelope.id)
+                        .or_default()
+                        .push(replica);
                     Ok(())
                 }
             },
@@ -236,7 +274,8 @@ async fn two_replicas_on_one_durable_consumer_share_the_work_and_handle_each_eve
 
     let ids = publish(&world, 300).await;
     let all = eventually(Duration::from_secs(20), || async {
-        (handled.lock().unwrap().len() == ids.len() && outstanding(&world, &service).await == 0).then_some(())
+        (handled.lock().unwrap().len() == ids.len() && outstanding(&world, &service).await == 0)
+            .then_some(())
     })
     .await;
 
@@ -246,7 +285,14 @@ async fn two_replicas_on_one_durable_consumer_share_the_work_and_handle_each_eve
         replica.await.unwrap().unwrap();
     }
     let handled = handled.lock().unwrap();
-    assert!(handled.values().all(|by| by.len() == 1), "no event handled twice");
+    assert!(
+        handled.values().all(|by| by.len() == 1),
+        "no event handled twice"
+    );
     let by_first = handled.values().filter(|by| by[0] == 0).count();
-    assert!(by_first > 0 && by_first < ids.len(), "both replicas took part ({by_first} of {} by the first)", ids.len());
+    assert!(
+        by_first > 0 && by_first < ids.len(),
+        "both replicas took part ({by_first} of {} by the first)",
+        ids.len()
+    );
 }

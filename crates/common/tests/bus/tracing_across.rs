@@ -57,9 +57,14 @@ impl Captured {
 /// A route that writes an event the way a flow does, inside the request.
 async fn emit(State(pool): State<PgPool>) -> axum::Json<Value> {
     let mut tx = pool.begin().await.unwrap();
-    outbox::enqueue(&mut tx, &Envelope::new(ExpirationComplete { order_id: Uuid::now_v7() }))
-        .await
-        .unwrap();
+    outbox::enqueue(
+        &mut tx,
+        &Envelope::new(ExpirationComplete {
+            order_id: Uuid::now_v7(),
+        }),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     tracing::info!("event written");
     axum::Json(json!({ "traceId": telemetry::trace_id(&tracing::Span::current()) }))
@@ -67,7 +72,8 @@ async fn emit(State(pool): State<PgPool>) -> axum::Json<Value> {
 
 // Current-thread runtime: the thread-local subscriber sees every task of the test.
 #[tokio::test]
-async fn the_listener_span_continues_the_trace_and_request_id_of_the_http_request_that_wrote_the_event() {
+async fn the_listener_span_continues_the_trace_and_request_id_of_the_http_request_that_wrote_the_event()
+ {
     let captured = Captured::default();
     let _guard = tracing::subscriber::set_default(telemetry::subscriber(
         LogFormat::Json,
@@ -77,7 +83,9 @@ async fn the_listener_span_continues_the_trace_and_request_id_of_the_http_reques
     let world = World::new().await;
     let probe = Component {
         name: "probe",
-        router: OpenApiRouter::new().route("/emit", post(emit)).with_state(world.pool().clone()),
+        router: OpenApiRouter::new()
+            .route("/emit", post(emit))
+            .with_state(world.pool().clone()),
         tasks: vec![],
         checks: vec![],
     };
@@ -105,14 +113,30 @@ async fn the_listener_span_continues_the_trace_and_request_id_of_the_http_reques
         .await
         .unwrap();
     assert_eq!(response.headers()["x-request-id"], "req-trace-probe-1");
-    let request_trace = response.json::<Value>().await.unwrap()["traceId"].as_str().unwrap().to_owned();
-    Relay::new(world.pool().clone(), world.bus().clone(), "probe").relay_once().await.unwrap();
-    let listener_trace = eventually(Duration::from_secs(10), || async { handled_trace.lock().unwrap().clone() }).await;
+    let request_trace = response.json::<Value>().await.unwrap()["traceId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    Relay::new(world.pool().clone(), world.bus().clone(), "probe")
+        .relay_once()
+        .await
+        .unwrap();
+    let listener_trace = eventually(Duration::from_secs(10), || async {
+        handled_trace.lock().unwrap().clone()
+    })
+    .await;
     stop.cancel();
     running.await.unwrap().unwrap();
 
-    assert_ne!(request_trace, "00000000000000000000000000000000", "the request had a trace");
-    assert_eq!(listener_trace.as_deref(), Some(request_trace.as_str()), "the listener continued the request's trace");
+    assert_ne!(
+        request_trace, "00000000000000000000000000000000",
+        "the request had a trace"
+    );
+    assert_eq!(
+        listener_trace.as_deref(),
+        Some(request_trace.as_str()),
+        "the listener continued the request's trace"
+    );
     let lines = captured.lines();
     let line = |message: &str| {
         lines
@@ -121,6 +145,12 @@ async fn the_listener_span_continues_the_trace_and_request_id_of_the_http_reques
             .unwrap_or_else(|| panic!("no log line {message:?} in {lines:#?}"))
             .to_string()
     };
-    assert!(line("event written").contains("req-trace-probe-1"), "request id in the HTTP log line");
-    assert!(line("event handled").contains("req-trace-probe-1"), "request id in the listener log line");
+    assert!(
+        line("event written").contains("req-trace-probe-1"),
+        "request id in the HTTP log line"
+    );
+    assert!(
+        line("event handled").contains("req-trace-probe-1"),
+        "request id in the listener log line"
+    );
 }

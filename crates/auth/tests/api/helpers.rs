@@ -1,0 +1,454 @@
+//! The auth service on a random port over a fresh database of its own, and typed ways to talk
+//! to it.
+//!
+//! Every [`TestApp`] has its own namespace, hence its own database (dropped with it), its own
+//! rate limiter and its own cookie-keeping client; tests never share state.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    sync::Arc,
+    time::Duration,
+};
+
+use reqwest::{
+    StatusCode,
+    header::{CONTENT_TYPE, COOKIE, HeaderMap, SET_COOKIE},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::{PgPool, postgres::PgPoolOptions};
+use ticketing_auth::store::users::UserRow;
+use ticketing_common::{
+    error::ErrorBody,
+    ratelimit::RateLimiter,
+    session::{COOKIE_NAME, SessionKeys},
+    testing::{self, TestDb, TestServer},
+};
+use uuid::Uuid;
+
+/// The secret behind [`testing::session_keys`]; tests use it to sign tokens the app accepts
+/// (expired ones, say). `a_token_signed_with_the_test_key_is_accepted` in `session.rs` checks
+/// that the two agree.
+pub const TEST_KEY: &[u8] = b"test-key-test-key-test-key-test-key!";
+
+/// Connections in the app's pool: fewer than the racers of `signup_race.rs`, so requests
+/// also queue for connections there.
+pub const POOL_SIZE: u32 = 8;
+
+/// A session lasts one day.
+pub const SESSION_SECONDS: i64 = 24 * 60 * 60;
+
+/// A running auth service and what a test needs to poke at it.
+pub struct TestApp {
+    pub server: TestServer,
+    /// Creates the database and drops it with the app; its own pool stays idle (see
+    /// [`spawn_app_with`]).
+    _db: TestDb,
+    /// The app's pool on that database, also used by tests to look at rows.
+    pub pool: PgPool,
+    /// The keys the app signs and verifies sessions with.
+    pub keys: Arc<SessionKeys>,
+    /// A client with its own cookie jar, like a browser.
+    pub client: reqwest::Client,
+}
+
+/// The app with test keys (`Secure` off) and no rate limit.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(0, testing::session_keys()).await
+}
+
+/// The app allowing `per_minute` sign-in and sign-up attempts per client address.
+pub async fn spawn_app_with_rate_limit(per_minute: u32) -> TestApp {
+    spawn_app_with(per_minute, testing::session_keys()).await
+}
+
+/// The app with given session keys and no rate limit.
+pub async fn spawn_app_with_keys(keys: SessionKeys) -> TestApp {
+    spawn_app_with(0, Arc::new(keys)).await
+}
+
+async fn spawn_app_with(per_minute: u32, keys: Arc<SessionKeys>) -> TestApp {
+    let namespace = testing::unique_namespace();
+    let db = TestDb::create(&namespace, ticketing_auth::NAME).await;
+    // Not `db.pool`: `TestDb::drop` blocks this runtime's thread while it waits, on another
+    // runtime, for every connection of `db.pool` to come back, and a connection the app has
+    // just released comes back through a task on this runtime; the test then hangs. With a
+    // pool of its own the app leaves `db.pool` idle, and the drop's `DROP DATABASE … WITH
+    // (FORCE)` ends the app's connections.
+    let pool = PgPoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(db.target.options.clone())
+        .await
+        .expect("connect to the test database");
+    ticketing_auth::MIGRATOR
+        .run(&pool)
+        .await
+        .expect("migrate the auth database");
+    let component = ticketing_auth::component(
+        pool.clone(),
+        keys.clone(),
+        RateLimiter::new(per_minute, vec![]),
+    );
+    let server = TestServer::start(vec![component], keys.clone()).await;
+    TestApp {
+        server,
+        _db: db,
+        pool,
+        keys,
+        client: client(),
+    }
+}
+
+/// A client with an empty cookie jar.
+pub fn client() -> reqwest::Client {
+    client_builder()
+        .cookie_store(true)
+        .build()
+        .expect("HTTP client")
+}
+
+/// A client with an empty cookie jar whose connections come from another loopback address.
+pub fn client_from(address: Ipv4Addr) -> reqwest::Client {
+    client_builder()
+        .cookie_store(true)
+        .local_address(IpAddr::V4(address))
+        .build()
+        .expect("HTTP client")
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+}
+
+/// What the server answered, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub async fn read(response: reqwest::Response) -> Reply {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("response body");
+        Reply {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    /// The body as JSON; panics (showing the body) if it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?} (status {})",
+                self.text, self.status
+            )
+        })
+    }
+
+    /// A `{id, email}` body, and nothing else.
+    pub fn user(&self) -> UserBody {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not a {{id, email}} body ({e}): {}", self.text))
+    }
+
+    /// The contract's error body: JSON, a non-empty list, every message non-empty.
+    pub fn error(&self) -> ErrorBody {
+        let content_type = self
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            content_type.starts_with("application/json"),
+            "error content type {content_type:?}: {}",
+            self.text
+        );
+        let body: ErrorBody = serde_json::from_str(&self.text).unwrap_or_else(|e| {
+            panic!(
+                "not the contract's error body ({e}): {:?} (status {})",
+                self.text, self.status
+            )
+        });
+        assert!(!body.errors.is_empty(), "empty error list: {}", self.text);
+        for item in &body.errors {
+            assert!(
+                !item.message.trim().is_empty(),
+                "empty message: {}",
+                self.text
+            );
+        }
+        body
+    }
+
+    /// The fields an error body names, sorted (asserting it is the contract's error body).
+    pub fn error_fields(&self) -> Vec<String> {
+        let mut fields: Vec<String> = self
+            .error()
+            .errors
+            .into_iter()
+            .filter_map(|item| item.field)
+            .collect();
+        fields.sort();
+        fields
+    }
+
+    /// The `Set-Cookie` of the session cookie, if the answer has one.
+    pub fn session_cookie(&self) -> Option<SetCookie> {
+        let mut found = self
+            .headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .map(SetCookie::parse)
+            .filter(|cookie| cookie.name == COOKIE_NAME);
+        let cookie = found.next();
+        assert!(
+            found.next().is_none(),
+            "more than one session cookie set: {:?}",
+            self.headers
+        );
+        cookie
+    }
+
+    pub fn assert_status(&self, expected: StatusCode) -> &Self {
+        assert_eq!(self.status, expected, "body: {}", self.text);
+        self
+    }
+}
+
+/// A `{id, email}` answer. Unknown fields fail the test: the contract says exactly these two.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserBody {
+    pub id: Uuid,
+    pub email: String,
+}
+
+/// The `currentUser` object: exactly `{id, email, iat, exp}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionClaims {
+    pub id: Uuid,
+    pub email: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// One `Set-Cookie` header, split up.
+#[derive(Debug)]
+pub struct SetCookie {
+    pub name: String,
+    pub value: String,
+    /// `HttpOnly`, `Path=/`, …, as sent.
+    pub attributes: Vec<String>,
+    pub raw: String,
+}
+
+impl SetCookie {
+    fn parse(raw: &str) -> SetCookie {
+        let mut parts = raw.split(';').map(str::trim);
+        let (name, value) = parts
+            .next()
+            .and_then(|pair| pair.split_once('='))
+            .unwrap_or((raw, ""));
+        SetCookie {
+            name: name.to_owned(),
+            value: value.to_owned(),
+            attributes: parts.filter(|p| !p.is_empty()).map(str::to_owned).collect(),
+            raw: raw.to_owned(),
+        }
+    }
+
+    /// Whether a flag (`HttpOnly`) or a `name=value` attribute is present, ignoring case.
+    pub fn has(&self, attribute: &str) -> bool {
+        self.attributes
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(attribute))
+    }
+
+    /// The value of a `name=value` attribute.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes.iter().find_map(|a| {
+            let (key, value) = a.split_once('=')?;
+            key.trim()
+                .eq_ignore_ascii_case(name)
+                .then_some(value.trim())
+        })
+    }
+
+    /// Asserts the flags the contract asks of every session cookie.
+    pub fn assert_contract_flags(&self) {
+        for flag in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+            assert!(self.has(flag), "session cookie lacks {flag}: {}", self.raw);
+        }
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        self.server.url(path)
+    }
+
+    pub async fn get(&self, client: &reqwest::Client, path: &str) -> Reply {
+        Reply::read(client.get(self.url(path)).send().await.expect("GET")).await
+    }
+
+    /// POSTs a JSON value.
+    pub async fn post_json(&self, client: &reqwest::Client, path: &str, body: &Value) -> Reply {
+        Reply::read(
+            client
+                .post(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .expect("POST"),
+        )
+        .await
+    }
+
+    /// POSTs raw bytes with an optional content type.
+    pub async fn post_raw(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> Reply {
+        let mut request = client.post(self.url(path)).body(body.to_owned());
+        if let Some(content_type) = content_type {
+            request = request.header(CONTENT_TYPE, content_type);
+        }
+        Reply::read(request.send().await.expect("POST")).await
+    }
+
+    pub async fn post_signup(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> Reply {
+        self.post_json(
+            client,
+            "/api/users/signup",
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Signs up and asserts it worked.
+    pub async fn signed_up(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> UserBody {
+        let reply = self.post_signup(client, email, password).await;
+        reply.assert_status(StatusCode::CREATED);
+        reply.user()
+    }
+
+    pub async fn signin(&self, client: &reqwest::Client, email: &str, password: &str) -> Reply {
+        self.post_json(
+            client,
+            "/api/users/signin",
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn signout(&self, client: &reqwest::Client) -> Reply {
+        Reply::read(
+            client
+                .post(self.url("/api/users/signout"))
+                .send()
+                .await
+                .expect("POST"),
+        )
+        .await
+    }
+
+    /// `GET /api/users/currentuser`, asserting 200 and the contract's shape.
+    pub async fn current_user(&self, client: &reqwest::Client) -> Option<SessionClaims> {
+        let response = client
+            .get(self.url("/api/users/currentuser"))
+            .send()
+            .await
+            .expect("GET");
+        current_user_of(Reply::read(response).await)
+    }
+
+    /// The current user for a request carrying exactly this `Cookie` header (no jar).
+    pub async fn current_user_with_cookie(&self, cookie: &str) -> Option<SessionClaims> {
+        let response = client_builder()
+            .build()
+            .expect("HTTP client")
+            .get(self.url("/api/users/currentuser"))
+            .header(COOKIE, cookie)
+            .send()
+            .await
+            .expect("GET");
+        current_user_of(Reply::read(response).await)
+    }
+
+    /// The current user for a request carrying `session=<token>`.
+    pub async fn current_user_with_token(&self, token: &str) -> Option<SessionClaims> {
+        self.current_user_with_cookie(&format!("{COOKIE_NAME}={token}"))
+            .await
+    }
+
+    /// Users whose e-mail equals `email` ignoring case.
+    pub async fn users_with_email(&self, email: &str) -> Vec<UserRow> {
+        sqlx::query_as("SELECT id, email, password_hash FROM users WHERE lower(email) = lower($1)")
+            .bind(email)
+            .fetch_all(&self.pool)
+            .await
+            .expect("query users")
+    }
+
+    pub async fn user_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM users")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count users")
+    }
+}
+
+fn current_user_of(reply: Reply) -> Option<SessionClaims> {
+    reply.assert_status(StatusCode::OK);
+    let body = reply.json();
+    let object = body
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {body}"));
+    assert_eq!(
+        object.keys().collect::<Vec<_>>(),
+        ["currentUser"],
+        "body: {body}"
+    );
+    match &object["currentUser"] {
+        Value::Null => None,
+        user => Some(
+            serde_json::from_value(user.clone())
+                .unwrap_or_else(|e| panic!("currentUser shape ({e}): {body}")),
+        ),
+    }
+}
+
+/// The median of some durations.
+pub fn median(mut samples: Vec<Duration>) -> Duration {
+    assert!(!samples.is_empty());
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Milliseconds, for messages.
+pub fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}

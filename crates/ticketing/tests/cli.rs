@@ -1,0 +1,183 @@
+//! The `ticketing` binary as a user runs it: `up` with zero configuration, clear one-line
+//! errors for missing dependencies, `serve` refusing to start without a key, and a clean exit
+//! on SIGTERM.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use ticketing_common::{
+    db::{self, DatabaseTarget},
+    testing::{database_url, unique_namespace},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ticketing");
+
+fn ticketing(namespace: &str) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .env_remove("JWT_KEY")
+        .env("TICKETING_NAMESPACE", namespace)
+        .env("TICKETING_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Waits for the line announcing the URL; returns it.
+fn wait_for_url(child: &mut Child) -> String {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("Ticketing is up at ") {
+                let _ = tx.send(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("`up` printed its URL")
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+async fn drop_databases(namespace: &str) {
+    let target =
+        DatabaseTarget::resolve(&database_url(), None, &format!("{namespace}_auth")).unwrap();
+    let _ = db::drop_database(&target).await;
+}
+
+#[tokio::test]
+async fn up_with_zero_configuration_serves_the_api_and_stops_cleanly_on_sigterm() {
+    let namespace = unique_namespace().to_string();
+    let mut child = ticketing(&namespace).arg("up").spawn().unwrap();
+    let url = wait_for_url(&mut child);
+    let client = reqwest::Client::new();
+
+    let signup = client
+        .post(format!("{url}api/users/signup"))
+        .json(&serde_json::json!({"email": "up@example.com", "password": "s3cret"}))
+        .send()
+        .await
+        .unwrap();
+    let ready = client.get(format!("{url}readyz")).send().await.unwrap();
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    let refused = client.get(format!("{url}healthz")).send().await;
+    drop_databases(&namespace).await;
+
+    assert_eq!(signup.status(), 201);
+    let cookie = signup.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        !cookie.contains("Secure"),
+        "loopback development drops Secure: {cookie}"
+    );
+    assert_eq!(ready.status(), 200);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit status {status:?}"
+    );
+    assert!(refused.is_err(), "no longer taking requests");
+}
+
+#[test]
+fn a_missing_dependency_is_one_clear_line_naming_it_and_where_it_looked() {
+    let namespace = unique_namespace().to_string();
+    let output = ticketing(&namespace)
+        .env("NATS_URL", "nats://127.0.0.1:1")
+        .arg("up")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(!output.status.success());
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line, no stack trace: {stderr}");
+    assert!(
+        lines[0].contains("NATS is not reachable at nats://127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert!(
+        lines[0].contains("scripts/services.sh"),
+        "says how to start it: {stderr}"
+    );
+
+    let output = ticketing(&namespace)
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/postgres")
+        .env("JWT_KEY", "0123456789abcdef0123456789abcdef")
+        .args(["serve", "auth"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("PostgreSQL is not reachable at postgres://postgres@127.0.0.1:1/postgres"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_session_key_and_up_warns_when_it_makes_one() {
+    let namespace = unique_namespace().to_string();
+    let output = ticketing(&namespace)
+        .args(["serve", "auth"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(!output.status.success());
+    assert!(stderr.contains("JWT_KEY is not set"), "{stderr}");
+
+    let output = ticketing(&namespace)
+        .env("JWT_KEY", "too short")
+        .args(["serve", "auth"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at least 32 bytes"));
+}
+
+#[test]
+fn help_lists_the_settings_operators_rely_on() {
+    let output = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for variable in [
+        "TICKETING_NAMESPACE",
+        "DATABASE_URL",
+        "NATS_URL",
+        "REDIS_URL",
+        "JWT_KEY",
+        "RATE_LIMIT_PER_MINUTE",
+    ] {
+        assert!(help.contains(variable), "--help lacks {variable}");
+    }
+    let up = Command::new(BIN).args(["up", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&up.stdout).contains("TICKETING_ADDR"));
+}
