@@ -40,7 +40,9 @@ static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLoc
 });
 
 /// Runs password work on the blocking pool, bounded by [`HASHING`].
-async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+async fn hashing<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<T> {
     let _permit = HASHING.acquire().await?;
     Ok(tokio::task::spawn_blocking(work).await?)
 }
