@@ -18,21 +18,31 @@ use crate::{
     session::SessionKeys,
 };
 
-/// A long-running background task.
+type StartTask =
+    Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, anyhow::Result<()>> + Send>;
+
+/// A long-running background task, started by whoever runs the component with the process's
+/// shutdown token; it returns once the token is cancelled and its work is at a safe point.
 pub struct Task {
     pub name: String,
-    pub future: BoxFuture<'static, anyhow::Result<()>>,
+    start: StartTask,
 }
 
 impl Task {
-    pub fn new(
-        name: impl Into<String>,
-        future: impl Future<Output = anyhow::Result<()>> + Send + 'static,
-    ) -> Self {
+    pub fn new<F, Fut>(name: impl Into<String>, start: F) -> Self
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
         Task {
             name: name.into(),
-            future: Box::pin(future),
+            start: Box::new(move |shutdown| Box::pin(start(shutdown))),
         }
+    }
+
+    /// Starts the task's future.
+    pub fn start(self, shutdown: CancellationToken) -> BoxFuture<'static, anyhow::Result<()>> {
+        (self.start)(shutdown)
     }
 }
 
@@ -80,10 +90,11 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let mut set = JoinSet::new();
     for task in app.tasks {
-        let name = task.name;
+        let name = task.name.clone();
         let stop = shutdown.clone();
+        let future = task.start(shutdown.clone());
         set.spawn(async move {
-            let result = task.future.await;
+            let result = future.await;
             if let Err(error) = &result {
                 tracing::error!(task = %name, error = format!("{error:#}"), "background task failed; shutting down");
                 stop.cancel();

@@ -5,6 +5,7 @@
 //! - [`telemetry`]: `tracing` set-up, request ids, trace context for HTTP and NATS headers.
 //! - [`error`] and [`json`]: the contract's error body and a JSON extractor that uses it.
 //! - [`session`]: the JWT session cookie and the `CurrentUser` / `RequireAuth` extractors.
+//! - [`cache`]: the read cache (process memory → Redis → database) with invalidation.
 //! - [`db`]: one PostgreSQL database per service, created on demand; [`redis`]: connections.
 //! - [`bus`]: JetStream stream and consumers, the transactional outbox and its relay, the
 //!   listener runner, processed-event bookkeeping.
@@ -16,6 +17,7 @@
 //! Services depend on this crate; this crate knows no service.
 
 pub mod bus;
+pub mod cache;
 pub mod component;
 pub mod db;
 pub mod error;

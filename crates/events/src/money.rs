@@ -56,6 +56,12 @@ impl Cents {
     }
 }
 
+impl From<i64> for Cents {
+    fn from(cents: i64) -> Self {
+        Cents(cents)
+    }
+}
+
 impl Serialize for Cents {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         // A JSON number with the exact decimal digits: go through the string form so no

@@ -10,6 +10,7 @@ use ticketing_common::{
     Component, bus::Bus, component, http::ReadyCheck, session::SessionKeys,
     settings::CommonSettings, shutdown,
 };
+use ticketing_tickets::TicketsSettings;
 use tokio::net::TcpListener;
 
 #[derive(Debug, Parser)]
@@ -23,6 +24,8 @@ pub struct Cli {
     pub common: CommonSettings,
     #[command(flatten)]
     pub auth: AuthSettings,
+    #[command(flatten)]
+    pub tickets: TicketsSettings,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -47,10 +50,15 @@ pub enum Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ComponentName {
     Auth,
+    Tickets,
 }
 
 impl ComponentName {
-    const ALL: [ComponentName; 1] = [ComponentName::Auth];
+    const ALL: [ComponentName; 2] = [ComponentName::Auth, ComponentName::Tickets];
+
+    fn needs_bus(self) -> bool {
+        !matches!(self, ComponentName::Auth)
+    }
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -65,11 +73,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
     let mut components: Vec<Component> = Vec::new();
     let mut shared_checks = Vec::new();
+    let bus = if all_in_one || names.iter().any(|name| name.needs_bus()) {
+        Some(Bus::connect(&cli.common.nats_url, &cli.common.namespace).await?)
+    } else {
+        None
+    };
     if all_in_one {
         // `up` promises the whole platform: check every dependency now, with one clear line
         // for the first that is missing, even if no component built so far needs it.
-        let bus = Bus::connect(&cli.common.nats_url, &cli.common.namespace).await?;
-        shared_checks.push(ReadyCheck::nats(bus));
         let redis_url = cli.common.redis_url.expose().clone();
         let redis = ticketing_common::redis::connect(&redis_url).await?;
         shared_checks.push(ReadyCheck::new("redis", move || {
@@ -81,6 +92,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         let component = match name {
             ComponentName::Auth => {
                 ticketing_auth::build(&cli.common, &cli.auth, keys.clone()).await?
+            }
+            ComponentName::Tickets => {
+                let bus = bus.as_ref().expect("connected above");
+                ticketing_tickets::build(&cli.common, &cli.tickets, bus).await?
             }
         };
         components.push(component);

@@ -1,0 +1,608 @@
+//! A read cache that is fast, never stale for long, and never takes a request down.
+//!
+//! Two layers in front of the database:
+//! - **Redis**, shared by every replica: cache-aside entries with a TTL (± 10 % jitter).
+//! - **Process memory**, per replica, for at most `memory_ttl` (1 s by default), trusted only
+//!   while this replica is subscribed to the invalidation channel.
+//!
+//! Entries belong to a *group* (`t:<id>` for one ticket, `list` for every list page). A group
+//! has a generation counter in Redis, and an entry's Redis key contains the generation it was
+//! read under. [`ReadCache::invalidate`] (called after a write commits) increments the
+//! generations and publishes the group names in one Lua script: older entries become
+//! unreachable at once, and every replica drops its memory copies when the message arrives.
+//!
+//! - **No stale set.** A reader notes the generation before it reads the database and fills
+//!   Redis only if the generation is unchanged (checked inside Redis, atomically); it fills
+//!   memory only if no invalidation arrived since it started.
+//! - **No stampede.** Concurrent misses on one entry share one load (single flight), and TTL
+//!   jitter spreads expiries.
+//! - **Redis trouble.** Every Redis call has a short timeout. On an error the cache steps aside
+//!   for a second (reads go to the database, writes still commit), logs once per outage, and
+//!   tries again by itself. An invalidation that could not reach Redis is retried until it
+//!   does; until then this replica does not read Redis at all.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use futures::{
+    FutureExt, StreamExt,
+    future::{BoxFuture, Shared},
+};
+use redis::{
+    Script,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+use tokio_util::sync::CancellationToken;
+
+/// How a cache behaves.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    /// Off: every read goes to the loader (benchmarks compare against this).
+    pub enabled: bool,
+    /// Lifetime of a Redis entry (jittered by ± 10 %).
+    pub ttl: Duration,
+    /// Lifetime of a memory entry: the longest another replica's write can stay unseen here
+    /// if an invalidation message is lost while the subscription still looks healthy.
+    pub memory_ttl: Duration,
+    /// Longest wait for any Redis call before falling back to the database.
+    pub redis_timeout: Duration,
+    /// How long the cache steps aside after a Redis error.
+    pub cool_down: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            enabled: true,
+            ttl: Duration::from_secs(60),
+            memory_ttl: Duration::from_secs(1),
+            redis_timeout: Duration::from_millis(100),
+            cool_down: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Loads an entry from the source of truth; `None` (not found) is not cached.
+pub type Loaded = anyhow::Result<Option<Bytes>>;
+type Flight = Shared<BoxFuture<'static, Result<Option<Bytes>, Arc<anyhow::Error>>>>;
+
+/// Upper bound on entries kept in memory; past it the memory layer starts over.
+const MEMORY_MAX_ENTRIES: usize = 10_000;
+/// Generation counters outlive any entry by far, so a counter never resets under a live entry.
+const GENERATION_TTL_MS: u64 = 24 * 3600 * 1000;
+
+/// Returns `{1, value}` on a hit, `{0, generation}` on a miss. KEYS[1] generation key;
+/// ARGV[1] value-key prefix, ARGV[2] value-key suffix.
+const LOOKUP: &str = r"
+local generation = redis.call('GET', KEYS[1]) or '0'
+local value = redis.call('GET', ARGV[1] .. generation .. ARGV[2])
+if value then return {1, value} end
+return {0, generation}
+";
+
+/// Stores a value only if the generation is still the one the reader saw.
+/// KEYS[1] generation key; ARGV: generation, prefix, suffix, value, ttl ms.
+const FILL: &str = r"
+if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
+redis.call('SET', ARGV[2] .. ARGV[1] .. ARGV[3], ARGV[4], 'PX', ARGV[5])
+return 1
+";
+
+/// Moves every group in KEYS to a new generation and tells every replica.
+/// ARGV[1] channel, ARGV[2] message, ARGV[3] generation ttl ms.
+const INVALIDATE: &str = r"
+for _, key in ipairs(KEYS) do
+  redis.call('INCR', key)
+  redis.call('PEXPIRE', key, ARGV[3])
+end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return #KEYS
+";
+
+/// A cache of serialised responses, shared by the handles of one service.
+#[derive(Clone)]
+pub struct ReadCache {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ReadCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadCache")
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    name: &'static str,
+    prefix: String,
+    channel: String,
+    settings: CacheSettings,
+    client: redis::Client,
+    redis: ConnectionManager,
+    lookup: Script,
+    fill: Script,
+    invalidate: Script,
+    health: Health,
+    /// Groups whose invalidation has not reached Redis yet.
+    pending: Mutex<HashSet<String>>,
+    memory: Memory,
+    inflight: Mutex<HashMap<String, Flight>>,
+    stats: Stats,
+}
+
+impl ReadCache {
+    /// A cache named `name` (for metrics) whose keys live under `<prefix>:`. Connects lazily:
+    /// a missing Redis never stops the service from starting.
+    pub fn new(
+        name: &'static str,
+        redis_url: &str,
+        prefix: &str,
+        settings: CacheSettings,
+    ) -> anyhow::Result<Self> {
+        let _ = crate::metrics::handle();
+        let client = redis::Client::open(redis_url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.redis_timeout.max(Duration::from_millis(250))))
+            .set_response_timeout(Some(settings.redis_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let redis = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        Ok(ReadCache {
+            inner: Arc::new(Inner {
+                name,
+                prefix: format!("{prefix}:"),
+                channel: format!("{prefix}:invalidate"),
+                settings,
+                client,
+                redis,
+                lookup: Script::new(LOOKUP),
+                fill: Script::new(FILL),
+                invalidate: Script::new(INVALIDATE),
+                health: Health::default(),
+                pending: Mutex::default(),
+                memory: Memory::default(),
+                inflight: Mutex::default(),
+                stats: Stats::default(),
+            }),
+        })
+    }
+
+    /// The entry `item` of `group`, from memory, Redis, or `load` (one load at a time per
+    /// entry in this process). `load` must read the source of truth.
+    pub async fn get_or_load<F, Fut>(
+        &self,
+        group: &str,
+        item: &str,
+        load: F,
+    ) -> anyhow::Result<Option<Bytes>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Loaded> + Send + 'static,
+    {
+        let inner = &self.inner;
+        if !inner.settings.enabled {
+            return load().await;
+        }
+        if let Some(value) = inner.memory.get(group, item, inner.settings.memory_ttl) {
+            inner.stats.record(inner.name, Outcome::MemoryHit);
+            return Ok(Some(value));
+        }
+        let flight_key = format!("{group}\n{item}");
+        let flight = {
+            let mut inflight = inner.inflight.lock().expect("inflight lock");
+            match inflight.get(&flight_key) {
+                Some(flight) => flight.clone(),
+                None => {
+                    let this = self.clone();
+                    let (group, item, key) =
+                        (group.to_owned(), item.to_owned(), flight_key.clone());
+                    let flight = async move {
+                        let result = this.fetch(&group, &item, load).await.map_err(Arc::new);
+                        this.inner
+                            .inflight
+                            .lock()
+                            .expect("inflight lock")
+                            .remove(&key);
+                        result
+                    }
+                    .boxed()
+                    .shared();
+                    inflight.insert(flight_key, flight.clone());
+                    flight
+                }
+            }
+        };
+        flight.await.map_err(|error| anyhow::anyhow!("{error:#}"))
+    }
+
+    async fn fetch<F, Fut>(&self, group: &str, item: &str, load: F) -> Loaded
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Loaded>,
+    {
+        let inner = &self.inner;
+        let epoch = inner.memory.epoch();
+        let generation_key = inner.generation_key(group);
+        let (prefix, suffix) = inner.value_key_parts(group, item);
+        if !self.redis_usable() {
+            inner.stats.record(inner.name, Outcome::Miss);
+            return load().await;
+        }
+        let mut redis = inner.redis.clone();
+        let mut lookup = inner.lookup.key(&generation_key);
+        lookup.arg(&prefix).arg(&suffix);
+        let lookup = lookup.invoke_async::<(u8, Vec<u8>)>(&mut redis);
+        let generation = match tokio::time::timeout(inner.settings.redis_timeout, lookup).await {
+            Ok(Ok((1, value))) => {
+                self.redis_ok();
+                let value = Bytes::from(value);
+                inner.stats.record(inner.name, Outcome::RedisHit);
+                inner.memory.insert(group, item, value.clone(), epoch);
+                return Ok(Some(value));
+            }
+            Ok(Ok((_, generation))) => {
+                self.redis_ok();
+                String::from_utf8_lossy(&generation).into_owned()
+            }
+            Ok(Err(error)) => {
+                self.redis_failed(&error.to_string());
+                inner.stats.record(inner.name, Outcome::Miss);
+                return load().await;
+            }
+            Err(_) => {
+                self.redis_failed("timed out");
+                inner.stats.record(inner.name, Outcome::Miss);
+                return load().await;
+            }
+        };
+        inner.stats.record(inner.name, Outcome::Miss);
+        let loaded = load().await?;
+        if let Some(value) = &loaded {
+            #[cfg(feature = "testing")]
+            hooks::before_fill().await;
+            let ttl = jittered(inner.settings.ttl);
+            let mut fill = inner.fill.key(&generation_key);
+            fill.arg(&generation)
+                .arg(&prefix)
+                .arg(&suffix)
+                .arg(value.as_ref())
+                .arg(ttl.as_millis() as u64);
+            let fill = fill.invoke_async::<u8>(&mut redis);
+            match tokio::time::timeout(inner.settings.redis_timeout, fill).await {
+                Ok(Ok(stored)) => {
+                    metrics::counter!("cache_fills_total", "cache" => inner.name, "stored" => if stored == 1 { "yes" } else { "stale" })
+                        .increment(1);
+                    if stored == 1 {
+                        inner.memory.insert(group, item, value.clone(), epoch);
+                    }
+                }
+                Ok(Err(error)) => self.redis_failed(&error.to_string()),
+                Err(_) => self.redis_failed("timed out"),
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Drops every entry of `groups`, here and on every replica. Call after the write
+    /// committed. Never fails: an invalidation Redis cannot take now is retried until it can,
+    /// and this replica reads around Redis meanwhile.
+    pub async fn invalidate(&self, groups: &[String]) {
+        let inner = &self.inner;
+        if !inner.settings.enabled || groups.is_empty() {
+            return;
+        }
+        inner.memory.invalidate(groups);
+        metrics::counter!("cache_invalidations_total", "cache" => inner.name)
+            .increment(groups.len() as u64);
+        if let Err(error) = self.send_invalidation(groups).await {
+            self.redis_failed(&error);
+            inner
+                .pending
+                .lock()
+                .expect("pending lock")
+                .extend(groups.iter().cloned());
+        }
+    }
+
+    async fn send_invalidation(&self, groups: &[String]) -> Result<(), String> {
+        let inner = &self.inner;
+        let mut redis = inner.redis.clone();
+        let mut invocation = inner.invalidate.prepare_invoke();
+        for group in groups {
+            invocation.key(inner.generation_key(group));
+        }
+        invocation
+            .arg(&inner.channel)
+            .arg(groups.join("\n"))
+            .arg(GENERATION_TTL_MS);
+        match tokio::time::timeout(
+            inner.settings.redis_timeout,
+            invocation.invoke_async::<u64>(&mut redis),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err("timed out".into()),
+        }
+    }
+
+    fn redis_usable(&self) -> bool {
+        self.inner.health.usable() && self.inner.pending.lock().expect("pending lock").is_empty()
+    }
+
+    fn redis_ok(&self) {
+        if self.inner.health.recovered() {
+            tracing::info!(
+                cache = self.inner.name,
+                "cache recovered: Redis answers again"
+            );
+        }
+    }
+
+    fn redis_failed(&self, error: &str) {
+        metrics::counter!("cache_redis_errors_total", "cache" => self.inner.name).increment(1);
+        if self.inner.health.failed(self.inner.settings.cool_down) {
+            tracing::warn!(cache = self.inner.name, %error, "cache unavailable: serving from PostgreSQL until Redis answers");
+        }
+    }
+
+    /// Keeps the memory layer honest: subscribes to invalidations (memory is trusted only
+    /// while subscribed), and retries invalidations that could not reach Redis. Runs until
+    /// `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        if !self.inner.settings.enabled {
+            return Ok(());
+        }
+        let mut backoff = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            let subscribed = async {
+                let mut pubsub = self.inner.client.get_async_pubsub().await?;
+                pubsub.subscribe(&self.inner.channel).await?;
+                redis::RedisResult::Ok(pubsub.into_on_message())
+            };
+            let mut messages = match tokio::time::timeout(Duration::from_secs(2), subscribed).await
+            {
+                Ok(Ok(messages)) => messages,
+                Ok(Err(_)) | Err(_) => {
+                    self.retry_pending().await;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(100);
+            // Anything may have changed while we were not listening.
+            self.inner.memory.enable();
+            let mut retry = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    message = messages.next() => match message {
+                        Some(message) => {
+                            let payload: String = message.get_payload().unwrap_or_default();
+                            let groups: Vec<String> = payload.split('\n').map(str::to_owned).collect();
+                            self.inner.memory.invalidate(&groups);
+                        }
+                        None => break,
+                    },
+                    _ = retry.tick() => self.retry_pending().await,
+                }
+            }
+            self.inner.memory.disable();
+        }
+        Ok(())
+    }
+
+    async fn retry_pending(&self) {
+        let groups: Vec<String> = self
+            .inner
+            .pending
+            .lock()
+            .expect("pending lock")
+            .iter()
+            .cloned()
+            .collect();
+        if groups.is_empty() {
+            return;
+        }
+        if self.send_invalidation(&groups).await.is_ok() {
+            let mut pending = self.inner.pending.lock().expect("pending lock");
+            for group in &groups {
+                pending.remove(group);
+            }
+        }
+    }
+
+    /// Whether memory copies are trusted right now (subscribed to invalidations).
+    pub fn memory_active(&self) -> bool {
+        self.inner.memory.enabled.load(Ordering::Acquire)
+    }
+}
+
+impl Inner {
+    fn generation_key(&self, group: &str) -> String {
+        format!("{}gen:{group}", self.prefix)
+    }
+
+    /// The value key is `<prefix>v:<group>:<generation>:<item>`; the generation goes between.
+    fn value_key_parts(&self, group: &str, item: &str) -> (String, String) {
+        (format!("{}v:{group}:", self.prefix), format!(":{item}"))
+    }
+}
+
+fn jittered(ttl: Duration) -> Duration {
+    let factor = 0.9 + rand::random::<f64>() * 0.2;
+    ttl.mul_f64(factor).max(Duration::from_millis(1))
+}
+
+/// Circuit breaker state: when Redis may be tried again, and whether the outage was logged.
+#[derive(Default)]
+struct Health {
+    down_until: Mutex<Option<Instant>>,
+    outage: AtomicBool,
+}
+
+impl Health {
+    fn usable(&self) -> bool {
+        self.down_until
+            .lock()
+            .expect("health lock")
+            .is_none_or(|until| Instant::now() >= until)
+    }
+
+    /// Records a failure; `true` if this starts an outage (log it).
+    fn failed(&self, cool_down: Duration) -> bool {
+        *self.down_until.lock().expect("health lock") = Some(Instant::now() + cool_down);
+        !self.outage.swap(true, Ordering::AcqRel)
+    }
+
+    /// Records a success; `true` if this ends an outage.
+    fn recovered(&self) -> bool {
+        self.outage.load(Ordering::Acquire) && self.outage.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// The per-replica memory layer.
+#[derive(Default)]
+struct Memory {
+    enabled: AtomicBool,
+    /// Bumped by every invalidation; a reader fills memory only if it did not move.
+    epoch: AtomicU64,
+    groups: RwLock<HashMap<String, HashMap<String, (Bytes, Instant)>>>,
+}
+
+impl Memory {
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    fn get(&self, group: &str, item: &str, ttl: Duration) -> Option<Bytes> {
+        if !self.enabled.load(Ordering::Acquire) {
+            return None;
+        }
+        let groups = self.groups.read().expect("memory lock");
+        let (value, stored) = groups.get(group)?.get(item)?;
+        (stored.elapsed() < ttl).then(|| value.clone())
+    }
+
+    fn insert(&self, group: &str, item: &str, value: Bytes, epoch: u64) {
+        if !self.enabled.load(Ordering::Acquire) {
+            return;
+        }
+        let mut groups = self.groups.write().expect("memory lock");
+        // Checked under the write lock, so an invalidation cannot slip in between.
+        if self.epoch() != epoch {
+            return;
+        }
+        if groups.values().map(HashMap::len).sum::<usize>() >= MEMORY_MAX_ENTRIES {
+            groups.clear();
+        }
+        groups
+            .entry(group.to_owned())
+            .or_default()
+            .insert(item.to_owned(), (value, Instant::now()));
+    }
+
+    fn invalidate(&self, groups: &[String]) {
+        let mut map = self.groups.write().expect("memory lock");
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        for group in groups {
+            map.remove(group);
+        }
+    }
+
+    fn enable(&self) {
+        let mut map = self.groups.write().expect("memory lock");
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        map.clear();
+        self.enabled.store(true, Ordering::Release);
+    }
+
+    fn disable(&self) {
+        let mut map = self.groups.write().expect("memory lock");
+        self.enabled.store(false, Ordering::Release);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        map.clear();
+    }
+}
+
+enum Outcome {
+    MemoryHit,
+    RedisHit,
+    Miss,
+}
+
+/// Hit and miss counts, also kept here to publish the hit ratio as a gauge.
+#[derive(Default)]
+struct Stats {
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl Stats {
+    fn record(&self, name: &'static str, outcome: Outcome) {
+        let (layer, hit) = match outcome {
+            Outcome::MemoryHit => ("memory", true),
+            Outcome::RedisHit => ("redis", true),
+            Outcome::Miss => ("none", false),
+        };
+        let (hits, misses) = if hit {
+            metrics::counter!("cache_hits_total", "cache" => name, "layer" => layer).increment(1);
+            (
+                self.hits.fetch_add(1, Ordering::Relaxed) + 1,
+                self.misses.load(Ordering::Relaxed),
+            )
+        } else {
+            metrics::counter!("cache_misses_total", "cache" => name).increment(1);
+            (
+                self.hits.load(Ordering::Relaxed),
+                self.misses.fetch_add(1, Ordering::Relaxed) + 1,
+            )
+        };
+        metrics::gauge!("cache_hit_ratio", "cache" => name)
+            .set(hits as f64 / (hits + misses) as f64);
+    }
+}
+
+/// Test hooks: pause a reader between its database read and its cache fill, to reproduce the
+/// stale-set race deterministically.
+#[cfg(feature = "testing")]
+pub mod hooks {
+    use std::sync::{Arc, Mutex};
+
+    use tokio::sync::{Notify, oneshot};
+
+    type Pause = (oneshot::Sender<()>, Arc<Notify>);
+
+    static PAUSE: Mutex<Option<Pause>> = Mutex::new(None);
+
+    /// Makes the next filling reader stop before its fill. Returns a receiver that fires when
+    /// it has stopped, and the handle that lets it go on.
+    pub fn pause_next_fill() -> (oneshot::Receiver<()>, Arc<Notify>) {
+        let (paused, paused_rx) = oneshot::channel();
+        let resume = Arc::new(Notify::new());
+        *PAUSE.lock().unwrap() = Some((paused, resume.clone()));
+        (paused_rx, resume)
+    }
+
+    pub(super) async fn before_fill() {
+        let pause = PAUSE.lock().unwrap().take();
+        if let Some((paused, resume)) = pause {
+            let notified = resume.notified();
+            let _ = paused.send(());
+            notified.await;
+        }
+    }
+}

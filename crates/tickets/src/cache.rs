@@ -1,0 +1,90 @@
+//! "Get ticket" and "list page" over the shared read cache; the rest of the service never
+//! sees a Redis key.
+//!
+//! Groups: `t:<id>` holds one ticket's JSON; `list` holds every list page (any change to any
+//! ticket can move it in or out of the list, so all pages go together).
+
+use bytes::Bytes;
+use ticketing_common::{
+    CancellationToken,
+    cache::{CacheSettings, Loaded, ReadCache},
+};
+use uuid::Uuid;
+
+const LIST: &str = "list";
+
+/// The tickets read cache.
+#[derive(Clone, Debug)]
+pub struct TicketCache {
+    cache: ReadCache,
+}
+
+impl TicketCache {
+    /// Keys live under `<namespace>:tickets:`.
+    pub fn new(
+        redis_url: &str,
+        namespace_prefix: &str,
+        settings: CacheSettings,
+    ) -> anyhow::Result<Self> {
+        let cache = ReadCache::new(
+            "tickets",
+            redis_url,
+            &format!("{namespace_prefix}:tickets"),
+            settings,
+        )?;
+        Ok(TicketCache { cache })
+    }
+
+    /// One ticket's JSON, `None` if there is no such ticket.
+    pub async fn ticket<F, Fut>(&self, id: Uuid, load: F) -> anyhow::Result<Option<Bytes>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Loaded> + Send + 'static,
+    {
+        self.cache.get_or_load(&ticket_group(id), "", load).await
+    }
+
+    /// One page of the list's JSON.
+    pub async fn list_page<F, Fut>(
+        &self,
+        limit: i64,
+        before: Option<Uuid>,
+        load: F,
+    ) -> anyhow::Result<Option<Bytes>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Loaded> + Send + 'static,
+    {
+        let item = format!(
+            "{limit}:{}",
+            before.map_or_else(|| "-".to_owned(), |id| id.to_string())
+        );
+        self.cache.get_or_load(LIST, &item, load).await
+    }
+
+    /// A ticket was created: only the list changes.
+    pub async fn ticket_added(&self) {
+        self.cache.invalidate(&[LIST.to_owned()]).await;
+    }
+
+    /// A ticket changed: its own entry and the list.
+    pub async fn ticket_changed(&self, id: Uuid) {
+        self.cache
+            .invalidate(&[ticket_group(id), LIST.to_owned()])
+            .await;
+    }
+
+    /// Keeps the memory layer honest and retries failed invalidations until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.cache.run(shutdown).await
+    }
+
+    /// Whether this replica currently trusts its in-memory copies.
+    pub fn memory_active(&self) -> bool {
+        self.cache.memory_active()
+    }
+}
+
+fn ticket_group(id: Uuid) -> String {
+    format!("t:{id}")
+}

@@ -1,0 +1,56 @@
+//! Ticket rules and the ticket's public shape. No I/O.
+
+mod price;
+mod title;
+
+pub use price::parse_price;
+use serde::Serialize;
+use ticketing_events::{Cents, TicketCreated, TicketUpdated};
+pub use title::Title;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A ticket as stored and as every reader sees it: `{id, title, price, userId, version,
+/// orderId}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Ticket {
+    pub id: Uuid,
+    pub title: String,
+    /// A number with at most two decimals, e.g. `19.99`.
+    #[schema(value_type = f64, example = 19.99)]
+    #[sqlx(rename = "price_cents", try_from = "i64")]
+    pub price: Cents,
+    pub user_id: Uuid,
+    pub version: i64,
+    /// The order holding the ticket while reserved or sold.
+    pub order_id: Option<Uuid>,
+}
+
+impl Ticket {
+    /// Reserved or sold tickets cannot be edited.
+    pub fn is_held(&self) -> bool {
+        self.order_id.is_some()
+    }
+
+    pub fn created_event(&self) -> TicketCreated {
+        TicketCreated {
+            id: self.id,
+            version: self.version,
+            title: self.title.clone(),
+            price: self.price,
+            user_id: self.user_id,
+        }
+    }
+
+    pub fn updated_event(&self) -> TicketUpdated {
+        TicketUpdated {
+            id: self.id,
+            version: self.version,
+            title: self.title.clone(),
+            price: self.price,
+            user_id: self.user_id,
+            order_id: self.order_id,
+        }
+    }
+}

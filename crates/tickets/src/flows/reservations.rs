@@ -1,0 +1,62 @@
+//! Reservations driven by order events. Both are idempotent and safe in any arrival order.
+
+use ticketing_common::bus::{listener::HandlerError, outbox};
+use ticketing_events::Envelope;
+use uuid::Uuid;
+
+use crate::{Tickets, store::tickets};
+
+/// Reserves the ticket for an order (`order.created`). A redelivery changes nothing; an order
+/// already known to be cancelled is ignored; a ticket still held by another order is "not yet"
+/// (that order's cancellation is on its way).
+#[tracing::instrument(skip_all, fields(ticket_id = %ticket_id, order_id = %order_id))]
+pub async fn reserve_for_order(
+    app: &Tickets,
+    ticket_id: Uuid,
+    order_id: Uuid,
+) -> Result<(), HandlerError> {
+    let mut tx = app.pool.begin().await?;
+    if tickets::is_cancelled(&mut tx, order_id).await? {
+        tracing::info!("order was cancelled before its creation arrived; ticket stays free");
+        return Ok(());
+    }
+    let Some(ticket) = tickets::reserve_if_free(&mut tx, ticket_id, order_id).await? else {
+        return match tickets::find(&mut tx, ticket_id).await? {
+            Some(ticket) if ticket.order_id == Some(order_id) => Ok(()), // a redelivery
+            Some(ticket) => Err(HandlerError::NotYet(format!(
+                "ticket held by order {:?}; waiting for its release",
+                ticket.order_id
+            ))),
+            None => Err(HandlerError::Failed(anyhow::anyhow!(
+                "order for unknown ticket {ticket_id}"
+            ))),
+        };
+    };
+    outbox::enqueue(&mut tx, &Envelope::new(ticket.updated_event())).await?;
+    tx.commit().await?;
+    app.cache.ticket_changed(ticket_id).await;
+    tracing::info!(version = ticket.version, "ticket reserved");
+    Ok(())
+}
+
+/// Releases the ticket if that very order holds it (`order.cancelled`), and remembers the
+/// cancellation so a late `order.created` of the same order cannot reserve it again.
+#[tracing::instrument(skip_all, fields(ticket_id = %ticket_id, order_id = %order_id))]
+pub async fn release_for_order(
+    app: &Tickets,
+    ticket_id: Uuid,
+    order_id: Uuid,
+) -> Result<(), HandlerError> {
+    let mut tx = app.pool.begin().await?;
+    tickets::remember_cancelled(&mut tx, order_id).await?;
+    let released = tickets::release_if_held_by(&mut tx, ticket_id, order_id).await?;
+    if let Some(ticket) = &released {
+        outbox::enqueue(&mut tx, &Envelope::new(ticket.updated_event())).await?;
+    }
+    tx.commit().await?;
+    if let Some(ticket) = released {
+        app.cache.ticket_changed(ticket_id).await;
+        tracing::info!(version = ticket.version, "ticket released");
+    }
+    Ok(())
+}

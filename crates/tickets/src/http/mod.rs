@@ -1,0 +1,14 @@
+//! Tickets' HTTP API, `/api/tickets`, as `CONTRACT.md` (Tickets) describes it.
+
+mod tickets;
+
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::Tickets;
+
+pub fn router(app: Tickets) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(tickets::create_ticket, tickets::list_tickets))
+        .routes(routes!(tickets::show_ticket, tickets::update_ticket))
+        .with_state(app)
+}

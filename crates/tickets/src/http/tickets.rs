@@ -1,0 +1,185 @@
+//! Create, list, show and update tickets.
+
+use axum::{
+    extract::{Path, RawQuery, State},
+    http::{StatusCode, header::CONTENT_TYPE},
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::Value;
+use ticketing_common::{
+    ApiError, Json, RequireAuth,
+    error::{ErrorBody, ErrorItem},
+};
+use ticketing_events::Cents;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::{
+    Tickets,
+    domain::{Ticket, Title, parse_price},
+    flows::{self, UpdateError},
+};
+
+/// Title and price of a ticket.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TicketInput {
+    /// 1–200 characters after trimming.
+    #[schema(example = "Concert")]
+    pub title: Option<String>,
+    /// > 0, ≤ 1,000,000, at most two decimals; a numeric string such as `"25.50"` is accepted.
+    #[schema(value_type = f64, example = 25.5)]
+    pub price: Option<Value>,
+}
+
+impl TicketInput {
+    /// Every problem at once, each naming its field.
+    fn parse(self) -> Result<(Title, Cents), ApiError> {
+        let mut errors = Vec::new();
+        let title = Title::parse(self.title.as_deref().unwrap_or_default())
+            .map_err(|message| errors.push(ErrorItem::field("title", message)))
+            .ok();
+        let price = parse_price(self.price.as_ref().unwrap_or(&Value::Null))
+            .map_err(|message| errors.push(ErrorItem::field("price", message)))
+            .ok();
+        match (title, price) {
+            (Some(title), Some(price)) => Ok((title, price)),
+            _ => Err(ApiError::Validation(errors)),
+        }
+    }
+}
+
+/// Paging of the list.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// 1–1000, default 100.
+    pub limit: Option<i64>,
+    /// Only tickets older than this ticket id (the last id of the previous page).
+    pub before: Option<Uuid>,
+}
+
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 1000;
+
+impl ListParams {
+    fn parse(query: Option<&str>) -> Result<ListParams, ApiError> {
+        let mut limit = None;
+        let mut before = None;
+        let mut errors = Vec::new();
+        for pair in query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "limit" => match value.parse::<i64>() {
+                    Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = Some(n),
+                    _ => errors.push(ErrorItem::field(
+                        "limit",
+                        "Limit must be a whole number from 1 to 1000",
+                    )),
+                },
+                "before" => match Uuid::parse_str(value) {
+                    Ok(id) => before = Some(id),
+                    Err(_) => errors.push(ErrorItem::field("before", "Before must be a ticket id")),
+                },
+                _ => {}
+            }
+        }
+        if errors.is_empty() {
+            Ok(ListParams { limit, before })
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
+fn json_bytes(status: StatusCode, body: Bytes) -> Response {
+    (status, [(CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// A malformed id names nothing: 404, never 500.
+fn ticket_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found("Ticket"))
+}
+
+/// Lists a ticket for sale.
+#[utoipa::path(post, path = "/api/tickets", tag = "tickets", request_body = TicketInput,
+    responses(
+        (status = 201, body = Ticket),
+        (status = 400, description = "Invalid title or price", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+    ))]
+pub async fn create_ticket(
+    RequireAuth(user): RequireAuth,
+    State(app): State<Tickets>,
+    Json(input): Json<TicketInput>,
+) -> Result<(StatusCode, Json<Ticket>), ApiError> {
+    let (title, price) = input.parse()?;
+    let ticket = flows::create_ticket(&app, user.id, title, price).await?;
+    Ok((StatusCode::CREATED, Json(ticket)))
+}
+
+/// Tickets on sale (not reserved or sold), newest first. Served from the cache.
+#[utoipa::path(get, path = "/api/tickets", tag = "tickets", params(ListParams),
+    responses((status = 200, body = [Ticket]), (status = 400, body = ErrorBody)))]
+pub async fn list_tickets(
+    State(app): State<Tickets>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = ListParams::parse(query.as_deref())?;
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    Ok(json_bytes(
+        StatusCode::OK,
+        flows::list_json(&app, limit, params.before).await?,
+    ))
+}
+
+/// One ticket, reserved and sold ones too. Served from the cache.
+#[utoipa::path(get, path = "/api/tickets/{id}", tag = "tickets",
+    params(("id" = Uuid, Path, description = "Ticket id")),
+    responses((status = 200, body = Ticket), (status = 404, body = ErrorBody)))]
+pub async fn show_ticket(
+    State(app): State<Tickets>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = ticket_id(&id)?;
+    match flows::get_ticket_json(&app, id).await? {
+        Some(body) => Ok(json_bytes(StatusCode::OK, body)),
+        None => Err(ApiError::not_found("Ticket")),
+    }
+}
+
+/// Changes title and price; owner only, and not while reserved or sold.
+#[utoipa::path(put, path = "/api/tickets/{id}", tag = "tickets", request_body = TicketInput,
+    params(("id" = Uuid, Path, description = "Ticket id")),
+    responses(
+        (status = 200, body = Ticket),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "Not signed in, or not the owner", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Reserved or sold", body = ErrorBody),
+    ))]
+pub async fn update_ticket(
+    RequireAuth(user): RequireAuth,
+    State(app): State<Tickets>,
+    Path(id): Path<String>,
+    Json(input): Json<TicketInput>,
+) -> Result<Json<Ticket>, ApiError> {
+    let (title, price) = input.parse()?;
+    let id = ticket_id(&id)?;
+    let ticket = flows::update_ticket(&app, user.id, id, title, price)
+        .await
+        .map_err(|e| match e {
+            UpdateError::NotFound => ApiError::not_found("Ticket"),
+            UpdateError::NotOwner => ApiError::Unauthorized,
+            UpdateError::Held => {
+                ApiError::Conflict("The ticket is reserved or sold and cannot be edited".into())
+            }
+            UpdateError::Unexpected(e) => ApiError::Unexpected(e),
+        })?;
+    Ok(Json(ticket))
+}

@@ -1,0 +1,134 @@
+//! The tickets service: sellers list tickets, everyone reads them (through a cache), orders
+//! reserve and release them through events.
+//!
+//! Layout (data flows one way: `http` / `listeners` → `flows` → `store` / `domain`):
+//! - [`http`]: `/api/tickets` routes;
+//! - [`listeners`]: `order.created` reserves, `order.cancelled` releases;
+//! - [`flows`]: every decision, each write in one transaction with its outbox event, then
+//!   cache invalidation after commit;
+//! - [`store`]: SQL, taking a connection;
+//! - [`domain`]: titles, prices and the ticket's public shape, no I/O;
+//! - [`cache`]: "get ticket" / "list page" over the shared read cache.
+
+pub mod cache;
+pub mod domain;
+pub mod flows;
+pub mod http;
+pub mod listeners;
+pub mod store;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::ArgAction;
+use sqlx::PgPool;
+use ticketing_common::{
+    Component, Secret,
+    bus::{Bus, outbox},
+    cache::CacheSettings,
+    component::Task,
+    db::DatabaseTarget,
+    http::ReadyCheck,
+    settings::CommonSettings,
+};
+
+/// The component's name: database suffix, consumer and metric label.
+pub const NAME: &str = "tickets";
+
+/// Settings only tickets reads.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TicketsSettings {
+    /// Tickets' own database, for separate deployment; defaults to `<namespace>_tickets` on
+    /// the `DATABASE_URL` server.
+    #[arg(long, env = "TICKETS_DATABASE_URL", global = true)]
+    pub tickets_database_url: Option<Secret<String>>,
+
+    /// Redis for the read cache; defaults to `REDIS_URL`. May evict.
+    #[arg(long, env = "REDIS_CACHE_URL", global = true)]
+    pub redis_cache_url: Option<Secret<String>>,
+
+    /// How long a cached read lives in Redis (± 10 % jitter).
+    #[arg(long, env = "CACHE_TTL_SECONDS", default_value_t = 60, global = true)]
+    pub cache_ttl_seconds: u64,
+
+    /// Turn the read cache off (every read goes to PostgreSQL), e.g. to compare.
+    #[arg(long, env = "CACHE_ENABLED", default_value_t = true, action = ArgAction::Set, global = true)]
+    pub cache_enabled: bool,
+}
+
+/// Tickets' migrations.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Everything the service's flows need.
+#[derive(Clone)]
+pub struct Tickets {
+    pub pool: PgPool,
+    pub cache: cache::TicketCache,
+}
+
+/// Runs the outbox schema and tickets' migrations.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    outbox::install_schema(pool).await?;
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("cannot migrate the tickets database")
+}
+
+/// Connects (creating the database if needed), migrates, and builds the component.
+pub async fn build(
+    common: &CommonSettings,
+    settings: &TicketsSettings,
+    bus: &Bus,
+) -> anyhow::Result<Component> {
+    let target = DatabaseTarget::resolve(
+        common.database_url.expose(),
+        settings
+            .tickets_database_url
+            .as_ref()
+            .map(|url| url.expose().as_str()),
+        &common.namespace.database(NAME),
+    )?;
+    let pool = target.connect(32).await?;
+    migrate(&pool).await?;
+    let redis_url = settings
+        .redis_cache_url
+        .as_ref()
+        .unwrap_or(&common.redis_url)
+        .expose()
+        .clone();
+    let cache_settings = CacheSettings {
+        enabled: settings.cache_enabled,
+        ttl: Duration::from_secs(settings.cache_ttl_seconds.max(1)),
+        ..CacheSettings::default()
+    };
+    let cache =
+        cache::TicketCache::new(&redis_url, common.namespace.redis_prefix(), cache_settings)?;
+    Ok(component(Tickets { pool, cache }, bus))
+}
+
+/// The component over a migrated pool and a cache: routes, relay, listeners, cache upkeep.
+pub fn component(tickets: Tickets, bus: &Bus) -> Component {
+    let relay = outbox::Relay::new(tickets.pool.clone(), bus.clone(), NAME);
+    let cache = tickets.cache.clone();
+    let (created, cancelled) = (tickets.clone(), tickets.clone());
+    let (bus1, bus2) = (bus.clone(), bus.clone());
+    Component {
+        name: NAME,
+        router: http::router(tickets.clone()),
+        tasks: vec![
+            Task::new("tickets-outbox-relay", move |stop| relay.run(stop)),
+            Task::new("tickets-cache", move |stop| cache.run(stop)),
+            Task::new("tickets-order-created", move |stop| {
+                listeners::order_created(created, bus1, stop)
+            }),
+            Task::new("tickets-order-cancelled", move |stop| {
+                listeners::order_cancelled(cancelled, bus2, stop)
+            }),
+        ],
+        checks: vec![
+            ReadyCheck::postgres("postgres:tickets", tickets.pool),
+            ReadyCheck::nats(bus.clone()),
+        ],
+    }
+}

@@ -1,0 +1,3 @@
+//! SQL on tickets' tables. Functions take a connection; flows decide transactions.
+
+pub mod tickets;
