@@ -267,7 +267,7 @@ impl ReadCache {
         let loaded = load().await?;
         if let Some(value) = &loaded {
             #[cfg(feature = "testing")]
-            hooks::before_fill().await;
+            hooks::before_fill(&inner.prefix).await;
             let ttl = jittered(inner.settings.ttl);
             let mut fill = inner.fill.key(&generation_key);
             fill.arg(&generation)
@@ -577,28 +577,37 @@ impl Stats {
 }
 
 /// Test hooks: pause a reader between its database read and its cache fill, to reproduce the
-/// stale-set race deterministically.
+/// stale-set race deterministically. Pauses are per cache prefix, so parallel tests with their
+/// own namespaces do not catch each other's.
 #[cfg(feature = "testing")]
 pub mod hooks {
-    use std::sync::{Arc, Mutex};
+    use std::{
+        collections::HashMap,
+        sync::{Arc, Mutex},
+    };
 
     use tokio::sync::{Notify, oneshot};
 
     type Pause = (oneshot::Sender<()>, Arc<Notify>);
 
-    static PAUSE: Mutex<Option<Pause>> = Mutex::new(None);
+    static PAUSES: Mutex<Option<HashMap<String, Pause>>> = Mutex::new(None);
 
-    /// Makes the next filling reader stop before its fill. Returns a receiver that fires when
-    /// it has stopped, and the handle that lets it go on.
-    pub fn pause_next_fill() -> (oneshot::Receiver<()>, Arc<Notify>) {
+    /// Makes the next reader that fills the cache under `prefix` (as given to
+    /// `ReadCache::new`) stop before its fill. Returns a receiver that fires once it has
+    /// stopped, and the handle that lets it go on.
+    pub fn pause_next_fill(prefix: &str) -> (oneshot::Receiver<()>, Arc<Notify>) {
         let (paused, paused_rx) = oneshot::channel();
         let resume = Arc::new(Notify::new());
-        *PAUSE.lock().unwrap() = Some((paused, resume.clone()));
+        PAUSES
+            .lock()
+            .unwrap()
+            .get_or_insert_with(HashMap::new)
+            .insert(format!("{prefix}:"), (paused, resume.clone()));
         (paused_rx, resume)
     }
 
-    pub(super) async fn before_fill() {
-        let pause = PAUSE.lock().unwrap().take();
+    pub(super) async fn before_fill(prefix: &str) {
+        let pause = PAUSES.lock().unwrap().as_mut().and_then(|pauses| pauses.remove(prefix));
         if let Some((paused, resume)) = pause {
             let notified = resume.notified();
             let _ = paused.send(());
