@@ -68,9 +68,11 @@ fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitSt
 }
 
 async fn drop_databases(namespace: &str) {
-    let target =
-        DatabaseTarget::resolve(&database_url(), None, &format!("{namespace}_auth")).unwrap();
-    let _ = db::drop_database(&target).await;
+    for service in ["auth", "tickets"] {
+        let name = format!("{namespace}_{service}");
+        let target = DatabaseTarget::resolve(&database_url(), None, &name).unwrap();
+        let _ = db::drop_database(&target).await;
+    }
 }
 
 #[tokio::test]
@@ -180,4 +182,48 @@ fn help_lists_the_settings_operators_rely_on() {
     }
     let up = Command::new(BIN).args(["up", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&up.stdout).contains("TICKETING_ADDR"));
+}
+
+#[tokio::test]
+async fn serve_runs_one_component_alone() {
+    let namespace = unique_namespace().to_string();
+    let mut child = ticketing(&namespace)
+        .env("JWT_KEY", "0123456789abcdef0123456789abcdef")
+        .args(["serve", "tickets"])
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("Ticketing tickets is serving on ") {
+                let _ = tx.send(rest.trim().to_owned());
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("`serve tickets` printed its URL");
+    let client = reqwest::Client::new();
+
+    let tickets = client
+        .get(format!("{url}api/tickets"))
+        .send()
+        .await
+        .unwrap();
+    let users = client
+        .get(format!("{url}api/users/currentuser"))
+        .send()
+        .await
+        .unwrap();
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    drop_databases(&namespace).await;
+
+    assert_eq!(tickets.status(), 200);
+    assert_eq!(users.status(), 404, "auth is not part of this process");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit status {status:?}"
+    );
 }
