@@ -474,13 +474,16 @@ impl Health {
     }
 }
 
+/// One group's entries in memory: item → (value, stored at).
+type Group = HashMap<String, (Bytes, Instant)>;
+
 /// The per-replica memory layer.
 #[derive(Default)]
 struct Memory {
     enabled: AtomicBool,
     /// Bumped by every invalidation; a reader fills memory only if it did not move.
     epoch: AtomicU64,
-    groups: RwLock<HashMap<String, HashMap<String, (Bytes, Instant)>>>,
+    groups: RwLock<HashMap<String, Group>>,
 }
 
 impl Memory {
@@ -607,7 +610,11 @@ pub mod hooks {
     }
 
     pub(super) async fn before_fill(prefix: &str) {
-        let pause = PAUSES.lock().unwrap().as_mut().and_then(|pauses| pauses.remove(prefix));
+        let pause = PAUSES
+            .lock()
+            .unwrap()
+            .as_mut()
+            .and_then(|pauses| pauses.remove(prefix));
         if let Some((paused, resume)) = pause {
             let notified = resume.notified();
             let _ = paused.send(());

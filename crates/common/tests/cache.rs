@@ -40,7 +40,11 @@ impl Source {
     }
 
     /// A loader that reads the current value, slowly enough for requests to pile up.
-    fn loader(&self) -> impl FnOnce() -> futures::future::BoxFuture<'static, anyhow::Result<Option<Bytes>>> + Send + 'static {
+    fn loader(
+        &self,
+    ) -> impl FnOnce() -> futures::future::BoxFuture<'static, anyhow::Result<Option<Bytes>>>
+    + Send
+    + 'static {
         let source = self.clone();
         move || {
             Box::pin(async move {
@@ -69,19 +73,30 @@ async fn start(url: &str, prefix: &str, settings: CacheSettings) -> Running {
     let cache = ReadCache::new("test", url, prefix, settings).unwrap();
     let stop = CancellationToken::new();
     tokio::spawn(cache.clone().run(stop.clone()));
-    Running { cache, prefix: prefix.to_owned(), stop }
+    Running {
+        cache,
+        prefix: prefix.to_owned(),
+        stop,
+    }
 }
 
 async fn started(url: &str) -> Running {
     let prefix = format!("{}:test", unique_namespace());
     let running = start(url, &prefix, CacheSettings::default()).await;
-    let subscribed = eventually(Duration::from_secs(5), || async { running.cache.memory_active().then_some(()) }).await;
+    let subscribed = eventually(Duration::from_secs(5), || async {
+        running.cache.memory_active().then_some(())
+    })
+    .await;
     assert!(subscribed.is_some(), "subscribed to invalidations");
     running
 }
 
 async fn read(cache: &ReadCache, source: &Source) -> String {
-    let bytes = cache.get_or_load("t:1", "", source.loader()).await.unwrap().unwrap();
+    let bytes = cache
+        .get_or_load("t:1", "", source.loader())
+        .await
+        .unwrap()
+        .unwrap();
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
@@ -111,13 +126,27 @@ async fn a_reader_paused_between_its_database_read_and_its_fill_cannot_put_back_
     source.set("new");
     running.cache.invalidate(&["t:1".to_owned()]).await;
     resume.notify_one();
-    assert_eq!(reader.await.unwrap(), "old", "the slow reader answers what it read");
+    assert_eq!(
+        reader.await.unwrap(),
+        "old",
+        "the slow reader answers what it read"
+    );
 
     // Neither this replica's memory nor Redis kept the old value.
     assert_eq!(read(&running.cache, &source).await, "new");
-    let other = ReadCache::new("test", &redis_url(), &running.prefix, CacheSettings::default()).unwrap();
+    let other = ReadCache::new(
+        "test",
+        &redis_url(),
+        &running.prefix,
+        CacheSettings::default(),
+    )
+    .unwrap();
     let never = Source::new("not from the cache");
-    assert_eq!(read(&other, &never).await, "new", "Redis holds the fresh value");
+    assert_eq!(
+        read(&other, &never).await,
+        "new",
+        "Redis holds the fresh value"
+    );
     assert_eq!(never.reads(), 0);
 }
 
@@ -147,9 +176,20 @@ async fn two_hundred_concurrent_reads_of_a_cold_entry_make_one_database_query() 
 async fn an_invalidation_on_one_replica_reaches_the_memory_of_another_within_a_second() {
     let prefix = format!("{}:test", unique_namespace());
     let a = start(&redis_url(), &prefix, CacheSettings::default()).await;
-    let b = start(&redis_url(), &prefix, CacheSettings { memory_ttl: Duration::from_secs(3600), ..CacheSettings::default() }).await;
+    let b = start(
+        &redis_url(),
+        &prefix,
+        CacheSettings {
+            memory_ttl: Duration::from_secs(3600),
+            ..CacheSettings::default()
+        },
+    )
+    .await;
     for replica in [&a, &b] {
-        let on = eventually(Duration::from_secs(5), || async { replica.cache.memory_active().then_some(()) }).await;
+        let on = eventually(Duration::from_secs(5), || async {
+            replica.cache.memory_active().then_some(())
+        })
+        .await;
         assert!(on.is_some());
     }
     let source = Source::new("v1");
@@ -180,8 +220,14 @@ async fn with_redis_at_a_closed_port_reads_and_invalidations_still_succeed() {
     }
 
     assert_eq!(source.reads(), 20, "every read went to the source");
-    assert!(started.elapsed() < Duration::from_secs(10), "no read waited long on Redis");
-    assert!(!running.cache.memory_active(), "memory is not trusted without the invalidation channel");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "no read waited long on Redis"
+    );
+    assert!(
+        !running.cache.memory_active(),
+        "memory is not trusted without the invalidation channel"
+    );
 }
 
 /// A redis-server of the test's own on a free port.
@@ -193,17 +239,32 @@ struct OwnRedis {
 impl OwnRedis {
     async fn start(port: u16) -> OwnRedis {
         let child = tokio::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("redis-server on PATH (scripts/services.sh installs it)");
         let up = eventually(Duration::from_secs(10), || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(drop)
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(drop)
         })
         .await;
         assert!(up.is_some(), "own redis-server started");
-        OwnRedis { port, child: Some(child) }
+        OwnRedis {
+            port,
+            child: Some(child),
+        }
     }
 
     fn url(&self) -> String {
@@ -230,7 +291,11 @@ async fn when_its_redis_dies_mid_run_the_cache_steps_aside_and_recovers_by_itsel
     source.set("v2");
     running.cache.invalidate(&["t:1".to_owned()]).await; // a write while Redis is gone
     for _ in 0..10 {
-        assert_eq!(read(&running.cache, &source).await, "v2", "reads fall back to the source, fresh");
+        assert_eq!(
+            read(&running.cache, &source).await,
+            "v2",
+            "reads fall back to the source, fresh"
+        );
     }
 
     let port = redis.port;
@@ -244,7 +309,10 @@ async fn when_its_redis_dies_mid_run_the_cache_steps_aside_and_recovers_by_itsel
     })
     .await;
 
-    assert!(cached_again.is_some(), "the cache serves again without a restart");
+    assert!(
+        cached_again.is_some(),
+        "the cache serves again without a restart"
+    );
     assert!(source.reads() > before);
     assert_eq!(read(&running.cache, &source).await, "v2");
 }

@@ -16,6 +16,10 @@ pub async fn reserve_for_order(
     order_id: Uuid,
 ) -> Result<(), HandlerError> {
     let mut tx = app.pool.begin().await?;
+    // Take turns with `release_for_order` on this ticket: otherwise a cancellation committing
+    // between our `is_cancelled` and our reservation (it found the ticket still free, so it
+    // released nothing) leaves the ticket held by a cancelled order forever.
+    tickets::lock(&mut tx, ticket_id).await?;
     if tickets::is_cancelled(&mut tx, order_id).await? {
         tracing::info!("order was cancelled before its creation arrived; ticket stays free");
         return Ok(());
@@ -48,6 +52,7 @@ pub async fn release_for_order(
     order_id: Uuid,
 ) -> Result<(), HandlerError> {
     let mut tx = app.pool.begin().await?;
+    tickets::lock(&mut tx, ticket_id).await?; // see `reserve_for_order`
     tickets::remember_cancelled(&mut tx, order_id).await?;
     let released = tickets::release_if_held_by(&mut tx, ticket_id, order_id).await?;
     if let Some(ticket) = &released {

@@ -36,6 +36,16 @@ pub async fn find(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Tick
     .await
 }
 
+/// Locks a ticket's row until the transaction ends (nothing if there is no such ticket), so
+/// that flows deciding about one ticket take turns.
+pub async fn lock(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("SELECT 1 FROM tickets WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .map(drop)
+}
+
 /// Tickets nobody holds, newest first, strictly older than `before` when given.
 pub async fn list_available(
     conn: &mut PgConnection,

@@ -1,0 +1,588 @@
+//! The tickets service on a random port, over a database, a stream and Redis keys of its own,
+//! and typed ways to talk to it and to look behind it.
+//!
+//! Every [`TestApp`] has its own namespace, hence its own database (dropped with it), its own
+//! JetStream stream and subjects (deleted with it) and its own Redis key prefix (cleared with
+//! it); tests never share state. The server runs the component's tasks too: outbox relay,
+//! order listeners and cache upkeep. Tests play the orders service by publishing order events
+//! straight to the stream, and read back what tickets published from the same stream.
+
+use std::{sync::Arc, time::Duration};
+
+use reqwest::{
+    Method, StatusCode,
+    header::{CONTENT_TYPE, COOKIE, HeaderMap},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sqlx::{PgPool, postgres::PgPoolOptions};
+use ticketing_common::{
+    bus::Bus,
+    cache::CacheSettings,
+    error::ErrorBody,
+    session::{COOKIE_NAME, SessionKeys},
+    settings::Namespace,
+    testing::{self, TestBus, TestDb, TestServer},
+};
+use ticketing_events::{
+    Cents, Envelope, Event, OrderCancelled, OrderCreated, OrderStatus, OrderTicket, Subject,
+    TicketRef,
+};
+use ticketing_tickets::{Tickets, cache::TicketCache};
+use uuid::Uuid;
+
+/// Connections in the app's pool.
+pub const POOL_SIZE: u32 = 8;
+
+/// The longest a test waits for an effect (an event handled, a row changed) before failing.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// A running tickets service and what a test needs to poke at it. Fields drop in order: the
+/// server stops first, then the stream, the database and the Redis keys go.
+pub struct TestApp {
+    pub server: TestServer,
+    /// The app's pool on the test database, also used by tests to look at rows.
+    pub pool: PgPool,
+    /// A bus on the test's own stream.
+    pub bus: Bus,
+    /// The keys the app verifies sessions with.
+    pub keys: Arc<SessionKeys>,
+    pub client: reqwest::Client,
+    _bus: TestBus,
+    /// Creates the database and drops it with the app; its own pool stays idle (see
+    /// [`spawn_app`]).
+    _db: TestDb,
+    _redis: RedisKeys,
+}
+
+/// The app with the default cache settings and the test session keys.
+pub async fn spawn_app() -> TestApp {
+    let namespace = testing::unique_namespace();
+    let db = TestDb::create(&namespace, ticketing_tickets::NAME).await;
+    // Not `db.pool`: `TestDb::drop` blocks this runtime's thread while it waits, on another
+    // runtime, for every connection of `db.pool` to come back, and a connection the app has
+    // just released comes back through a task on this runtime; the test then hangs. With a
+    // pool of its own the app leaves `db.pool` idle, and the drop's `DROP DATABASE … WITH
+    // (FORCE)` ends the app's connections.
+    let pool = PgPoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(db.target.options.clone())
+        .await
+        .expect("connect to the test database");
+    ticketing_tickets::migrate(&pool)
+        .await
+        .expect("migrate the tickets database");
+    let test_bus = TestBus::create(&namespace).await;
+    let bus = test_bus.bus.clone();
+    let cache = TicketCache::new(
+        &testing::redis_url(),
+        namespace.redis_prefix(),
+        CacheSettings::default(),
+    )
+    .expect("tickets cache");
+    let keys = testing::session_keys();
+    let component = ticketing_tickets::component(
+        Tickets {
+            pool: pool.clone(),
+            cache,
+        },
+        &bus,
+    );
+    let server = TestServer::start(vec![component], keys.clone()).await;
+    TestApp {
+        server,
+        pool,
+        bus,
+        keys,
+        client: reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("HTTP client"),
+        _bus: test_bus,
+        _db: db,
+        _redis: RedisKeys(namespace),
+    }
+}
+
+/// Deletes the namespace's Redis keys when dropped (the cache's generation counters would
+/// otherwise stay for a day on the shared server).
+struct RedisKeys(Namespace);
+
+impl Drop for RedisKeys {
+    fn drop(&mut self) {
+        let pattern = format!("{}:*", self.0.redis_prefix());
+        let Ok(client) = redis::Client::open(testing::redis_url()) else {
+            return;
+        };
+        let Ok(mut redis) = client.get_connection_with_timeout(Duration::from_secs(1)) else {
+            return;
+        };
+        let mut cursor = 0u64;
+        loop {
+            let Ok((next, keys)) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query::<(u64, Vec<String>)>(&mut redis)
+            else {
+                return;
+            };
+            if !keys.is_empty() {
+                let _ = redis::cmd("DEL").arg(&keys).query::<i64>(&mut redis);
+            }
+            if next == 0 {
+                return;
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// A signed-in user: a session cookie signed with the app's keys (no auth service needed).
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: Uuid,
+    pub cookie: String,
+}
+
+/// What the server answered, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    async fn read(response: reqwest::Response) -> Reply {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("response body");
+        Reply {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    /// The body as JSON; panics (showing the body) if it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?} (status {})",
+                self.text, self.status
+            )
+        })
+    }
+
+    pub fn assert_status(&self, expected: StatusCode) -> &Self {
+        assert_eq!(self.status, expected, "body: {}", self.text);
+        self
+    }
+
+    /// A ticket body, checked against the contract's shape.
+    pub fn ticket(&self) -> TicketBody {
+        ticket_of(&self.json())
+    }
+
+    /// An array of ticket bodies, each checked against the contract's shape.
+    pub fn tickets(&self) -> Vec<TicketBody> {
+        let body = self.json();
+        body.as_array()
+            .unwrap_or_else(|| panic!("not an array: {body}"))
+            .iter()
+            .map(ticket_of)
+            .collect()
+    }
+
+    /// The contract's error body: JSON, a non-empty list, every message non-empty.
+    pub fn error(&self) -> ErrorBody {
+        let content_type = self
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            content_type.starts_with("application/json"),
+            "error content type {content_type:?}: {}",
+            self.text
+        );
+        let body: ErrorBody = serde_json::from_str(&self.text).unwrap_or_else(|e| {
+            panic!(
+                "not the contract's error body ({e}): {:?} (status {})",
+                self.text, self.status
+            )
+        });
+        assert!(!body.errors.is_empty(), "empty error list: {}", self.text);
+        for item in &body.errors {
+            assert!(
+                !item.message.trim().is_empty(),
+                "empty message: {}",
+                self.text
+            );
+        }
+        body
+    }
+
+    /// The fields an error body names, sorted and deduplicated (asserting it is the
+    /// contract's error body).
+    pub fn error_fields(&self) -> Vec<String> {
+        let mut fields: Vec<String> = self
+            .error()
+            .errors
+            .into_iter()
+            .filter_map(|item| item.field)
+            .collect();
+        fields.sort();
+        fields.dedup();
+        fields
+    }
+
+    /// Asserts a 400 whose error body names exactly `fields`.
+    pub fn assert_invalid(&self, fields: &[&str]) {
+        self.assert_status(StatusCode::BAD_REQUEST);
+        assert_eq!(self.error_fields(), fields, "body: {}", self.text);
+    }
+
+    /// Asserts `status` with the contract's error body.
+    pub fn assert_error(&self, status: StatusCode) {
+        self.assert_status(status);
+        self.error();
+    }
+}
+
+/// A ticket as the API shows it: exactly `{id, title, price, userId, version, orderId}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TicketBody {
+    pub id: Uuid,
+    pub title: String,
+    pub price: f64,
+    pub user_id: Uuid,
+    pub version: i64,
+    pub order_id: Option<Uuid>,
+}
+
+/// Checks a ticket's JSON against the contract (every key present, `id` a string, `price` a
+/// number) and decodes it.
+pub fn ticket_of(value: &Value) -> TicketBody {
+    let object = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"));
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["id", "orderId", "price", "title", "userId", "version"],
+        "ticket: {value}"
+    );
+    assert!(value["id"].is_string(), "id is not a string: {value}");
+    assert!(value["price"].is_number(), "price is not a number: {value}");
+    serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("ticket shape ({e}): {value}"))
+}
+
+/// A ticket as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TicketRow {
+    pub id: Uuid,
+    pub title: String,
+    pub price_cents: i64,
+    pub user_id: Uuid,
+    pub version: i64,
+    pub order_id: Option<Uuid>,
+}
+
+/// A valid ticket input.
+pub fn ticket_input(title: &str, price: impl Into<Value>) -> Value {
+    json!({"title": title, "price": price.into()})
+}
+
+/// An `order.created` envelope for an order of `ticket` (as the orders service would send).
+pub fn order_created(ticket: &TicketBody, order_id: Uuid) -> Envelope<OrderCreated> {
+    Envelope::new(OrderCreated {
+        id: order_id,
+        version: 0,
+        status: OrderStatus::Created,
+        user_id: Uuid::now_v7(),
+        expires_at: time::OffsetDateTime::now_utc() + time::Duration::minutes(15),
+        ticket: OrderTicket {
+            id: ticket.id,
+            price: Cents((ticket.price * 100.0).round() as i64),
+        },
+    })
+}
+
+/// An `order.cancelled` envelope for an order of `ticket_id`.
+pub fn order_cancelled(ticket_id: Uuid, order_id: Uuid) -> Envelope<OrderCancelled> {
+    Envelope::new(OrderCancelled {
+        id: order_id,
+        version: 1,
+        ticket: TicketRef { id: ticket_id },
+    })
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        self.server.url(path)
+    }
+
+    /// A new user with a valid session.
+    pub fn user(&self) -> User {
+        let id = Uuid::now_v7();
+        let token = self
+            .keys
+            .issue(id, &format!("{}@example.com", id.simple()))
+            .expect("session token");
+        User {
+            id,
+            cookie: format!("{COOKIE_NAME}={token}"),
+        }
+    }
+
+    /// Sends a request, with the user's session and a raw body with a content type if given.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        user: Option<&User>,
+        body: Option<(Option<&str>, String)>,
+    ) -> Reply {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(user) = user {
+            request = request.header(COOKIE, &user.cookie);
+        }
+        if let Some((content_type, body)) = body {
+            if let Some(content_type) = content_type {
+                request = request.header(CONTENT_TYPE, content_type);
+            }
+            request = request.body(body);
+        }
+        Reply::read(request.send().await.expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None, None).await
+    }
+
+    /// `POST /api/tickets` with a JSON body.
+    pub async fn post_ticket(&self, user: Option<&User>, body: &Value) -> Reply {
+        self.send(
+            Method::POST,
+            "/api/tickets",
+            user,
+            Some((Some("application/json"), body.to_string())),
+        )
+        .await
+    }
+
+    /// `PUT /api/tickets/<id>` with a JSON body.
+    pub async fn put_ticket(&self, user: Option<&User>, id: &str, body: &Value) -> Reply {
+        self.send(
+            Method::PUT,
+            &format!("/api/tickets/{id}"),
+            user,
+            Some((Some("application/json"), body.to_string())),
+        )
+        .await
+    }
+
+    /// Creates a ticket and asserts it worked.
+    pub async fn create_ticket(
+        &self,
+        user: &User,
+        title: &str,
+        price: impl Into<Value>,
+    ) -> TicketBody {
+        let reply = self
+            .post_ticket(Some(user), &ticket_input(title, price))
+            .await;
+        reply.assert_status(StatusCode::CREATED);
+        reply.ticket()
+    }
+
+    /// `GET /api/tickets/<id>`, asserting 200.
+    pub async fn show(&self, id: Uuid) -> TicketBody {
+        let reply = self.get(&format!("/api/tickets/{id}")).await;
+        reply.assert_status(StatusCode::OK);
+        reply.ticket()
+    }
+
+    /// `GET /api/tickets<query>`, asserting 200.
+    pub async fn list(&self, query: &str) -> Vec<TicketBody> {
+        let reply = self.get(&format!("/api/tickets{query}")).await;
+        reply.assert_status(StatusCode::OK);
+        reply.tickets()
+    }
+
+    // --- the database -------------------------------------------------------------------
+
+    pub async fn row(&self, id: Uuid) -> Option<TicketRow> {
+        sqlx::query_as(
+            "SELECT id, title, price_cents, user_id, version, order_id FROM tickets WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .expect("read ticket")
+    }
+
+    pub async fn ticket_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM tickets")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count tickets")
+    }
+
+    /// Events of one subject written to the outbox (sent or not).
+    pub async fn outbox_count(&self, subject: Subject) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE subject = $1")
+            .bind(subject.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .expect("count outbox rows")
+    }
+
+    /// Waits until the stored ticket satisfies `done`; panics with the last row otherwise.
+    pub async fn wait_for_row(
+        &self,
+        id: Uuid,
+        what: &str,
+        done: impl Fn(&TicketRow) -> bool,
+    ) -> TicketRow {
+        let done = &done;
+        let found = testing::eventually(WAIT, || async move {
+            self.row(id).await.filter(|row| done(row))
+        })
+        .await;
+        match found {
+            Some(row) => row,
+            None => panic!("ticket never {what}: now {:?}", self.row(id).await),
+        }
+    }
+
+    // --- the bus ------------------------------------------------------------------------
+
+    /// Publishes an event on the test's stream and waits for JetStream's ack. Deliberately
+    /// without `Nats-Msg-Id`: publishing the same envelope twice then really delivers it
+    /// twice, as a redelivery after a lost ack would.
+    pub async fn publish<T: Event>(&self, envelope: &Envelope<T>) {
+        let payload = serde_json::to_vec(envelope).expect("encode event");
+        self.bus
+            .jetstream()
+            .publish(self.bus.subject(T::SUBJECT), payload.into())
+            .await
+            .expect("publish")
+            .await
+            .expect("JetStream ack");
+    }
+
+    /// Every event of type `T` in the stream, oldest first.
+    pub async fn published<T: Event>(&self) -> Vec<Envelope<T>> {
+        let subject = self.bus.subject(T::SUBJECT);
+        let mut stream = self
+            .bus
+            .jetstream()
+            .get_stream(self.bus.stream_name())
+            .await
+            .expect("the test's stream");
+        let state = stream.info().await.expect("stream info").state.clone();
+        let mut events = Vec::new();
+        if state.messages == 0 {
+            return events;
+        }
+        for sequence in state.first_sequence..=state.last_sequence {
+            let Ok(message) = stream.get_raw_message(sequence).await else {
+                continue;
+            };
+            if message.subject.as_str() == subject {
+                events.push(
+                    serde_json::from_slice(&message.payload)
+                        .unwrap_or_else(|e| panic!("undecodable {subject} ({e})")),
+                );
+            }
+        }
+        events
+    }
+
+    /// Waits until `expected` events of type `T` satisfying `filter` are in the stream, and
+    /// returns them; panics if fewer arrive in time.
+    pub async fn wait_for_events<T: Event>(
+        &self,
+        expected: usize,
+        filter: impl Fn(&Envelope<T>) -> bool,
+    ) -> Vec<Envelope<T>> {
+        let filter = &filter;
+        testing::eventually(WAIT, || async move {
+            let events: Vec<Envelope<T>> = self
+                .published::<T>()
+                .await
+                .into_iter()
+                .filter(filter)
+                .collect();
+            (events.len() >= expected).then_some(events)
+        })
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "fewer than {expected} {} events arrived",
+                T::SUBJECT.as_str()
+            )
+        })
+    }
+
+    /// Events of type `T` about one ticket, by their `data` as JSON, oldest first.
+    pub async fn ticket_events<T: Event>(&self, ticket_id: Uuid) -> Vec<Value> {
+        self.published::<T>()
+            .await
+            .into_iter()
+            .map(|event| serde_json::to_value(event.data).expect("event data"))
+            .filter(|data| data["id"] == json!(ticket_id))
+            .collect()
+    }
+
+    /// Whether tickets' consumer of `subject` has handled (acked or given up on) every
+    /// message published on it so far.
+    pub async fn consumer_drained(&self, subject: Subject) -> bool {
+        let Ok(mut consumer) = self.bus.consumer(ticketing_tickets::NAME, subject).await else {
+            return false;
+        };
+        consumer
+            .info()
+            .await
+            .is_ok_and(|info| info.num_pending == 0 && info.num_ack_pending == 0)
+    }
+
+    /// Waits until tickets' listener of `subject` has handled every message published on it.
+    pub async fn wait_until_handled(&self, subject: Subject) {
+        let drained = testing::eventually(WAIT, || async move {
+            self.consumer_drained(subject).await.then_some(())
+        })
+        .await;
+        assert!(
+            drained.is_some(),
+            "{} events never all handled",
+            subject.as_str()
+        );
+    }
+
+    /// Waits until both order listeners are idle and every outbox row has been published:
+    /// nothing the test caused is still under way.
+    pub async fn settle(&self) {
+        self.wait_until_handled(Subject::OrderCreated).await;
+        self.wait_until_handled(Subject::OrderCancelled).await;
+        let sent = testing::eventually(WAIT, || async move {
+            let unsent: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+                    .fetch_one(&self.pool)
+                    .await
+                    .ok()?;
+            (unsent == 0).then_some(())
+        })
+        .await;
+        assert!(sent.is_some(), "the outbox was never emptied");
+    }
+}
