@@ -240,6 +240,8 @@ impl OwnRedis {
     async fn start(port: u16) -> OwnRedis {
         let child = tokio::process::Command::new("redis-server")
             .args([
+                "--enable-debug-command",
+                "yes",
                 "--port",
                 &port.to_string(),
                 "--bind",
@@ -315,4 +317,36 @@ async fn when_its_redis_dies_mid_run_the_cache_steps_aside_and_recovers_by_itsel
     );
     assert!(source.reads() > before);
     assert_eq!(read(&running.cache, &source).await, "v2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_stops_answering_costs_a_read_at_most_a_short_timeout() {
+    let redis = OwnRedis::start(free_port()).await;
+    let running = started(&redis.url()).await;
+    let source = Source::new("v1");
+    let url = redis.url();
+    // Freeze the server for three seconds from another connection.
+    let freezer = tokio::spawn(async move {
+        let client = ::redis::Client::open(url).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let _: Result<String, _> = ::redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(3)
+            .query_async(&mut conn)
+            .await;
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await; // let the freeze begin
+    running.cache.invalidate(&["t:1".to_owned()]).await; // and drop any memory copy
+
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        assert_eq!(read(&running.cache, &source).await, "v1");
+    }
+
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "five reads during a 3 s freeze took {:?}",
+        started.elapsed()
+    );
+    freezer.await.unwrap();
 }
