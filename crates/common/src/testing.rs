@@ -186,3 +186,89 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("free port")
 }
+
+/// A redis-server of the test's own on a free port, which the test may kill and restart
+/// (outage and persistence tests never touch the shared Redis).
+pub struct OwnRedis {
+    pub port: u16,
+    args: Vec<String>,
+    dir: std::path::PathBuf,
+    child: Option<tokio::process::Child>,
+}
+
+impl OwnRedis {
+    /// Starts `redis-server` on loopback with no persistence, plus `extra` arguments (for
+    /// example `["--appendonly", "yes"]`; its files go to a private directory).
+    pub async fn start(extra: &[&str]) -> OwnRedis {
+        let dir =
+            std::env::temp_dir().join(format!("ticketing-redis-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("redis directory");
+        let port = free_port();
+        let mut args: Vec<String> = [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push("--dir".into());
+        args.push(dir.display().to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut redis = OwnRedis {
+            port,
+            args,
+            dir,
+            child: None,
+        };
+        redis.restart().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (again) on the same port and directory, and waits until it answers.
+    pub async fn restart(&mut self) {
+        let child = tokio::process::Command::new("redis-server")
+            .args(&self.args)
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server on PATH (scripts/services.sh installs it)");
+        self.child = Some(child);
+        let port = self.port;
+        let up = eventually(Duration::from_secs(10), || async move {
+            let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+            let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .ok()
+        })
+        .await;
+        assert!(up.is_some(), "own redis-server did not start");
+    }
+
+    /// SIGKILL, as a crash would.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -2,7 +2,6 @@
 //! replicas, and Redis outages (a closed port, and a Redis of the test's own killed mid-run).
 
 use std::{
-    process::Stdio,
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -14,7 +13,7 @@ use bytes::Bytes;
 use ticketing_common::{
     CancellationToken,
     cache::{CacheSettings, ReadCache, hooks},
-    testing::{eventually, free_port, redis_url, unique_namespace},
+    testing::{OwnRedis, eventually, free_port, redis_url, unique_namespace},
 };
 
 /// A stand-in for the database: a value and a count of reads.
@@ -230,59 +229,9 @@ async fn with_redis_at_a_closed_port_reads_and_invalidations_still_succeed() {
     );
 }
 
-/// A redis-server of the test's own on a free port.
-struct OwnRedis {
-    port: u16,
-    child: Option<tokio::process::Child>,
-}
-
-impl OwnRedis {
-    async fn start(port: u16) -> OwnRedis {
-        let child = tokio::process::Command::new("redis-server")
-            .args([
-                "--enable-debug-command",
-                "yes",
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server on PATH (scripts/services.sh installs it)");
-        let up = eventually(Duration::from_secs(10), || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(drop)
-        })
-        .await;
-        assert!(up.is_some(), "own redis-server started");
-        OwnRedis {
-            port,
-            child: Some(child),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().await.unwrap();
-        }
-    }
-}
-
 #[tokio::test]
 async fn when_its_redis_dies_mid_run_the_cache_steps_aside_and_recovers_by_itself() {
-    let mut redis = OwnRedis::start(free_port()).await;
+    let mut redis = OwnRedis::start(&[]).await;
     let running = started(&redis.url()).await;
     let source = Source::new("v1");
     assert_eq!(read(&running.cache, &source).await, "v1");
@@ -300,8 +249,7 @@ async fn when_its_redis_dies_mid_run_the_cache_steps_aside_and_recovers_by_itsel
         );
     }
 
-    let port = redis.port;
-    let _redis = OwnRedis::start(port).await;
+    redis.restart().await;
     let before = source.reads();
     let cached_again = eventually(Duration::from_secs(10), || async {
         let _ = read(&running.cache, &source).await;
@@ -321,7 +269,7 @@ async fn when_its_redis_dies_mid_run_the_cache_steps_aside_and_recovers_by_itsel
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_stops_answering_costs_a_read_at_most_a_short_timeout() {
-    let redis = OwnRedis::start(free_port()).await;
+    let redis = OwnRedis::start(&["--enable-debug-command", "yes"]).await;
     let running = started(&redis.url()).await;
     let source = Source::new("v1");
     let url = redis.url();

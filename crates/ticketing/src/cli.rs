@@ -10,6 +10,7 @@ use ticketing_common::{
     Component, bus::Bus, component, http::ReadyCheck, session::SessionKeys,
     settings::CommonSettings, shutdown,
 };
+use ticketing_expiration::ExpirationSettings;
 use ticketing_tickets::TicketsSettings;
 use tokio::net::TcpListener;
 
@@ -26,6 +27,8 @@ pub struct Cli {
     pub auth: AuthSettings,
     #[command(flatten)]
     pub tickets: TicketsSettings,
+    #[command(flatten)]
+    pub expiration: ExpirationSettings,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -51,10 +54,15 @@ pub enum Command {
 pub enum ComponentName {
     Auth,
     Tickets,
+    Expiration,
 }
 
 impl ComponentName {
-    const ALL: [ComponentName; 2] = [ComponentName::Auth, ComponentName::Tickets];
+    const ALL: [ComponentName; 3] = [
+        ComponentName::Auth,
+        ComponentName::Tickets,
+        ComponentName::Expiration,
+    ];
 
     fn needs_bus(self) -> bool {
         !matches!(self, ComponentName::Auth)
@@ -96,6 +104,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             ComponentName::Tickets => {
                 let bus = bus.as_ref().expect("connected above");
                 ticketing_tickets::build(&cli.common, &cli.tickets, bus).await?
+            }
+            ComponentName::Expiration => {
+                let bus = bus.as_ref().expect("connected above");
+                ticketing_expiration::build(&cli.common, &cli.expiration, bus).await?
             }
         };
         components.push(component);

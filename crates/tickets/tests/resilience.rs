@@ -2,14 +2,14 @@
 //! write succeeds without Redis, and a write on one replica is visible on another within a
 //! second.
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use sqlx::postgres::PgPoolOptions;
 use ticketing_common::{
     cache::CacheSettings,
     testing::{
-        TestBus, TestDb, TestServer, eventually, free_port, redis_url, session_keys,
+        OwnRedis, TestBus, TestDb, TestServer, eventually, free_port, redis_url, session_keys,
         unique_namespace,
     },
 };
@@ -125,44 +125,16 @@ async fn with_the_cache_at_a_closed_port_every_read_and_write_succeeds() {
 
 #[tokio::test]
 async fn when_the_cache_redis_is_stopped_mid_run_reads_and_writes_succeed_and_stay_fresh() {
-    let port = free_port();
-    let spawn_redis = || {
-        tokio::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server")
-    };
-    let wait_redis = || async {
-        eventually(Duration::from_secs(10), || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(drop)
-        })
-        .await
-    };
-    let mut redis = spawn_redis();
-    assert!(wait_redis().await.is_some());
+    let mut redis = OwnRedis::start(&[]).await;
     let world = World::new().await;
-    let server = world.replica(&format!("redis://127.0.0.1:{port}")).await;
+    let server = world.replica(&redis.url()).await;
     let client = Client::new();
     let (_, ticket) = client.create(&server, "Before").await;
     let id = ticket["id"].as_str().unwrap().to_owned();
     assert_eq!(client.show(&server, &id).await.1["title"], "Before"); // cached now
     assert_eq!(titles(&client.list(&server).await.1), ["Before"]);
 
-    redis.kill().await.unwrap();
+    redis.kill().await;
     let (status, _) = client.update(&server, &id, "During").await;
     assert_eq!(status, 200, "writes succeed without Redis");
     for _ in 0..5 {
@@ -175,8 +147,7 @@ async fn when_the_cache_redis_is_stopped_mid_run_reads_and_writes_succeed_and_st
         assert_eq!(titles(&client.list(&server).await.1), ["During"]);
     }
 
-    let _redis = spawn_redis();
-    assert!(wait_redis().await.is_some());
+    redis.restart().await;
     let (status, _) = client.update(&server, &id, "After").await;
     assert_eq!(status, 200);
     let fresh = eventually(Duration::from_secs(5), || async {
