@@ -11,3 +11,6 @@ cargo bench --locked -p ticketing-common --bench events
 
 echo "==> sign-up latency (argon2id + PostgreSQL, over HTTP)"
 cargo bench --locked -p ticketing-auth --bench signup
+
+echo "==> expiration queue lateness (100,000 jobs due over 10 s, two workers)"
+cargo bench --locked -p ticketing-expiration --bench lateness

@@ -272,3 +272,16 @@ impl Drop for OwnRedis {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// How many messages the bus's stream holds on one full subject.
+pub async fn count_on_subject(bus: &Bus, subject: &str) -> u64 {
+    use futures::TryStreamExt;
+    let Ok(stream) = bus.jetstream().get_stream(bus.stream_name()).await else {
+        return 0;
+    };
+    let Ok(subjects) = stream.info_with_subjects(subject).await else {
+        return 0;
+    };
+    let counts: Vec<(String, usize)> = subjects.try_collect().await.unwrap_or_default();
+    counts.into_iter().filter(|(s, _)| s == subject).map(|(_, n)| n as u64).sum()
+}
