@@ -283,5 +283,9 @@ pub async fn count_on_subject(bus: &Bus, subject: &str) -> u64 {
         return 0;
     };
     let counts: Vec<(String, usize)> = subjects.try_collect().await.unwrap_or_default();
-    counts.into_iter().filter(|(s, _)| s == subject).map(|(_, n)| n as u64).sum()
+    counts
+        .into_iter()
+        .filter(|(s, _)| s == subject)
+        .map(|(_, n)| n as u64)
+        .sum()
 }

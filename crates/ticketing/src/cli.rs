@@ -11,6 +11,7 @@ use ticketing_common::{
     settings::CommonSettings, shutdown,
 };
 use ticketing_expiration::ExpirationSettings;
+use ticketing_orders::OrdersSettings;
 use ticketing_tickets::TicketsSettings;
 use tokio::net::TcpListener;
 
@@ -27,6 +28,8 @@ pub struct Cli {
     pub auth: AuthSettings,
     #[command(flatten)]
     pub tickets: TicketsSettings,
+    #[command(flatten)]
+    pub orders: OrdersSettings,
     #[command(flatten)]
     pub expiration: ExpirationSettings,
     #[command(subcommand)]
@@ -54,13 +57,15 @@ pub enum Command {
 pub enum ComponentName {
     Auth,
     Tickets,
+    Orders,
     Expiration,
 }
 
 impl ComponentName {
-    const ALL: [ComponentName; 3] = [
+    const ALL: [ComponentName; 4] = [
         ComponentName::Auth,
         ComponentName::Tickets,
+        ComponentName::Orders,
         ComponentName::Expiration,
     ];
 
@@ -104,6 +109,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             ComponentName::Tickets => {
                 let bus = bus.as_ref().expect("connected above");
                 ticketing_tickets::build(&cli.common, &cli.tickets, bus).await?
+            }
+            ComponentName::Orders => {
+                let bus = bus.as_ref().expect("connected above");
+                ticketing_orders::build(&cli.common, &cli.orders, bus).await?
             }
             ComponentName::Expiration => {
                 let bus = bus.as_ref().expect("connected above");

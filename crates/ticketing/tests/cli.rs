@@ -227,3 +227,112 @@ async fn serve_runs_one_component_alone() {
         "exit status {status:?}"
     );
 }
+
+const E2E_KEY: &str = "end-to-end-test-key-end-to-end-test-key";
+
+fn session(email: &str) -> String {
+    let keys = ticketing_common::session::SessionKeys::new(E2E_KEY.as_bytes(), false).unwrap();
+    format!(
+        "session={}",
+        keys.issue(uuid::Uuid::now_v7(), email).unwrap()
+    )
+}
+
+#[tokio::test]
+async fn an_unpaid_order_expires_after_its_window_frees_the_ticket_and_is_cancelled_once() {
+    use serde_json::{Value, json};
+    use ticketing_common::testing::{TestBus, count_on_subject, eventually};
+
+    let namespace = unique_namespace();
+    let mut child = ticketing(namespace.as_str())
+        .env("JWT_KEY", E2E_KEY)
+        .env("EXPIRATION_WINDOW_SECONDS", "2")
+        .arg("up")
+        .spawn()
+        .unwrap();
+    let url = wait_for_url(&mut child);
+    let client = reqwest::Client::new();
+    let (seller, buyer) = (session("seller@example.com"), session("buyer@example.com"));
+    let ticket: Value = client
+        .post(format!("{url}api/tickets"))
+        .header("cookie", &seller)
+        .json(&json!({"title": "Expiring seat", "price": 15}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ticket_id = ticket["id"].as_str().unwrap().to_owned();
+
+    // Orders learns the ticket from its event; until then ordering it is 404.
+    let order = eventually(Duration::from_secs(10), || async {
+        let response = client
+            .post(format!("{url}api/orders"))
+            .header("cookie", &buyer)
+            .json(&json!({"ticketId": ticket_id}))
+            .send()
+            .await
+            .ok()?;
+        (response.status() == 201).then_some(())?;
+        response.json::<Value>().await.ok()
+    })
+    .await
+    .expect("the order was accepted");
+    let order_id = order["id"].as_str().unwrap().to_owned();
+    assert_eq!(order["status"], "created");
+    let reserved = eventually(Duration::from_secs(5), || async {
+        let t: Value = client
+            .get(format!("{url}api/tickets/{ticket_id}"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (t["orderId"] == json!(order_id)).then_some(())
+    })
+    .await;
+    assert!(reserved.is_some(), "the ticket is reserved for the order");
+
+    let cancelled = eventually(Duration::from_secs(15), || async {
+        let o: Value = client
+            .get(format!("{url}api/orders/{order_id}"))
+            .header("cookie", &buyer)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (o["status"] == "cancelled").then_some(())
+    })
+    .await;
+    let freed = eventually(Duration::from_secs(5), || async {
+        let t: Value = client
+            .get(format!("{url}api/tickets/{ticket_id}"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        t["orderId"].is_null().then_some(())
+    })
+    .await;
+    let bus = TestBus::create(&namespace).await;
+    let subject = format!("{namespace}.order.cancelled");
+    tokio::time::sleep(Duration::from_millis(500)).await; // room for a wrong second cancellation
+    let cancellations = count_on_subject(&bus.bus, &subject).await;
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    drop_databases(namespace.as_str()).await;
+
+    assert!(
+        cancelled.is_some(),
+        "the unpaid order was cancelled after its window"
+    );
+    assert!(freed.is_some(), "the ticket is back on sale");
+    assert_eq!(cancellations, 1, "order.cancelled published once");
+    assert!(status.is_some_and(|s| s.success()));
+}

@@ -1,0 +1,58 @@
+//! The `ticketId` of a new order.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Parses the requested ticket id from its JSON value: a string holding a UUID. Whether the
+/// ticket exists is a later question (404), not a validation error.
+pub fn parse_ticket_id(value: &Value) -> Result<Uuid, &'static str> {
+    match value {
+        Value::Null => Err("Ticket id is required"),
+        Value::String(text) if text.trim().is_empty() => Err("Ticket id is required"),
+        Value::String(text) => {
+            Uuid::parse_str(text.trim()).map_err(|_| "Ticket id must be a valid ticket id")
+        }
+        _ => Err("Ticket id must be a string"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_uuid_string_is_a_ticket_id() {
+        let id = Uuid::now_v7();
+        assert_eq!(parse_ticket_id(&json!(id.to_string())), Ok(id));
+        assert_eq!(parse_ticket_id(&json!(format!(" {id} "))), Ok(id));
+        assert_eq!(
+            parse_ticket_id(&json!(id.simple().to_string())),
+            Ok(id),
+            "the hyphen-less form names the same ticket"
+        );
+    }
+
+    #[test]
+    fn anything_else_is_refused_with_a_reason() {
+        assert_eq!(parse_ticket_id(&Value::Null), Err("Ticket id is required"));
+        assert_eq!(parse_ticket_id(&json!("")), Err("Ticket id is required"));
+        assert_eq!(parse_ticket_id(&json!("  ")), Err("Ticket id is required"));
+        assert_eq!(
+            parse_ticket_id(&json!("abc")),
+            Err("Ticket id must be a valid ticket id")
+        );
+        assert_eq!(
+            parse_ticket_id(&json!("'; DROP TABLE orders; --")),
+            Err("Ticket id must be a valid ticket id")
+        );
+        for value in [json!(5), json!(true), json!([]), json!({"id": "x"})] {
+            assert_eq!(
+                parse_ticket_id(&value),
+                Err("Ticket id must be a string"),
+                "{value}"
+            );
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Ordering, listing, showing and cancelling, on behalf of a signed-in buyer.
+
+use anyhow::Context;
+use ticketing_common::{bus::outbox, error::is_unique_violation};
+use ticketing_events::{Envelope, OrderStatus};
+use uuid::Uuid;
+
+use crate::{
+    Orders,
+    domain::Order,
+    store::orders::{self, ONE_ACTIVE_PER_TICKET},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("Ticket not found")]
+    TicketNotFound,
+    #[error("The ticket is already reserved")]
+    TicketHeld,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShowError {
+    #[error("Order not found")]
+    NotFound,
+    #[error("Not the order's owner")]
+    NotOwner,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    #[error("Order not found")]
+    NotFound,
+    #[error("Not the order's owner")]
+    NotOwner,
+    #[error("The order is paid and cannot be cancelled")]
+    Complete,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+macro_rules! from_sqlx {
+    ($($error:ident),*) => {$(
+        impl From<sqlx::Error> for $error {
+            fn from(error: sqlx::Error) -> Self {
+                $error::Unexpected(anyhow::Error::new(error).context("database query failed"))
+            }
+        }
+    )*};
+}
+from_sqlx!(CreateError, ShowError, CancelError);
+
+/// Orders a ticket for a buyer and announces it. The insert itself decides a race for the
+/// ticket: the partial unique index lets exactly one live order per ticket exist, and the
+/// losers' transactions roll back with nothing written.
+#[tracing::instrument(skip_all, fields(ticket_id = %ticket_id, order_id = tracing::field::Empty))]
+pub async fn create_order(
+    app: &Orders,
+    buyer: Uuid,
+    ticket_id: Uuid,
+) -> Result<Order, CreateError> {
+    let mut conn = app.pool.acquire().await?;
+    // In a rush most requests are for a ticket that is already taken: refuse those with one
+    // read instead of a transaction that fails. This read never accepts anything; the unique
+    // index below decides every race.
+    if orders::ticket_is_held(&mut conn, ticket_id).await? {
+        return Err(CreateError::TicketHeld);
+    }
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let order = match orders::insert(&mut tx, Uuid::now_v7(), buyer, ticket_id, app.window).await {
+        Ok(Some(order)) => order,
+        Ok(None) => return Err(CreateError::TicketNotFound),
+        Err(error) if is_unique_violation(&error, Some(ONE_ACTIVE_PER_TICKET)) => {
+            tracing::info!("ticket already held; order refused");
+            return Err(CreateError::TicketHeld);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    outbox::enqueue(&mut tx, &Envelope::new(order.created_event())).await?;
+    tx.commit().await.context("cannot commit the new order")?;
+    tracing::Span::current().record("order_id", tracing::field::display(order.id));
+    tracing::info!(expires_at = %order.expires_at, "order created");
+    Ok(order)
+}
+
+/// A buyer's orders, newest first.
+#[tracing::instrument(skip_all)]
+pub async fn list_orders(app: &Orders, buyer: Uuid) -> anyhow::Result<Vec<Order>> {
+    let mut conn = app.pool.acquire().await?;
+    Ok(orders::list_for_user(&mut conn, buyer).await?)
+}
+
+/// One order, for its owner only.
+#[tracing::instrument(skip_all, fields(order_id = %id))]
+pub async fn show_order(app: &Orders, user: Uuid, id: Uuid) -> Result<Order, ShowError> {
+    let mut conn = app.pool.acquire().await?;
+    match orders::find(&mut conn, id).await? {
+        None => Err(ShowError::NotFound),
+        Some(order) if order.user_id != user => Err(ShowError::NotOwner),
+        Some(order) => Ok(order),
+    }
+}
+
+/// Cancels a buyer's own live order and announces it; the ticket is free for a new order as
+/// soon as this commits. Cancelling an order that is already cancelled succeeds and announces
+/// nothing; a paid order cannot be cancelled.
+#[tracing::instrument(skip_all, fields(order_id = %id))]
+pub async fn cancel_order(app: &Orders, user: Uuid, id: Uuid) -> Result<(), CancelError> {
+    let mut tx = app.pool.begin().await?;
+    if let Some(order) = orders::cancel_if_live(&mut tx, id, Some(user)).await? {
+        outbox::enqueue(&mut tx, &Envelope::new(order.cancelled_event())).await?;
+        tx.commit()
+            .await
+            .context("cannot commit the cancellation")?;
+        tracing::info!(version = order.version, "order cancelled by its buyer");
+        return Ok(());
+    }
+    // The conditional update refused; say why, in the contract's order of checks.
+    match orders::find(&mut tx, id).await? {
+        None => Err(CancelError::NotFound),
+        Some(order) if order.user_id != user => Err(CancelError::NotOwner),
+        Some(order) => match order.status {
+            OrderStatus::Cancelled => Ok(()),
+            OrderStatus::Complete => Err(CancelError::Complete),
+            // Unreachable: the update would have matched a live order of this owner, and no
+            // order ever becomes live again.
+            status @ (OrderStatus::Created | OrderStatus::AwaitingPayment) => {
+                Err(CancelError::Unexpected(anyhow::anyhow!(
+                    "order still {} after a refused cancellation",
+                    status.as_str()
+                )))
+            }
+        },
+    }
+}

@@ -1,0 +1,123 @@
+//! Order a ticket, list and show one's orders, cancel one.
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+};
+use serde::Deserialize;
+use serde_json::Value;
+use ticketing_common::{ApiError, Json, RequireAuth, error::ErrorBody};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    Orders,
+    domain::{Order, parse_ticket_id},
+    flows::{self, CancelError, CreateError, ShowError},
+};
+
+/// The ticket to order.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderInput {
+    /// The id of a ticket.
+    #[schema(value_type = String, format = Uuid)]
+    pub ticket_id: Option<Value>,
+}
+
+/// A malformed id names nothing: 404, never 500.
+fn order_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found("Order"))
+}
+
+/// Orders a ticket; the order holds it until paid, cancelled, or expired.
+#[utoipa::path(post, path = "/api/orders", tag = "orders", request_body = OrderInput,
+    responses(
+        (status = 201, body = Order),
+        (status = 400, description = "Missing or invalid ticketId", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "Unknown ticket", body = ErrorBody),
+        (status = 409, description = "The ticket is held by another order", body = ErrorBody),
+    ))]
+pub async fn create_order(
+    RequireAuth(user): RequireAuth,
+    State(app): State<Orders>,
+    Json(input): Json<OrderInput>,
+) -> Result<(StatusCode, Json<Order>), ApiError> {
+    let ticket_id = parse_ticket_id(input.ticket_id.as_ref().unwrap_or(&Value::Null))
+        .map_err(|message| ApiError::field("ticketId", message))?;
+    let order = flows::create_order(&app, user.id, ticket_id)
+        .await
+        .map_err(|e| match e {
+            CreateError::TicketNotFound => ApiError::not_found("Ticket"),
+            CreateError::TicketHeld => ApiError::Conflict("The ticket is already reserved".into()),
+            CreateError::Unexpected(e) => ApiError::Unexpected(e),
+        })?;
+    Ok((StatusCode::CREATED, Json(order)))
+}
+
+/// The caller's orders, newest first.
+#[utoipa::path(get, path = "/api/orders", tag = "orders",
+    responses(
+        (status = 200, body = [Order]),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+    ))]
+pub async fn list_orders(
+    RequireAuth(user): RequireAuth,
+    State(app): State<Orders>,
+) -> Result<Json<Vec<Order>>, ApiError> {
+    Ok(Json(flows::list_orders(&app, user.id).await?))
+}
+
+/// One of the caller's orders.
+#[utoipa::path(get, path = "/api/orders/{id}", tag = "orders",
+    params(("id" = Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, body = Order),
+        (status = 401, description = "Not signed in, or not the owner", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+pub async fn show_order(
+    RequireAuth(user): RequireAuth,
+    State(app): State<Orders>,
+    Path(id): Path<String>,
+) -> Result<Json<Order>, ApiError> {
+    let id = order_id(&id)?;
+    let order = flows::show_order(&app, user.id, id)
+        .await
+        .map_err(|e| match e {
+            ShowError::NotFound => ApiError::not_found("Order"),
+            ShowError::NotOwner => ApiError::Unauthorized,
+            ShowError::Unexpected(e) => ApiError::Unexpected(e),
+        })?;
+    Ok(Json(order))
+}
+
+/// Cancels one of the caller's orders; its ticket can be ordered again at once. Cancelling a
+/// cancelled order is a success that changes nothing.
+#[utoipa::path(delete, path = "/api/orders/{id}", tag = "orders",
+    params(("id" = Uuid, Path, description = "Order id")),
+    responses(
+        (status = 204, description = "Cancelled"),
+        (status = 401, description = "Not signed in, or not the owner", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The order is paid", body = ErrorBody),
+    ))]
+pub async fn cancel_order(
+    RequireAuth(user): RequireAuth,
+    State(app): State<Orders>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = order_id(&id)?;
+    flows::cancel_order(&app, user.id, id)
+        .await
+        .map_err(|e| match e {
+            CancelError::NotFound => ApiError::not_found("Order"),
+            CancelError::NotOwner => ApiError::Unauthorized,
+            CancelError::Complete => {
+                ApiError::Conflict("The order is paid and cannot be cancelled".into())
+            }
+            CancelError::Unexpected(e) => ApiError::Unexpected(e),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}

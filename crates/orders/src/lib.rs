@@ -1,0 +1,163 @@
+//! The orders service: a buyer holds a ticket for a window, pays, or lets the order expire.
+//!
+//! Layout (data flows one way: `http` / `listeners` → `flows` → `store` / `domain`):
+//! - [`http`]: `/api/orders` routes;
+//! - [`listeners`]: `ticket.created` / `ticket.updated` keep the ticket replica,
+//!   `expiration.complete` cancels an unpaid order, `payment.created` completes a paid one;
+//! - [`flows`]: every decision, each write in one transaction with its outbox event; the
+//!   safety sweep that cancels orders whose expiry never arrived;
+//! - [`store`]: SQL, taking a connection;
+//! - [`domain`]: the order's public shape and its events, ticket id parsing, no I/O.
+//!
+//! A ticket is never sold twice because of one partial unique index (see the migration), not
+//! because of any check in this code.
+
+pub mod domain;
+pub mod flows;
+pub mod http;
+pub mod listeners;
+pub mod store;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use ticketing_common::{
+    Component, Secret,
+    bus::{Bus, outbox},
+    component::Task,
+    db::DatabaseTarget,
+    http::ReadyCheck,
+    settings::CommonSettings,
+};
+
+/// The component's name: database suffix, consumer and metric label.
+pub const NAME: &str = "orders";
+
+/// Settings only orders reads.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OrdersSettings {
+    /// Orders' own database, for separate deployment; defaults to `<namespace>_orders` on the
+    /// `DATABASE_URL` server.
+    #[arg(long, env = "ORDERS_DATABASE_URL", global = true)]
+    pub orders_database_url: Option<Secret<String>>,
+
+    /// How long an order may stay unpaid: `expiresAt = now + this`.
+    #[arg(long, env = "EXPIRATION_WINDOW_SECONDS", default_value_t = 900,
+        value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub expiration_window_seconds: u64,
+
+    /// The safety sweep cancels a live order only this long after its `expiresAt`, leaving
+    /// the expiration service time to do it first.
+    #[arg(
+        long,
+        env = "EXPIRATION_SWEEP_GRACE_SECONDS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub expiration_sweep_grace_seconds: u64,
+
+    /// How often the safety sweep looks for overdue orders.
+    #[arg(long, env = "EXPIRATION_SWEEP_INTERVAL_SECONDS", default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub expiration_sweep_interval_seconds: u64,
+}
+
+/// Orders' migrations.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Everything the service's flows need.
+#[derive(Debug, Clone)]
+pub struct Orders {
+    pub pool: PgPool,
+    /// How long an order may stay unpaid.
+    pub window: Duration,
+    /// How long past its expiry a live order waits before the sweep cancels it.
+    pub sweep_grace: Duration,
+    /// The pause between two sweeps.
+    pub sweep_interval: Duration,
+}
+
+impl Orders {
+    /// The service over a migrated pool with the default timings (900 s window, 60 s grace,
+    /// a sweep every 10 s).
+    pub fn new(pool: PgPool) -> Self {
+        Orders {
+            pool,
+            window: Duration::from_secs(900),
+            sweep_grace: Duration::from_secs(60),
+            sweep_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Runs the outbox schema and orders' migrations.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    outbox::install_schema(pool).await?;
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("cannot migrate the orders database")
+}
+
+/// Connects (creating the database if needed), migrates, and builds the component.
+pub async fn build(
+    common: &CommonSettings,
+    settings: &OrdersSettings,
+    bus: &Bus,
+) -> anyhow::Result<Component> {
+    let target = DatabaseTarget::resolve(
+        common.database_url.expose(),
+        settings
+            .orders_database_url
+            .as_ref()
+            .map(|url| url.expose().as_str()),
+        &common.namespace.database(NAME),
+    )?;
+    let pool = target.connect(32).await?;
+    migrate(&pool).await?;
+    let orders = Orders {
+        pool,
+        window: Duration::from_secs(settings.expiration_window_seconds.max(1)),
+        sweep_grace: Duration::from_secs(settings.expiration_sweep_grace_seconds),
+        sweep_interval: Duration::from_secs(settings.expiration_sweep_interval_seconds.max(1)),
+    };
+    Ok(component(orders, bus))
+}
+
+/// The component over a migrated pool: routes, relay, listeners, safety sweep.
+pub fn component(orders: Orders, bus: &Bus) -> Component {
+    let relay = outbox::Relay::new(orders.pool.clone(), bus.clone(), NAME);
+    let (created, updated, expired, paid, swept) = (
+        orders.clone(),
+        orders.clone(),
+        orders.clone(),
+        orders.clone(),
+        orders.clone(),
+    );
+    let (bus1, bus2, bus3, bus4) = (bus.clone(), bus.clone(), bus.clone(), bus.clone());
+    Component {
+        name: NAME,
+        router: http::router(orders.clone()),
+        tasks: vec![
+            Task::new("orders-outbox-relay", move |stop| relay.run(stop)),
+            Task::new("orders-ticket-created", move |stop| {
+                listeners::ticket_created(created, bus1, stop)
+            }),
+            Task::new("orders-ticket-updated", move |stop| {
+                listeners::ticket_updated(updated, bus2, stop)
+            }),
+            Task::new("orders-expiration-complete", move |stop| {
+                listeners::expiration_complete(expired, bus3, stop)
+            }),
+            Task::new("orders-payment-created", move |stop| {
+                listeners::payment_created(paid, bus4, stop)
+            }),
+            Task::new("orders-sweep", move |stop| flows::run_sweep(swept, stop)),
+        ],
+        checks: vec![
+            ReadyCheck::postgres("postgres:orders", orders.pool),
+            ReadyCheck::nats(bus.clone()),
+        ],
+    }
+}

@@ -1,0 +1,63 @@
+//! `payment.created` completes a live order; a payment for a cancelled order is never dropped
+//! silently: the order stays cancelled, the payment is recorded, logged and counted.
+
+use reqwest::StatusCode;
+use ticketing_events::{OrderCancelled, Subject};
+use ticketing_orders::flows::PAYMENTS_FOR_CANCELLED;
+
+use crate::helpers::{counter, payment_created, spawn_app};
+
+#[tokio::test]
+async fn payment_created_completes_a_live_order_once_and_its_ticket_stays_held() {
+    let app = spawn_app().await;
+    let buyer = app.user();
+    let ticket = app.seed_ticket("Concert", 1000).await;
+    let order = app.create_order(&buyer, ticket).await;
+    let paid = payment_created(order.id);
+
+    app.publish(&paid).await;
+
+    app.wait_for_order(order.id, "paid", |row| row.status == "complete")
+        .await;
+    let shown = app.show(Some(&buyer), &order.id.to_string()).await.order();
+    assert_eq!((shown.status.as_str(), shown.version), ("complete", 1));
+
+    // A redelivery changes nothing.
+    app.publish(&paid).await;
+    app.settle().await;
+    assert_eq!(app.order_state(order.id).await, ("complete".into(), 1));
+    assert!(app.payment_conflicts().await.is_empty());
+    assert_eq!(app.outbox_count(Subject::OrderCancelled).await, 0);
+    app.order(&app.user(), ticket)
+        .await
+        .assert_error(StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn a_payment_for_a_cancelled_order_keeps_it_cancelled_and_is_recorded_and_counted_once() {
+    let app = spawn_app().await;
+    let (buyer, next_buyer) = (app.user(), app.user());
+    let ticket = app.insert_ticket("Concert", 1000).await;
+    let order = app.create_order(&buyer, ticket).await;
+    app.cancel_order(&buyer, order.id).await;
+    let next = app.create_order(&next_buyer, ticket).await;
+    let counted_before = counter(PAYMENTS_FOR_CANCELLED);
+    let paid = payment_created(order.id);
+
+    app.publish(&paid).await;
+    app.settle().await;
+    // A redelivery is recorded and counted once.
+    app.publish(&paid).await;
+    app.settle().await;
+
+    assert_eq!(app.order_state(order.id).await, ("cancelled".into(), 1));
+    assert_eq!(
+        app.payment_conflicts().await,
+        [(paid.data.id, order.id, paid.data.charge_id.clone())]
+    );
+    assert_eq!(counter(PAYMENTS_FOR_CANCELLED), counted_before + 1);
+    // The ticket's new order is untouched, and nothing more was announced.
+    assert_eq!(app.order_state(next.id).await, ("created".into(), 0));
+    assert_eq!(app.outbox_count(Subject::OrderCancelled).await, 1);
+    assert_eq!(app.order_events::<OrderCancelled>(order.id).await.len(), 1);
+}
