@@ -16,11 +16,10 @@ pub mod store;
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use sqlx::PgPool;
 use ticketing_common::{
-    Component, Secret, db::DatabaseTarget, http::ReadyCheck, ratelimit::RateLimiter,
-    session::SessionKeys, settings::CommonSettings,
+    Component, Secret, db, http::ReadyCheck, ratelimit::RateLimiter, session::SessionKeys,
+    settings::CommonSettings,
 };
 
 /// The component's name, also its database suffix.
@@ -47,32 +46,14 @@ pub struct AuthSettings {
 /// Auth's migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Where auth's database is.
-pub fn database(
-    common: &CommonSettings,
-    settings: &AuthSettings,
-) -> anyhow::Result<DatabaseTarget> {
-    DatabaseTarget::resolve(
-        common.database_url.expose(),
-        settings
-            .auth_database_url
-            .as_ref()
-            .map(|url| url.expose().as_str()),
-        &common.namespace.database(NAME),
-    )
-}
-
 /// Connects (creating the database if needed), migrates, and builds the component.
 pub async fn build(
     common: &CommonSettings,
     settings: &AuthSettings,
     keys: Arc<SessionKeys>,
 ) -> anyhow::Result<Component> {
-    let pool = database(common, settings)?.connect(16).await?;
-    MIGRATOR
-        .run(&pool)
-        .await
-        .context("cannot migrate the auth database")?;
+    let pool = db::open_service(common, settings.auth_database_url.as_ref(), NAME, 16).await?;
+    db::migrate_service(&pool, &MIGRATOR, NAME, false).await?;
     let limiter = RateLimiter::new(
         settings.rate_limit_per_minute,
         common.trusted_proxies.clone(),

@@ -111,3 +111,37 @@ pub async fn drop_database(target: &DatabaseTarget) -> anyhow::Result<()> {
         .await?;
     Ok(())
 }
+
+/// Opens one service's database: `explicit` (its `<SERVICE>_DATABASE_URL`) when given,
+/// otherwise `<namespace>_<service>` on the `DATABASE_URL` server; created if missing.
+pub async fn open_service(
+    common: &crate::settings::CommonSettings,
+    explicit: Option<&crate::Secret<String>>,
+    service: &str,
+    max_connections: u32,
+) -> anyhow::Result<PgPool> {
+    DatabaseTarget::resolve(
+        common.database_url.expose(),
+        explicit.map(|url| url.expose().as_str()),
+        &common.namespace.database(service),
+    )?
+    .connect(max_connections)
+    .await
+}
+
+/// Brings a service's database up to date: the outbox tables first when the service
+/// publishes or consumes events, then its own migrations.
+pub async fn migrate_service(
+    pool: &PgPool,
+    migrator: &sqlx::migrate::Migrator,
+    service: &str,
+    with_outbox: bool,
+) -> anyhow::Result<()> {
+    if with_outbox {
+        crate::bus::outbox::install_schema(pool).await?;
+    }
+    migrator
+        .run(pool)
+        .await
+        .with_context(|| format!("cannot migrate the {service} database"))
+}

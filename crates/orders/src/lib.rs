@@ -20,13 +20,12 @@ pub mod store;
 
 use std::time::Duration;
 
-use anyhow::Context;
 use sqlx::PgPool;
 use ticketing_common::{
     Component, Secret,
     bus::{Bus, outbox},
     component::Task,
-    db::DatabaseTarget,
+    db,
     http::ReadyCheck,
     settings::CommonSettings,
 };
@@ -93,11 +92,7 @@ impl Orders {
 
 /// Runs the outbox schema and orders' migrations.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    outbox::install_schema(pool).await?;
-    MIGRATOR
-        .run(pool)
-        .await
-        .context("cannot migrate the orders database")
+    db::migrate_service(pool, &MIGRATOR, NAME, true).await
 }
 
 /// Connects (creating the database if needed), migrates, and builds the component.
@@ -106,15 +101,7 @@ pub async fn build(
     settings: &OrdersSettings,
     bus: &Bus,
 ) -> anyhow::Result<Component> {
-    let target = DatabaseTarget::resolve(
-        common.database_url.expose(),
-        settings
-            .orders_database_url
-            .as_ref()
-            .map(|url| url.expose().as_str()),
-        &common.namespace.database(NAME),
-    )?;
-    let pool = target.connect(32).await?;
+    let pool = db::open_service(common, settings.orders_database_url.as_ref(), NAME, 32).await?;
     migrate(&pool).await?;
     let orders = Orders {
         pool,

@@ -19,7 +19,6 @@ pub mod store;
 
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::ArgAction;
 use sqlx::PgPool;
 use ticketing_common::{
@@ -27,7 +26,7 @@ use ticketing_common::{
     bus::{Bus, outbox},
     cache::CacheSettings,
     component::Task,
-    db::DatabaseTarget,
+    db,
     http::ReadyCheck,
     settings::CommonSettings,
 };
@@ -68,11 +67,7 @@ pub struct Tickets {
 
 /// Runs the outbox schema and tickets' migrations.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    outbox::install_schema(pool).await?;
-    MIGRATOR
-        .run(pool)
-        .await
-        .context("cannot migrate the tickets database")
+    db::migrate_service(pool, &MIGRATOR, NAME, true).await
 }
 
 /// Connects (creating the database if needed), migrates, and builds the component.
@@ -81,15 +76,7 @@ pub async fn build(
     settings: &TicketsSettings,
     bus: &Bus,
 ) -> anyhow::Result<Component> {
-    let target = DatabaseTarget::resolve(
-        common.database_url.expose(),
-        settings
-            .tickets_database_url
-            .as_ref()
-            .map(|url| url.expose().as_str()),
-        &common.namespace.database(NAME),
-    )?;
-    let pool = target.connect(32).await?;
+    let pool = db::open_service(common, settings.tickets_database_url.as_ref(), NAME, 32).await?;
     migrate(&pool).await?;
     let redis_url = settings
         .redis_cache_url
