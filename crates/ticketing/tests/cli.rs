@@ -67,11 +67,19 @@ fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitSt
     None
 }
 
+/// Removes what a run of the binary made on the shared servers: its databases and stream.
 async fn drop_databases(namespace: &str) {
-    for service in ["auth", "tickets"] {
+    for service in ["auth", "tickets", "orders"] {
         let name = format!("{namespace}_{service}");
         let target = DatabaseTarget::resolve(&database_url(), None, &name).unwrap();
         let _ = db::drop_database(&target).await;
+    }
+    let namespace = namespace.parse().unwrap();
+    if let Ok(bus) =
+        ticketing_common::bus::Bus::connect(&ticketing_common::testing::nats_url(), &namespace)
+            .await
+    {
+        let _ = bus.delete_stream().await;
     }
 }
 
@@ -184,48 +192,68 @@ fn help_lists_the_settings_operators_rely_on() {
     assert!(String::from_utf8_lossy(&up.stdout).contains("TICKETING_ADDR"));
 }
 
-#[tokio::test]
-async fn serve_runs_one_component_alone() {
-    let namespace = unique_namespace().to_string();
-    let mut child = ticketing(&namespace)
+/// Starts `serve <component>` and returns the child and the URL it printed.
+fn serve(namespace: &str, component: &str) -> (Child, String) {
+    let mut child = ticketing(namespace)
         .env("JWT_KEY", "0123456789abcdef0123456789abcdef")
-        .args(["serve", "tickets"])
+        .args(["serve", component])
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
+    let announce = format!("Ticketing {component} is serving on ");
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("Ticketing tickets is serving on ") {
+            if let Some(rest) = line.strip_prefix(&announce) {
                 let _ = tx.send(rest.trim().to_owned());
             }
         }
     });
     let url = rx
         .recv_timeout(Duration::from_secs(60))
-        .expect("`serve tickets` printed its URL");
+        .unwrap_or_else(|_| panic!("`serve {component}` printed its URL"));
+    (child, url)
+}
+
+#[tokio::test]
+async fn serve_runs_each_component_alone() {
     let client = reqwest::Client::new();
+    // (component, a route it serves)
+    for (component, own_route) in [
+        ("tickets", "api/tickets"),
+        ("orders", "api/openapi.json"),
+        ("expiration", "readyz"),
+    ] {
+        let namespace = unique_namespace().to_string();
+        let (mut child, url) = serve(&namespace, component);
 
-    let tickets = client
-        .get(format!("{url}api/tickets"))
-        .send()
-        .await
-        .unwrap();
-    let users = client
-        .get(format!("{url}api/users/currentuser"))
-        .send()
-        .await
-        .unwrap();
-    sigterm(&child);
-    let status = wait_exit(&mut child, Duration::from_secs(20));
-    drop_databases(&namespace).await;
+        let own = client
+            .get(format!("{url}{own_route}"))
+            .send()
+            .await
+            .unwrap();
+        let ready = client.get(format!("{url}readyz")).send().await.unwrap();
+        let users = client
+            .get(format!("{url}api/users/currentuser"))
+            .send()
+            .await
+            .unwrap();
+        sigterm(&child);
+        let status = wait_exit(&mut child, Duration::from_secs(20));
+        drop_databases(&namespace).await;
 
-    assert_eq!(tickets.status(), 200);
-    assert_eq!(users.status(), 404, "auth is not part of this process");
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "exit status {status:?}"
-    );
+        assert_eq!(own.status(), 200, "{component} serves {own_route}");
+        assert_eq!(ready.status(), 200, "{component} is ready alone");
+        assert_eq!(
+            users.status(),
+            404,
+            "auth is not part of the {component} process"
+        );
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{component} exit status {status:?}"
+        );
+    }
 }
 
 const E2E_KEY: &str = "end-to-end-test-key-end-to-end-test-key";
