@@ -346,3 +346,31 @@ async fn an_order_created_event_schedules_an_expiration_complete_published_once(
         bus: bus.bus.clone(),
     };
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_on_one_queue_fire_every_job_exactly_once() {
+    let queue = queue_on(&redis_url(), Duration::from_secs(30)).await;
+    let recorder = Recorder::default();
+    let orders: Vec<Uuid> = (0..300).map(|_| Uuid::now_v7()).collect();
+    let due = now_ms() + 200;
+    for order in &orders {
+        queue.enqueue(*order, due).await.unwrap();
+    }
+    let _first = start(&queue, recorder.clone());
+    let _second = start(&queue, recorder.clone());
+
+    let all = eventually(Duration::from_secs(10), || async {
+        (recorder.fired().len() >= orders.len()).then_some(())
+    })
+    .await;
+    assert!(all.is_some(), "every job fired");
+    tokio::time::sleep(Duration::from_millis(300)).await; // room for a wrong second firing
+
+    let mut fired: Vec<Uuid> = recorder.fired().into_iter().map(|(id, _)| id).collect();
+    fired.sort();
+    let mut expected = orders.clone();
+    expected.sort();
+    assert_eq!(fired, expected, "each job fired once, none lost");
+    let stats = queue.stats().await.unwrap();
+    assert_eq!((stats.pending, stats.leased, stats.dead), (0, 0, 0));
+}
