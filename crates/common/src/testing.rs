@@ -289,3 +289,44 @@ pub async fn count_on_subject(bus: &Bus, subject: &str) -> u64 {
         .map(|(_, n)| n as u64)
         .sum()
 }
+
+/// Deletes every Redis key under a prefix when dropped, so tests leave the shared Redis as
+/// they found it.
+pub struct RedisKeys {
+    url: String,
+    pattern: String,
+}
+
+impl RedisKeys {
+    pub fn new(url: &str, prefix: &str) -> RedisKeys {
+        RedisKeys {
+            url: url.to_owned(),
+            pattern: format!("{prefix}*"),
+        }
+    }
+}
+
+impl Drop for RedisKeys {
+    fn drop(&mut self) {
+        let (url, pattern) = (self.url.clone(), self.pattern.clone());
+        block_on_side(async move {
+            let Ok(client) = redis::Client::open(url) else {
+                return;
+            };
+            let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+                return;
+            };
+            let keys: Vec<String> = match redis::cmd("KEYS")
+                .arg(&pattern)
+                .query_async(&mut conn)
+                .await
+            {
+                Ok(keys) => keys,
+                Err(_) => return,
+            };
+            if !keys.is_empty() {
+                let _: Result<(), _> = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
+            }
+        });
+    }
+}

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use ticketing_common::{
     CancellationToken,
     cache::{CacheSettings, ReadCache, hooks},
-    testing::{OwnRedis, eventually, free_port, redis_url, unique_namespace},
+    testing::{OwnRedis, RedisKeys, eventually, free_port, redis_url, unique_namespace},
 };
 
 /// A stand-in for the database: a value and a count of reads.
@@ -59,6 +59,7 @@ struct Running {
     cache: ReadCache,
     prefix: String,
     stop: CancellationToken,
+    _keys: RedisKeys,
 }
 
 impl Drop for Running {
@@ -76,6 +77,7 @@ async fn start(url: &str, prefix: &str, settings: CacheSettings) -> Running {
         cache,
         prefix: prefix.to_owned(),
         stop,
+        _keys: RedisKeys::new(url, &format!("{prefix}:")),
     }
 }
 

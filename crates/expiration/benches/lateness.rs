@@ -11,7 +11,7 @@ use std::{
 
 use ticketing_common::{
     CancellationToken,
-    testing::{TestBus, redis_url, unique_namespace},
+    testing::{RedisKeys, TestBus, redis_url, unique_namespace},
 };
 use ticketing_expiration::{
     PublishExpiration,
@@ -77,6 +77,7 @@ fn main() {
 async fn run(jobs: usize, spread: Duration, workers: usize) {
     let namespace = unique_namespace();
     let bus = TestBus::create(&namespace).await;
+    let _keys = RedisKeys::new(&redis_url(), &format!("{namespace}:"));
     let queue = Queue::connect(&redis_url(), namespace.as_str(), Duration::from_secs(30))
         .await
         .unwrap();

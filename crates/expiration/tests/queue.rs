@@ -10,7 +10,7 @@ use std::{
 
 use ticketing_common::{
     CancellationToken,
-    testing::{OwnRedis, TestBus, eventually, redis_url, unique_namespace},
+    testing::{OwnRedis, RedisKeys, TestBus, eventually, redis_url, unique_namespace},
 };
 use ticketing_events::{
     Cents, Envelope, ExpirationComplete, OrderCreated, OrderStatus, OrderTicket, Subject,
@@ -50,10 +50,11 @@ impl Fire for Failing {
     }
 }
 
-async fn queue_on(url: &str, lease: Duration) -> Queue {
-    Queue::connect(url, unique_namespace().as_str(), lease)
-        .await
-        .unwrap()
+/// A queue on a fresh prefix; its keys are deleted when the guard drops.
+async fn queue_on(url: &str, lease: Duration) -> (Queue, RedisKeys) {
+    let prefix = unique_namespace().to_string();
+    let keys = RedisKeys::new(url, &format!("{prefix}:"));
+    (Queue::connect(url, &prefix, lease).await.unwrap(), keys)
 }
 
 struct Running(CancellationToken);
@@ -79,7 +80,7 @@ fn start<F: Fire>(queue: &Queue, fire: F) -> Running {
 
 #[tokio::test]
 async fn a_job_fires_at_its_due_time_once_and_cannot_be_scheduled_again() {
-    let queue = queue_on(&redis_url(), Duration::from_secs(30)).await;
+    let (queue, _keys) = queue_on(&redis_url(), Duration::from_secs(30)).await;
     let recorder = Recorder::default();
     let _worker = start(&queue, recorder.clone());
     tokio::time::sleep(Duration::from_millis(100)).await; // the worker is idle and subscribed
@@ -116,7 +117,7 @@ async fn a_job_fires_at_its_due_time_once_and_cannot_be_scheduled_again() {
 
 #[tokio::test]
 async fn enqueueing_one_order_twice_makes_one_job() {
-    let queue = queue_on(&redis_url(), Duration::from_secs(30)).await;
+    let (queue, _keys) = queue_on(&redis_url(), Duration::from_secs(30)).await;
     let order = Uuid::now_v7();
 
     assert!(queue.enqueue(order, now_ms() + 60_000).await.unwrap());
@@ -127,7 +128,7 @@ async fn enqueueing_one_order_twice_makes_one_job() {
 
 #[tokio::test]
 async fn a_worker_that_dies_after_claiming_loses_the_job_to_another_after_its_lease() {
-    let queue = queue_on(&redis_url(), Duration::from_millis(500)).await;
+    let (queue, _keys) = queue_on(&redis_url(), Duration::from_millis(500)).await;
     let order = Uuid::now_v7();
     queue.enqueue(order, now_ms()).await.unwrap();
     let claimed = queue.claim("doomed-worker", 10).await.unwrap();
@@ -155,7 +156,7 @@ async fn a_worker_that_dies_after_claiming_loses_the_job_to_another_after_its_le
 
 #[tokio::test]
 async fn only_the_worker_holding_the_current_lease_can_ack() {
-    let queue = queue_on(&redis_url(), Duration::from_millis(200)).await;
+    let (queue, _keys) = queue_on(&redis_url(), Duration::from_millis(200)).await;
     queue.enqueue(Uuid::now_v7(), now_ms()).await.unwrap();
     let first = queue.claim("a", 10).await.unwrap().jobs.remove(0);
     tokio::time::sleep(Duration::from_millis(250)).await; // a's lease runs out
@@ -174,9 +175,8 @@ async fn only_the_worker_holding_the_current_lease_can_ack() {
 
 #[tokio::test]
 async fn failing_jobs_retry_with_backoff_and_end_in_the_dead_set() {
-    let queue = queue_on(&redis_url(), Duration::from_secs(30))
-        .await
-        .with_retries(3, Duration::from_millis(50));
+    let (queue, _keys) = queue_on(&redis_url(), Duration::from_secs(30)).await;
+    let queue = queue.with_retries(3, Duration::from_millis(50));
     let order = Uuid::now_v7();
     queue.enqueue(order, now_ms()).await.unwrap();
     let failing = Failing::default();
@@ -203,7 +203,7 @@ async fn failing_jobs_retry_with_backoff_and_end_in_the_dead_set() {
 #[tokio::test]
 async fn a_job_still_fires_when_its_redis_restarts_between_enqueue_and_due_time() {
     let mut redis = OwnRedis::start(&["--appendonly", "yes", "--appendfsync", "always"]).await;
-    let queue = queue_on(&redis.url(), Duration::from_secs(30)).await;
+    let (queue, _keys) = queue_on(&redis.url(), Duration::from_secs(30)).await;
     let recorder = Recorder::default();
     let _worker = start(&queue, recorder.clone());
     let order = Uuid::now_v7();
@@ -226,7 +226,7 @@ async fn a_job_still_fires_when_its_redis_restarts_between_enqueue_and_due_time(
 #[tokio::test]
 async fn overdue_jobs_fire_within_a_couple_of_seconds_after_redis_comes_back() {
     let mut redis = OwnRedis::start(&["--appendonly", "yes", "--appendfsync", "always"]).await;
-    let queue = queue_on(&redis.url(), Duration::from_secs(30)).await;
+    let (queue, _keys) = queue_on(&redis.url(), Duration::from_secs(30)).await;
     let recorder = Recorder::default();
     let _worker = start(&queue, recorder.clone());
     let order = Uuid::now_v7();
@@ -274,6 +274,7 @@ async fn the_queue_refuses_a_redis_that_may_evict_its_jobs() {
 async fn an_order_created_event_schedules_an_expiration_complete_published_once() {
     let namespace = unique_namespace();
     let bus = TestBus::create(&namespace).await;
+    let _keys = RedisKeys::new(&redis_url(), &format!("{namespace}:"));
     let queue = Queue::connect(&redis_url(), namespace.as_str(), Duration::from_secs(30))
         .await
         .unwrap();
@@ -349,7 +350,7 @@ async fn an_order_created_event_schedules_an_expiration_complete_published_once(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_on_one_queue_fire_every_job_exactly_once() {
-    let queue = queue_on(&redis_url(), Duration::from_secs(30)).await;
+    let (queue, _keys) = queue_on(&redis_url(), Duration::from_secs(30)).await;
     let recorder = Recorder::default();
     let orders: Vec<Uuid> = (0..300).map(|_| Uuid::now_v7()).collect();
     let due = now_ms() + 200;
