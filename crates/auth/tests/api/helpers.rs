@@ -12,14 +12,14 @@ use std::{
 
 use reqwest::{
     StatusCode,
-    header::{CONTENT_TYPE, COOKIE, HeaderMap, SET_COOKIE},
+    header::{CONTENT_TYPE, COOKIE, SET_COOKIE},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::{PgPool, postgres::PgPoolOptions};
 use ticketing_auth::store::users::UserRow;
+pub use ticketing_common::testing::api::Reply;
 use ticketing_common::{
-    error::ErrorBody,
     ratelimit::RateLimiter,
     session::{COOKIE_NAME, SessionKeys},
     testing::{self, TestDb, TestServer},
@@ -123,85 +123,21 @@ fn client_builder() -> reqwest::ClientBuilder {
         .timeout(Duration::from_secs(30))
 }
 
-/// What the server answered, read whole.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub text: String,
+/// Reading auth's answers out of a [`Reply`].
+pub trait AuthReply {
+    fn user(&self) -> UserBody;
+    fn session_cookie(&self) -> Option<SetCookie>;
 }
 
-impl Reply {
-    pub async fn read(response: reqwest::Response) -> Reply {
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("response body");
-        Reply {
-            status,
-            headers,
-            text,
-        }
-    }
-
-    /// The body as JSON; panics (showing the body) if it is not.
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| {
-            panic!(
-                "body is not JSON ({e}): {:?} (status {})",
-                self.text, self.status
-            )
-        })
-    }
-
+impl AuthReply for Reply {
     /// A `{id, email}` body, and nothing else.
-    pub fn user(&self) -> UserBody {
+    fn user(&self) -> UserBody {
         serde_json::from_str(&self.text)
             .unwrap_or_else(|e| panic!("not a {{id, email}} body ({e}): {}", self.text))
     }
 
-    /// The contract's error body: JSON, a non-empty list, every message non-empty.
-    pub fn error(&self) -> ErrorBody {
-        let content_type = self
-            .headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        assert!(
-            content_type.starts_with("application/json"),
-            "error content type {content_type:?}: {}",
-            self.text
-        );
-        let body: ErrorBody = serde_json::from_str(&self.text).unwrap_or_else(|e| {
-            panic!(
-                "not the contract's error body ({e}): {:?} (status {})",
-                self.text, self.status
-            )
-        });
-        assert!(!body.errors.is_empty(), "empty error list: {}", self.text);
-        for item in &body.errors {
-            assert!(
-                !item.message.trim().is_empty(),
-                "empty message: {}",
-                self.text
-            );
-        }
-        body
-    }
-
-    /// The fields an error body names, sorted (asserting it is the contract's error body).
-    pub fn error_fields(&self) -> Vec<String> {
-        let mut fields: Vec<String> = self
-            .error()
-            .errors
-            .into_iter()
-            .filter_map(|item| item.field)
-            .collect();
-        fields.sort();
-        fields
-    }
-
     /// The `Set-Cookie` of the session cookie, if the answer has one.
-    pub fn session_cookie(&self) -> Option<SetCookie> {
+    fn session_cookie(&self) -> Option<SetCookie> {
         let mut found = self
             .headers
             .get_all(SET_COOKIE)
@@ -216,11 +152,6 @@ impl Reply {
             self.headers
         );
         cookie
-    }
-
-    pub fn assert_status(&self, expected: StatusCode) -> &Self {
-        assert_eq!(self.status, expected, "body: {}", self.text);
-        self
     }
 }
 

@@ -4,6 +4,7 @@ use std::net::Ipv4Addr;
 
 use reqwest::{StatusCode, header::RETRY_AFTER};
 
+use crate::helpers::AuthReply as _;
 use crate::helpers::{Reply, client_from, spawn_app, spawn_app_with_rate_limit};
 
 fn assert_too_many(reply: &Reply) {

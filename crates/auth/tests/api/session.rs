@@ -3,6 +3,7 @@
 use reqwest::StatusCode;
 use ticketing_common::session::SessionKeys;
 
+use crate::helpers::AuthReply as _;
 use crate::helpers::{SESSION_SECONDS, TEST_KEY, UserBody, client, spawn_app};
 
 /// Signs up and returns the user with the token from the session cookie.

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::helpers::AuthReply as _;
 use crate::helpers::{SESSION_SECONDS, client, median, ms, spawn_app};
 
 const SIGNIN: &str = "/api/users/signin";

@@ -3,6 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::helpers::AuthReply as _;
 use crate::helpers::{SetCookie, client, spawn_app};
 
 fn assert_expires_the_session(cookie: Option<SetCookie>) {

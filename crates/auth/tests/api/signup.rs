@@ -4,6 +4,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use ticketing_common::session::SessionKeys;
 
+use crate::helpers::AuthReply as _;
 use crate::helpers::{SESSION_SECONDS, TEST_KEY, client, spawn_app, spawn_app_with_keys};
 
 const SIGNUP: &str = "/api/users/signup";

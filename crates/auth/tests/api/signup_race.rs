@@ -5,6 +5,7 @@ use std::sync::Arc;
 use reqwest::StatusCode;
 use tokio::{sync::Barrier, task::JoinSet};
 
+use crate::helpers::AuthReply as _;
 use crate::helpers::{POOL_SIZE, Reply, client, spawn_app};
 
 const RACERS: usize = 20;

@@ -9,6 +9,7 @@ use ticketing_events::{OrderCreated, Subject};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::helpers::OrderReply as _;
 use crate::helpers::{payment_created, spawn_app, spawn_app_with};
 
 /// How far a time computed by the server may be from one computed here.

@@ -5,6 +5,7 @@ use serde_json::json;
 use ticketing_events::{OrderCancelled, Subject};
 use uuid::Uuid;
 
+use crate::helpers::OrderReply as _;
 use crate::helpers::{expiration_complete, payment_created, spawn_app};
 
 #[tokio::test]

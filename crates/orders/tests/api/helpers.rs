@@ -11,18 +11,15 @@
 
 use std::{sync::Arc, time::Duration};
 
-use reqwest::{
-    Method, StatusCode,
-    header::{CONTENT_TYPE, COOKIE, HeaderMap},
-};
+use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::{PgPool, postgres::PgPoolOptions};
+pub use ticketing_common::testing::api::{Reply, User};
 use ticketing_common::{
     bus::Bus,
-    error::ErrorBody,
-    session::{COOKIE_NAME, SessionKeys},
-    testing::{self, TestBus, TestDb, TestServer},
+    session::SessionKeys,
+    testing::{self, TestBus, TestDb, TestServer, api},
 };
 use ticketing_events::{
     Cents, Envelope, Event, ExpirationComplete, PaymentCreated, Subject, TicketCreated,
@@ -106,115 +103,26 @@ pub async fn spawn_app_with(configure: impl FnOnce(Orders) -> Orders) -> TestApp
     }
 }
 
-/// A signed-in user: a session cookie signed with the app's keys (no auth service needed).
-#[derive(Debug, Clone)]
-pub struct User {
-    pub id: Uuid,
-    pub cookie: String,
+/// Reading orders bodies out of a [`Reply`].
+pub trait OrderReply {
+    fn order(&self) -> OrderBody;
+    fn orders(&self) -> Vec<OrderBody>;
 }
 
-/// What the server answered, read whole.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub text: String,
-}
-
-impl Reply {
-    async fn read(response: reqwest::Response) -> Reply {
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("response body");
-        Reply {
-            status,
-            headers,
-            text,
-        }
-    }
-
-    /// The body as JSON; panics (showing the body) if it is not.
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| {
-            panic!(
-                "body is not JSON ({e}): {:?} (status {})",
-                self.text, self.status
-            )
-        })
-    }
-
-    pub fn assert_status(&self, expected: StatusCode) -> &Self {
-        assert_eq!(self.status, expected, "body: {}", self.text);
-        self
-    }
-
+impl OrderReply for Reply {
     /// An order body, checked against the contract's shape.
-    pub fn order(&self) -> OrderBody {
+    fn order(&self) -> OrderBody {
         order_of(&self.json())
     }
 
     /// An array of order bodies, each checked against the contract's shape.
-    pub fn orders(&self) -> Vec<OrderBody> {
+    fn orders(&self) -> Vec<OrderBody> {
         let body = self.json();
         body.as_array()
             .unwrap_or_else(|| panic!("not an array: {body}"))
             .iter()
             .map(order_of)
             .collect()
-    }
-
-    /// The contract's error body: JSON, a non-empty list, every message non-empty.
-    pub fn error(&self) -> ErrorBody {
-        let content_type = self
-            .headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        assert!(
-            content_type.starts_with("application/json"),
-            "error content type {content_type:?}: {}",
-            self.text
-        );
-        let body: ErrorBody = serde_json::from_str(&self.text).unwrap_or_else(|e| {
-            panic!(
-                "not the contract's error body ({e}): {:?} (status {})",
-                self.text, self.status
-            )
-        });
-        assert!(!body.errors.is_empty(), "empty error list: {}", self.text);
-        for item in &body.errors {
-            assert!(
-                !item.message.trim().is_empty(),
-                "empty message: {}",
-                self.text
-            );
-        }
-        body
-    }
-
-    /// The fields an error body names, sorted and deduplicated.
-    pub fn error_fields(&self) -> Vec<String> {
-        let mut fields: Vec<String> = self
-            .error()
-            .errors
-            .into_iter()
-            .filter_map(|item| item.field)
-            .collect();
-        fields.sort();
-        fields.dedup();
-        fields
-    }
-
-    /// Asserts a 400 whose error body names exactly `fields`.
-    pub fn assert_invalid(&self, fields: &[&str]) {
-        self.assert_status(StatusCode::BAD_REQUEST);
-        assert_eq!(self.error_fields(), fields, "body: {}", self.text);
-    }
-
-    /// Asserts `status` with the contract's error body.
-    pub fn assert_error(&self, status: StatusCode) {
-        self.assert_status(status);
-        self.error();
     }
 }
 
@@ -363,15 +271,7 @@ impl TestApp {
 
     /// A new user with a valid session.
     pub fn user(&self) -> User {
-        let id = Uuid::now_v7();
-        let token = self
-            .keys
-            .issue(id, &format!("{}@example.com", id.simple()))
-            .expect("session token");
-        User {
-            id,
-            cookie: format!("{COOKIE_NAME}={token}"),
-        }
+        User::signed_in(&self.keys)
     }
 
     /// Sends a request, with the user's session and a raw body with a content type if given.
@@ -382,17 +282,7 @@ impl TestApp {
         user: Option<&User>,
         body: Option<(Option<&str>, String)>,
     ) -> Reply {
-        let mut request = self.client.request(method, self.url(path));
-        if let Some(user) = user {
-            request = request.header(COOKIE, &user.cookie);
-        }
-        if let Some((content_type, body)) = body {
-            if let Some(content_type) = content_type {
-                request = request.header(CONTENT_TYPE, content_type);
-            }
-            request = request.body(body);
-        }
-        Reply::read(request.send().await.expect("request")).await
+        api::send(&self.client, method, self.url(path), user, body).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -598,42 +488,12 @@ impl TestApp {
     /// without `Nats-Msg-Id`: publishing the same envelope twice then really delivers it
     /// twice, as a redelivery after a lost ack would.
     pub async fn publish<T: Event>(&self, envelope: &Envelope<T>) {
-        let payload = serde_json::to_vec(envelope).expect("encode event");
-        self.bus
-            .jetstream()
-            .publish(self.bus.subject(T::SUBJECT), payload.into())
-            .await
-            .expect("publish")
-            .await
-            .expect("JetStream ack");
+        api::publish(&self.bus, envelope).await;
     }
 
     /// Every event of type `T` in the stream, oldest first.
     pub async fn published<T: Event>(&self) -> Vec<Envelope<T>> {
-        let subject = self.bus.subject(T::SUBJECT);
-        let mut stream = self
-            .bus
-            .jetstream()
-            .get_stream(self.bus.stream_name())
-            .await
-            .expect("the test's stream");
-        let state = stream.info().await.expect("stream info").state.clone();
-        let mut events = Vec::new();
-        if state.messages == 0 {
-            return events;
-        }
-        for sequence in state.first_sequence..=state.last_sequence {
-            let Ok(message) = stream.get_raw_message(sequence).await else {
-                continue;
-            };
-            if message.subject.as_str() == subject {
-                events.push(
-                    serde_json::from_slice(&message.payload)
-                        .unwrap_or_else(|e| panic!("undecodable {subject} ({e})")),
-                );
-            }
-        }
-        events
+        api::published(&self.bus).await
     }
 
     /// Events of type `T` about one order (`data.id`), by their `data` as JSON, oldest first.
@@ -669,26 +529,12 @@ impl TestApp {
     /// Whether orders' consumer of `subject` has handled (acked or given up on) every message
     /// published on it so far.
     pub async fn consumer_drained(&self, subject: Subject) -> bool {
-        let Ok(mut consumer) = self.bus.consumer(ticketing_orders::NAME, subject).await else {
-            return false;
-        };
-        consumer
-            .info()
-            .await
-            .is_ok_and(|info| info.num_pending == 0 && info.num_ack_pending == 0)
+        api::consumer_drained(&self.bus, ticketing_orders::NAME, subject).await
     }
 
     /// Waits until orders' listener of `subject` has handled every message published on it.
     pub async fn wait_until_handled(&self, subject: Subject) {
-        let drained = testing::eventually(WAIT, || async move {
-            self.consumer_drained(subject).await.then_some(())
-        })
-        .await;
-        assert!(
-            drained.is_some(),
-            "{} events never all handled",
-            subject.as_str()
-        );
+        api::wait_until_handled(&self.bus, ticketing_orders::NAME, subject, WAIT).await;
     }
 
     /// Waits until a listener has seen a message of `subject` more than once: an early event
@@ -718,15 +564,6 @@ impl TestApp {
         ] {
             self.wait_until_handled(subject).await;
         }
-        let sent = testing::eventually(WAIT, || async move {
-            let unsent: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-                    .fetch_one(&self.pool)
-                    .await
-                    .ok()?;
-            (unsent == 0).then_some(())
-        })
-        .await;
-        assert!(sent.is_some(), "the outbox was never emptied");
+        api::wait_until_outbox_empty(&self.pool, WAIT).await;
     }
 }

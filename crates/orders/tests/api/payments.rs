@@ -5,6 +5,7 @@ use reqwest::StatusCode;
 use ticketing_events::{OrderCancelled, Subject};
 use ticketing_orders::flows::PAYMENTS_FOR_CANCELLED;
 
+use crate::helpers::OrderReply as _;
 use crate::helpers::{counter, payment_created, spawn_app};
 
 #[tokio::test]

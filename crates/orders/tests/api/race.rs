@@ -8,6 +8,7 @@ use ticketing_events::{OrderCreated, Subject};
 use tokio::{sync::Barrier, task::JoinSet};
 use uuid::Uuid;
 
+use crate::helpers::OrderReply as _;
 use crate::helpers::{POOL_SIZE, Reply, TestApp, User, spawn_app};
 
 const RACERS: usize = 100;

@@ -5,6 +5,7 @@ use reqwest::StatusCode;
 use ticketing_events::Subject;
 use uuid::Uuid;
 
+use crate::helpers::OrderReply as _;
 use crate::helpers::{spawn_app, ticket_created, ticket_updated};
 
 #[tokio::test]

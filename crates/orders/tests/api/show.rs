@@ -4,6 +4,7 @@
 use reqwest::{Method, StatusCode};
 use uuid::Uuid;
 
+use crate::helpers::OrderReply as _;
 use crate::helpers::{User, spawn_app};
 
 #[tokio::test]

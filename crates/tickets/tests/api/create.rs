@@ -4,6 +4,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use ticketing_events::{Subject, TicketCreated};
 
+use crate::helpers::TicketReply as _;
 use crate::helpers::{spawn_app, ticket_input};
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 use reqwest::StatusCode;
 use uuid::Uuid;
 
+use crate::helpers::TicketReply as _;
 use crate::helpers::spawn_app;
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use ticketing_common::session::SessionKeys;
 use ticketing_events::{Subject, TicketUpdated};
 use uuid::Uuid;
 
+use crate::helpers::TicketReply as _;
 use crate::helpers::{TestApp, TicketBody, User, order_created, spawn_app, ticket_input};
 
 /// A ticket reserved by an order, with the reservation handled and announced.

@@ -6,6 +6,7 @@ use serde_json::json;
 use ticketing_events::{TicketCreated, TicketUpdated};
 use uuid::Uuid;
 
+use crate::helpers::TicketReply as _;
 use crate::helpers::{order_cancelled, order_created, spawn_app, ticket_input};
 
 #[tokio::test]

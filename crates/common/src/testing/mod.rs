@@ -5,6 +5,8 @@
 //! shared servers nor the next run see leftovers. Nothing here stops or reconfigures the
 //! shared servers.
 
+pub mod api;
+
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use sqlx::PgPool;
