@@ -56,11 +56,7 @@ pub struct TestApp {
 pub async fn spawn_app() -> TestApp {
     let namespace = testing::unique_namespace();
     let db = TestDb::create(&namespace, ticketing_tickets::NAME).await;
-    // Not `db.pool`: `TestDb::drop` blocks this runtime's thread while it waits, on another
-    // runtime, for every connection of `db.pool` to come back, and a connection the app has
-    // just released comes back through a task on this runtime; the test then hangs. With a
-    // pool of its own the app leaves `db.pool` idle, and the drop's `DROP DATABASE … WITH
-    // (FORCE)` ends the app's connections.
+    // The app's own pool, sized for the test; `TestDb`'s pool is for looking at rows.
     let pool = PgPoolOptions::new()
         .max_connections(POOL_SIZE)
         .acquire_timeout(Duration::from_secs(10))
