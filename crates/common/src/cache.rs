@@ -22,7 +22,7 @@
 //!   does; until then this replica does not read Redis at all.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{
         Arc, Mutex, RwLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -79,9 +79,16 @@ const MEMORY_MAX_ENTRIES: usize = 10_000;
 const GENERATION_TTL_MS: u64 = 24 * 3600 * 1000;
 
 /// Returns `{1, value}` on a hit, `{0, generation}` on a miss. KEYS[1] generation key;
-/// ARGV[1] value-key prefix, ARGV[2] value-key suffix.
+/// ARGV[1] value-key prefix, ARGV[2] value-key suffix, ARGV[3] generation ttl ms.
 const LOOKUP: &str = r"
-local generation = redis.call('GET', KEYS[1]) or '0'
+local generation = redis.call('GET', KEYS[1])
+if not generation then
+  -- A group never seen, or whose counter was evicted: start it at Redis' clock in
+  -- microseconds, a value no older entry of the group can carry.
+  local t = redis.call('TIME')
+  redis.call('SET', KEYS[1], t[1] .. string.format('%06d', tonumber(t[2])), 'PX', ARGV[3], 'NX')
+  generation = redis.call('GET', KEYS[1])
+end
 local value = redis.call('GET', ARGV[1] .. generation .. ARGV[2])
 if value then return {1, value} end
 return {0, generation}
@@ -90,7 +97,7 @@ return {0, generation}
 /// Stores a value only if the generation is still the one the reader saw.
 /// KEYS[1] generation key; ARGV: generation, prefix, suffix, value, ttl ms.
 const FILL: &str = r"
-if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', ARGV[2] .. ARGV[1] .. ARGV[3], ARGV[4], 'PX', ARGV[5])
 return 1
 ";
@@ -98,9 +105,13 @@ return 1
 /// Moves every group in KEYS to a new generation and tells every replica.
 /// ARGV[1] channel, ARGV[2] message, ARGV[3] generation ttl ms.
 const INVALIDATE: &str = r"
+-- Generations move to Redis' clock in microseconds (or one past the current value), never
+-- back to a value an older entry may carry, even if a counter was evicted meanwhile.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 for _, key in ipairs(KEYS) do
-  redis.call('INCR', key)
-  redis.call('PEXPIRE', key, ARGV[3])
+  local current = tonumber(redis.call('GET', key) or '0')
+  redis.call('SET', key, string.format('%.0f', math.max(now, current + 1)), 'PX', ARGV[3])
 end
 redis.call('PUBLISH', ARGV[1], ARGV[2])
 return #KEYS
@@ -131,10 +142,13 @@ struct Inner {
     fill: Script,
     invalidate: Script,
     health: Health,
-    /// Groups whose invalidation has not reached Redis yet.
-    pending: Mutex<HashSet<String>>,
+    /// Groups whose invalidation has not reached Redis yet, with how often each failed (a
+    /// retry clears a group only if it did not fail again meanwhile).
+    pending: Mutex<HashMap<String, u64>>,
     memory: Memory,
-    inflight: Mutex<HashMap<String, Flight>>,
+    /// Loads under way, by entry, with an id so a finished load removes only itself.
+    inflight: Mutex<HashMap<String, (u64, Flight)>>,
+    flights: AtomicU64,
     stats: Stats,
 }
 
@@ -170,6 +184,7 @@ impl ReadCache {
                 pending: Mutex::default(),
                 memory: Memory::default(),
                 inflight: Mutex::default(),
+                flights: AtomicU64::new(0),
                 stats: Stats::default(),
             }),
         })
@@ -199,23 +214,34 @@ impl ReadCache {
         let flight = {
             let mut inflight = inner.inflight.lock().expect("inflight lock");
             match inflight.get(&flight_key) {
-                Some(flight) => flight.clone(),
+                Some((_, flight)) => flight.clone(),
                 None => {
                     let this = self.clone();
+                    let id = inner.flights.fetch_add(1, Ordering::Relaxed);
                     let (group, item, key) =
                         (group.to_owned(), item.to_owned(), flight_key.clone());
-                    let flight = async move {
+                    // Spawned, so the load finishes (and releases its connection) even if every
+                    // request waiting for it goes away.
+                    let task = tokio::spawn(async move {
                         let result = this.fetch(&group, &item, load).await.map_err(Arc::new);
-                        this.inner
-                            .inflight
-                            .lock()
-                            .expect("inflight lock")
-                            .remove(&key);
+                        let mut inflight = this.inner.inflight.lock().expect("inflight lock");
+                        if inflight
+                            .get(&key)
+                            .is_some_and(|(current, _)| *current == id)
+                        {
+                            inflight.remove(&key);
+                        }
                         result
-                    }
-                    .boxed()
-                    .shared();
-                    inflight.insert(flight_key, flight.clone());
+                    });
+                    let flight = task
+                        .map(|joined| {
+                            joined.unwrap_or_else(|e| {
+                                Err(Arc::new(anyhow::anyhow!("cache load failed: {e}")))
+                            })
+                        })
+                        .boxed()
+                        .shared();
+                    inflight.insert(flight_key, (id, flight.clone()));
                     flight
                 }
             }
@@ -238,7 +264,7 @@ impl ReadCache {
         }
         let mut redis = inner.redis.clone();
         let mut lookup = inner.lookup.key(&generation_key);
-        lookup.arg(&prefix).arg(&suffix);
+        lookup.arg(&prefix).arg(&suffix).arg(GENERATION_TTL_MS);
         let lookup = lookup.invoke_async::<(u8, Vec<u8>)>(&mut redis);
         let generation = match tokio::time::timeout(inner.settings.redis_timeout, lookup).await {
             Ok(Ok((1, value))) => {
@@ -299,16 +325,15 @@ impl ReadCache {
         if !inner.settings.enabled || groups.is_empty() {
             return;
         }
-        inner.memory.invalidate(groups);
+        self.forget_locally(groups);
         metrics::counter!("cache_invalidations_total", "cache" => inner.name)
             .increment(groups.len() as u64);
         if let Err(error) = self.send_invalidation(groups).await {
             self.redis_failed(&error);
-            inner
-                .pending
-                .lock()
-                .expect("pending lock")
-                .extend(groups.iter().cloned());
+            let mut pending = inner.pending.lock().expect("pending lock");
+            for group in groups {
+                *pending.entry(group.clone()).or_default() += 1;
+            }
         }
     }
 
@@ -393,7 +418,7 @@ impl ReadCache {
                         Some(message) => {
                             let payload: String = message.get_payload().unwrap_or_default();
                             let groups: Vec<String> = payload.split('\n').map(str::to_owned).collect();
-                            self.inner.memory.invalidate(&groups);
+                            self.forget_locally(&groups);
                         }
                         None => break,
                     },
@@ -402,27 +427,55 @@ impl ReadCache {
             }
             self.inner.memory.disable();
         }
+        // Last chance for invalidations Redis refused earlier.
+        self.retry_pending().await;
         Ok(())
     }
 
+    /// Drops this replica's memory copies of `groups` and detaches loads under way for them,
+    /// so a reader arriving after a write never joins a load that began before it.
+    fn forget_locally(&self, groups: &[String]) {
+        self.inner.memory.invalidate(groups);
+        let mut inflight = self.inner.inflight.lock().expect("inflight lock");
+        inflight.retain(|key, _| {
+            let group = key.split('\n').next().unwrap_or_default();
+            !groups.iter().any(|g| g == group)
+        });
+    }
+
     async fn retry_pending(&self) {
-        let groups: Vec<String> = self
+        let snapshot: Vec<(String, u64)> = self
             .inner
             .pending
             .lock()
             .expect("pending lock")
             .iter()
-            .cloned()
+            .map(|(group, failures)| (group.clone(), *failures))
             .collect();
-        if groups.is_empty() {
+        if snapshot.is_empty() {
             return;
         }
+        let groups: Vec<String> = snapshot.iter().map(|(group, _)| group.clone()).collect();
         if self.send_invalidation(&groups).await.is_ok() {
             let mut pending = self.inner.pending.lock().expect("pending lock");
-            for group in &groups {
-                pending.remove(group);
+            for (group, failures) in snapshot {
+                // A group that failed again meanwhile stays for the next round.
+                if pending.get(&group) == Some(&failures) {
+                    pending.remove(&group);
+                }
             }
         }
+    }
+
+    /// `PING`s the cache's Redis (for `/readyz`).
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        let mut redis = self.inner.redis.clone();
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut redis);
+        tokio::time::timeout(self.inner.settings.redis_timeout, ping)
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out"))??;
+        Ok(())
     }
 
     /// Whether memory copies are trusted right now (subscribed to invalidations).

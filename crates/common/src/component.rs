@@ -108,7 +108,18 @@ pub async fn serve(
             .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let served = server.await.context("HTTP server failed");
+    // In-flight requests get the drain timeout too; a stalled client cannot hold shutdown.
+    let stop = shutdown.clone();
+    let served = tokio::select! {
+        served = server => served.context("HTTP server failed"),
+        _ = async move {
+            stop.cancelled().await;
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } => {
+            tracing::warn!("requests still open {DRAIN_TIMEOUT:?} after the shutdown signal; closing them");
+            Ok(())
+        }
+    };
     shutdown.cancel();
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         let mut first_error = None;

@@ -28,6 +28,8 @@ use crate::{error::ApiError, metrics as m, session::SessionKeys, telemetry};
 pub struct ReadyCheck {
     pub name: String,
     pub check: Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>,
+    /// Reported but not required: the component works without it (a read cache).
+    pub optional: bool,
 }
 
 impl ReadyCheck {
@@ -39,7 +41,14 @@ impl ReadyCheck {
         ReadyCheck {
             name: name.into(),
             check: Arc::new(move || Box::pin(check())),
+            optional: false,
         }
+    }
+
+    /// Reports the dependency without making readiness depend on it.
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
     }
 
     /// Checks a PostgreSQL pool with `SELECT 1`.
@@ -109,7 +118,10 @@ async fn readyz(State(checks): State<Arc<Vec<ReadyCheck>>>) -> Response {
         (c.name.clone(), error)
     }))
     .await;
-    let ready = results.iter().all(|(_, error)| error.is_none());
+    let ready = results
+        .iter()
+        .zip(checks.iter())
+        .all(|((_, error), check)| error.is_none() || check.optional);
     let body: serde_json::Map<String, serde_json::Value> = results
         .into_iter()
         .map(|(name, error)| (name, error.map_or(json!("ok"), |e| json!({"error": e}))))

@@ -21,6 +21,20 @@ use axum::{
 use crate::error::ApiError;
 
 const WINDOW: Duration = Duration::from_secs(60);
+/// Addresses tracked at most, before the table is pruned.
+const MAX_TRACKED: usize = 100_000;
+
+/// The unit a budget belongs to: an IPv4 address, or an IPv6 /64 (one subscriber's whole
+/// prefix, which it can otherwise rotate through freely).
+fn bucket(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V4(_) => client,
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+        }
+    }
+}
 
 /// Counts attempts per client address in one-minute windows. `per_minute == 0` turns it off.
 #[derive(Debug, Clone)]
@@ -45,10 +59,19 @@ impl RateLimiter {
             return Ok(());
         }
         let mut windows = self.windows.lock().expect("rate limiter lock");
-        if windows.len() > 100_000 {
+        if windows.len() >= MAX_TRACKED {
             windows.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
+            if windows.len() >= MAX_TRACKED / 2 {
+                // A flood of distinct addresses: start over rather than scan on every request
+                // or grow without bound (the limit briefly resets; memory stays bounded).
+                tracing::warn!(
+                    tracked = windows.len(),
+                    "rate limiter reset under a flood of addresses"
+                );
+                windows.clear();
+            }
         }
-        let (start, count) = windows.entry(client).or_insert((now, 0));
+        let (start, count) = windows.entry(bucket(client)).or_insert((now, 0));
         if now.duration_since(*start) >= WINDOW {
             *start = now;
             *count = 0;
@@ -121,6 +144,19 @@ mod tests {
             "another address has its own budget"
         );
         assert!(limiter.check(A, t0 + WINDOW).is_ok());
+    }
+
+    #[test]
+    fn ipv6_addresses_of_one_64_prefix_share_a_budget() {
+        let limiter = RateLimiter::new(2, vec![]);
+        let t0 = Instant::now();
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(limiter.check(a, t0).is_ok());
+        assert!(limiter.check(b, t0).is_ok());
+        assert!(limiter.check(a, t0).is_err(), "same /64");
+        assert!(limiter.check(other, t0).is_ok(), "another /64");
     }
 
     #[test]

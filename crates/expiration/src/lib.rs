@@ -80,7 +80,7 @@ impl Fire for PublishExpiration {
         );
         let message = PublishMessage::build()
             .payload(serde_json::to_vec(&envelope)?.into())
-            .message_id(format!("expiration:{order_id}"));
+            .message_id(envelope.id.to_string());
         let ack = self
             .bus
             .jetstream()

@@ -79,6 +79,11 @@ impl TicketCache {
         self.cache.run(shutdown).await
     }
 
+    /// Whether the cache's Redis answers.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        self.cache.ping().await
+    }
+
     /// Whether this replica currently trusts its in-memory copies.
     pub fn memory_active(&self) -> bool {
         self.cache.memory_active()

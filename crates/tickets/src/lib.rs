@@ -98,6 +98,7 @@ pub async fn build(
 pub fn component(tickets: Tickets, bus: &Bus) -> Component {
     let relay = outbox::Relay::new(tickets.pool.clone(), bus.clone(), NAME);
     let cache = tickets.cache.clone();
+    let ready_cache = tickets.cache.clone();
     let (created, cancelled) = (tickets.clone(), tickets.clone());
     let (bus1, bus2) = (bus.clone(), bus.clone());
     Component {
@@ -116,6 +117,12 @@ pub fn component(tickets: Tickets, bus: &Bus) -> Component {
         checks: vec![
             ReadyCheck::postgres("postgres:tickets", tickets.pool),
             ReadyCheck::nats(bus.clone()),
+            // Reported, not required: reads fall back to PostgreSQL without it.
+            ReadyCheck::new("redis:cache", move || {
+                let cache = ready_cache.clone();
+                async move { cache.ping().await }
+            })
+            .optional(),
         ],
     }
 }

@@ -5,8 +5,10 @@
 //! - `Ok` → ack (the handler has committed by the time it returns);
 //! - [`HandlerError::NotYet`] → NAK with a short delay (an event that overtook its
 //!   predecessor), redelivered until the predecessor lands;
-//! - [`HandlerError::Failed`] → NAK with backoff, and after `max_deliver` tries stop
-//!   redelivering: log it, count it in `events_poisoned_total`, terminate the message.
+//! - [`HandlerError::Failed`] → NAK with a backoff doubling to 30 s, and after `max_deliver`
+//!   failed tries (about ten minutes by default, so an outage of a dependency does not lose
+//!   events) stop redelivering: log it, count it in `events_poisoned_total`, terminate it;
+//! - an undecodable message is poison at once.
 //!
 //! Messages are handled concurrently (up to `concurrency` at once); handlers must therefore be
 //! safe to run in any order, which the version rules in `CONTRACT.md` require anyway.
@@ -42,13 +44,14 @@ impl From<sqlx::Error> for HandlerError {
 /// Tuning of a listener.
 #[derive(Debug, Clone)]
 pub struct ListenerSettings {
-    /// Deliveries of a failing message before it is given up as poison.
+    /// Failed tries of a message (in this process) before it is given up as poison. "Not
+    /// yet" answers do not count.
     pub max_deliver: i64,
     /// Deliveries of a "not yet" message before it is given up (its predecessor never came).
     pub max_not_yet: i64,
-    /// Delay before a "not yet" message comes back.
+    /// Delay before a "not yet" message comes back; grows with each delivery up to 5 s.
     pub not_yet_delay: Duration,
-    /// Base delay before a failed message comes back; grows with each try.
+    /// Delay before a failed message comes back; doubles with each failure up to 30 s.
     pub retry_delay: Duration,
     /// Messages handled at once by this replica.
     pub concurrency: usize,
@@ -57,8 +60,11 @@ pub struct ListenerSettings {
 impl Default for ListenerSettings {
     fn default() -> Self {
         ListenerSettings {
-            max_deliver: 5,
-            max_not_yet: 600,
+            // 0.5 s doubling to 30 s: about ten minutes of failures (a database failover, a
+            // broker restart) before an event is given up.
+            max_deliver: 24,
+            // 0.1 s growing to 5 s: a predecessor may be late by hours before this gives up.
+            max_not_yet: 5_000,
             not_yet_delay: Duration::from_millis(100),
             retry_delay: Duration::from_millis(500),
             concurrency: 32,
@@ -73,6 +79,9 @@ pub struct Listener {
     service: String,
     subject: Subject,
     settings: ListenerSettings,
+    /// Failed tries per stream sequence, kept apart from JetStream's delivery count, which
+    /// also counts "not yet" redeliveries.
+    failures: Arc<std::sync::Mutex<std::collections::HashMap<u64, i64>>>,
 }
 
 impl Listener {
@@ -82,6 +91,7 @@ impl Listener {
             service: service.to_owned(),
             subject,
             settings: ListenerSettings::default(),
+            failures: Arc::default(),
         }
     }
 
@@ -140,7 +150,8 @@ impl Listener {
                 }
             };
             backoff = Duration::from_millis(200);
-            messages
+            let mut messages = messages;
+            (&mut messages)
                 .take_until(shutdown.clone().cancelled_owned())
                 .for_each_concurrent(self.settings.concurrency, |message| {
                     let handler = Arc::clone(&handler);
@@ -151,8 +162,17 @@ impl Listener {
                             Err(error) => tracing::debug!(subject = %this.subject, %error, "consumer stream hiccup"),
                         }
                     }
-                })
+                                })
                 .await;
+            if shutdown.is_cancelled() {
+                // Messages already pulled but not handled would otherwise wait out the ack
+                // wait (30 s) before another replica gets them: hand them back now.
+                while let Ok(Some(Ok(message))) =
+                    tokio::time::timeout(Duration::from_millis(50), messages.next()).await
+                {
+                    let _ = message.ack_with(AckKind::Nak(None)).await;
+                }
+            }
         }
         Ok(())
     }
@@ -163,7 +183,10 @@ impl Listener {
         F: Fn(Envelope<T>) -> Fut,
         Fut: Future<Output = Result<(), HandlerError>>,
     {
-        let delivered = message.info().map(|info| info.delivered).unwrap_or(1);
+        let (delivered, sequence) = message
+            .info()
+            .map(|info| (info.delivered, info.stream_sequence))
+            .unwrap_or((1, 0));
         let header = |name: &str| {
             message
                 .headers
@@ -214,42 +237,64 @@ impl Listener {
             };
             let result = result
                 .unwrap_or_else(|_| Err(HandlerError::Failed(anyhow::anyhow!("handler panicked"))));
+            let failures = match &result {
+                Err(HandlerError::Failed(_)) => self.count_failure(sequence),
+                _ => 0,
+            };
             match result {
                 Ok(()) => {
                     tracing::debug!("event handled");
+                    self.forget(sequence);
                     self.finish(&message, AckKind::Ack, "ack").await;
                 }
                 Err(HandlerError::NotYet(reason)) if delivered < self.settings.max_not_yet => {
                     tracing::debug!(%reason, "event arrived early; redelivering later");
-                    self.finish(
-                        &message,
-                        AckKind::Nak(Some(self.settings.not_yet_delay)),
-                        "not_yet",
-                    )
-                    .await;
+                    let steps = u32::try_from(delivered).unwrap_or(u32::MAX).min(50);
+                    let delay = (self.settings.not_yet_delay * steps).min(Duration::from_secs(5));
+                    self.finish(&message, AckKind::Nak(Some(delay)), "not_yet")
+                        .await;
                 }
-                Err(HandlerError::Failed(error)) if delivered < self.settings.max_deliver => {
+                Err(HandlerError::Failed(error)) if failures < self.settings.max_deliver => {
                     tracing::warn!(
                         error = format!("{error:#}"),
+                        failures,
                         "event handler failed; will retry"
                     );
-                    let delay = self.settings.retry_delay
-                        * u32::try_from(delivered).unwrap_or(u32::MAX).min(20);
+                    let doublings = u32::try_from(failures - 1).unwrap_or(0).min(16);
+                    let delay = (self.settings.retry_delay * 2u32.pow(doublings))
+                        .min(Duration::from_secs(30));
                     self.finish(&message, AckKind::Nak(Some(delay)), "failed")
                         .await;
                 }
                 Err(error) => {
                     tracing::error!(
                         error = format!("{error:#}"),
-                        tries = delivered,
+                        deliveries = delivered,
+                        failures,
                         "giving up on event after repeated failures"
                     );
+                    self.forget(sequence);
                     self.finish(&message, AckKind::Term, "poison").await;
                 }
             }
         }
         .instrument(span)
         .await;
+    }
+
+    /// Counts a failed try of the message at `sequence`; returns the count so far.
+    fn count_failure(&self, sequence: u64) -> i64 {
+        let mut failures = self.failures.lock().expect("failures lock");
+        let count = failures.entry(sequence).or_default();
+        *count += 1;
+        *count
+    }
+
+    fn forget(&self, sequence: u64) {
+        self.failures
+            .lock()
+            .expect("failures lock")
+            .remove(&sequence);
     }
 
     async fn finish(&self, message: &Message, kind: AckKind, outcome: &'static str) {

@@ -1,16 +1,23 @@
 //! `expiration.complete` cancels an order only while it is still live, announces that once,
 //! and never touches an order (or a ticket) that has moved on.
 
+use std::time::Duration;
+
 use serde_json::json;
 use ticketing_events::{OrderCancelled, Subject};
+use ticketing_orders::Orders;
 use uuid::Uuid;
 
 use crate::helpers::OrderReply as _;
-use crate::helpers::{expiration_complete, payment_created, spawn_app};
+use crate::helpers::{expiration_complete, payment_created, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn expiration_complete_cancels_a_live_order_and_announces_it_once() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|orders| Orders {
+        window: Duration::from_secs(1),
+        ..orders
+    })
+    .await;
     let buyer = app.user();
     let ticket = app.seed_ticket("Concert", 1000).await;
     let order = app.create_order(&buyer, ticket).await;
@@ -94,7 +101,7 @@ async fn a_late_expiry_of_a_cancelled_order_leaves_the_tickets_new_order_alone()
 }
 
 #[tokio::test]
-async fn an_expiry_for_an_unknown_order_is_given_up_after_a_few_tries_and_changes_nothing() {
+async fn an_expiry_for_an_unknown_order_is_dropped_and_changes_nothing() {
     let app = spawn_app().await;
     let buyer = app.user();
     let order = app
@@ -102,7 +109,7 @@ async fn an_expiry_for_an_unknown_order_is_given_up_after_a_few_tries_and_change
         .await;
 
     app.publish(&expiration_complete(Uuid::now_v7())).await;
-    // Handled means acknowledged or terminated: the poison message does not stay forever.
+    // Handled means acknowledged: retrying cannot make the order exist.
     app.settle().await;
 
     assert_eq!(app.order_state(order.id).await, ("created".into(), 0));
