@@ -12,6 +12,7 @@ use ticketing_common::{
 };
 use ticketing_expiration::ExpirationSettings;
 use ticketing_orders::OrdersSettings;
+use ticketing_payments::PaymentsSettings;
 use ticketing_tickets::TicketsSettings;
 use tokio::net::TcpListener;
 
@@ -32,6 +33,8 @@ pub struct Cli {
     pub orders: OrdersSettings,
     #[command(flatten)]
     pub expiration: ExpirationSettings,
+    #[command(flatten)]
+    pub payments: PaymentsSettings,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -59,14 +62,16 @@ pub enum ComponentName {
     Tickets,
     Orders,
     Expiration,
+    Payments,
 }
 
 impl ComponentName {
-    const ALL: [ComponentName; 4] = [
+    const ALL: [ComponentName; 5] = [
         ComponentName::Auth,
         ComponentName::Tickets,
         ComponentName::Orders,
         ComponentName::Expiration,
+        ComponentName::Payments,
     ];
 
     fn needs_bus(self) -> bool {
@@ -113,6 +118,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             ComponentName::Orders => {
                 let bus = bus.as_ref().expect("connected above");
                 ticketing_orders::build(&cli.common, &cli.orders, bus).await?
+            }
+            ComponentName::Payments => {
+                let bus = bus.as_ref().expect("connected above");
+                ticketing_payments::build(&cli.common, &cli.payments, bus).await?
             }
             ComponentName::Expiration => {
                 let bus = bus.as_ref().expect("connected above");

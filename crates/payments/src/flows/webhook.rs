@@ -1,0 +1,97 @@
+//! What verified Stripe events change. Every handler is idempotent: Stripe delivers at least
+//! once and retries anything but a 2xx, so a replayed event must find its work done.
+
+use anyhow::Context;
+
+use super::record::{Recorded, UNMATCHED_CHARGES, record_charge};
+use crate::{
+    Payments,
+    domain::{
+        PaymentState,
+        webhook::{IntentRef, StripeEvent, WebhookAction},
+    },
+    store::{payments, unmatched_charges},
+};
+
+/// Applies a verified event. `Err` only for our own failures (Stripe then retries).
+#[tracing::instrument(skip_all, fields(event_id = %event.id, kind = %event.kind))]
+pub async fn handle_stripe_event(app: &Payments, event: &StripeEvent) -> anyhow::Result<()> {
+    match &event.action {
+        WebhookAction::IntentSucceeded(intent) => intent_succeeded(app, intent).await,
+        WebhookAction::IntentFailed { intent, message } => {
+            intent_failed(app, intent, message).await
+        }
+        WebhookAction::Ignore => {
+            tracing::debug!("webhook event acknowledged and ignored");
+            Ok(())
+        }
+    }
+}
+
+/// `payment_intent.succeeded`: the money has moved. Records the charge on the order's
+/// payment (whatever state it was in: the answer of a confirmation may have been lost, or
+/// the intent was still processing) and completes the order, once.
+async fn intent_succeeded(app: &Payments, intent: &IntentRef) -> anyhow::Result<()> {
+    let Some(order_id) = intent.order_id else {
+        tracing::info!(intent = %intent.intent_id, "succeeded intent without our order id: not ours");
+        return Ok(());
+    };
+    let payment = {
+        let mut conn = app.pool.acquire().await?;
+        payments::find_by_order(&mut conn, order_id).await?
+    };
+    let Some(payment) = payment else {
+        // Every charge we make has its attempt recorded first; money for an order without
+        // one is kept for an operator rather than dropped.
+        let mut conn = app.pool.acquire().await?;
+        if unmatched_charges::record(
+            &mut conn,
+            &intent.intent_id,
+            Some(order_id),
+            intent.amount,
+            "succeeded intent for an order without a payment",
+        )
+        .await
+        .context("cannot record the unmatched charge")?
+        {
+            metrics::counter!(UNMATCHED_CHARGES).increment(1);
+            tracing::error!(%order_id, intent = %intent.intent_id, "succeeded intent for an order without a payment: kept in unmatched_charges");
+        }
+        return Ok(());
+    };
+    if intent
+        .amount
+        .is_some_and(|amount| amount != payment.amount_cents)
+    {
+        tracing::warn!(
+            expected = payment.amount_cents,
+            got = intent.amount,
+            "succeeded intent's amount differs from the attempt's"
+        );
+    }
+    match record_charge(app, payment.id, order_id, &intent.intent_id, intent.amount).await? {
+        Recorded::Now(_) => tracing::info!("payment completed by webhook"),
+        Recorded::Already(_) => tracing::debug!("charge already recorded: a replay"),
+        Recorded::Duplicate(_) => {} // logged and counted where it was recorded
+    }
+    Ok(())
+}
+
+/// `payment_intent.payment_failed`: a processing payment will not complete; it becomes
+/// declined so the buyer can try again. Anything else (a decline the paying request already
+/// recorded, an intent that is not ours) changes nothing.
+async fn intent_failed(app: &Payments, intent: &IntentRef, message: &str) -> anyhow::Result<()> {
+    let Some(order_id) = intent.order_id else {
+        return Ok(());
+    };
+    let mut conn = app.pool.acquire().await?;
+    let Some(payment) = payments::find_by_order(&mut conn, order_id).await? else {
+        return Ok(());
+    };
+    if payment.state == PaymentState::Processing
+        && payments::fail_processing(&mut conn, payment.id, &intent.intent_id, message).await?
+    {
+        tracing::info!(%order_id, "processing payment failed; the buyer may try again");
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! Pay for an order.
+
+use axum::{extract::State, http::StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use ticketing_common::{
+    ApiError, Json, RequireAuth,
+    error::{ErrorBody, ErrorItem},
+};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    Payments,
+    domain::{parse_order_id, parse_token},
+    flows::{self, PayError, PayOutcome},
+};
+
+/// The order to pay and how.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentInput {
+    /// The id of one of the caller's orders.
+    #[schema(value_type = String, format = Uuid)]
+    pub order_id: Option<Value>,
+    /// A payment token: with Stripe a PaymentMethod id (`pm_...`) or card token (`tok_...`);
+    /// with the development provider `tok_visa` (succeeds) or `tok_chargeDeclined`.
+    #[schema(value_type = String, example = "tok_visa")]
+    pub token: Option<Value>,
+}
+
+/// The payment: `{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PaymentReceipt {
+    pub id: Uuid,
+}
+
+/// Pays for one of the caller's orders: its price, in cents, exactly once, with the order id
+/// as the provider's idempotency key. Requests arriving while another one for the same order
+/// is being charged wait for it and answer the same; once the order is paid, further requests
+/// are 409.
+#[utoipa::path(post, path = "/api/payments", tag = "payments", request_body = PaymentInput,
+    responses(
+        (status = 201, description = "Charged; the order becomes complete", body = PaymentReceipt),
+        (status = 202, description = "Accepted by Stripe but still processing; a webhook completes it", body = PaymentReceipt),
+        (status = 400, description = "Missing or invalid orderId or token, or a token the provider refuses", body = ErrorBody),
+        (status = 401, description = "Not signed in, or not the order's owner", body = ErrorBody),
+        (status = 402, description = "The card was declined (the provider's message)", body = ErrorBody),
+        (status = 404, description = "Unknown order", body = ErrorBody),
+        (status = 409, description = "The order is cancelled or already paid", body = ErrorBody),
+        (status = 503, description = "The provider did not answer; nothing was marked paid, retrying is safe", body = ErrorBody),
+    ))]
+pub async fn create_payment(
+    RequireAuth(user): RequireAuth,
+    State(app): State<Payments>,
+    Json(input): Json<PaymentInput>,
+) -> Result<(StatusCode, Json<PaymentReceipt>), ApiError> {
+    let order_id = parse_order_id(input.order_id.as_ref().unwrap_or(&Value::Null));
+    let token = parse_token(input.token.as_ref().unwrap_or(&Value::Null));
+    let (order_id, token) = match (order_id, token) {
+        (Ok(order_id), Ok(token)) => (order_id, token),
+        (order_id, token) => {
+            let mut errors = Vec::new();
+            if let Err(message) = order_id {
+                errors.push(ErrorItem::field("orderId", message));
+            }
+            if let Err(message) = token {
+                errors.push(ErrorItem::field("token", message));
+            }
+            return Err(ApiError::Validation(errors));
+        }
+    };
+    let outcome = flows::pay_for_order(&app, user.id, order_id, &token)
+        .await
+        .map_err(|e| match e {
+            PayError::NotFound => ApiError::not_found("Order"),
+            PayError::NotOwner => ApiError::Unauthorized,
+            PayError::Cancelled => ApiError::Conflict("The order is cancelled".into()),
+            PayError::AlreadyPaid => ApiError::Conflict("The order is already paid".into()),
+            PayError::Declined(message) => ApiError::PaymentRequired(message),
+            PayError::InvalidToken(message) => ApiError::field("token", message),
+            PayError::Unavailable(_) => ApiError::Unavailable(
+                "The payment provider is not answering; nothing was marked paid. Please try again shortly".into(),
+            ),
+            PayError::InProgress => ApiError::Unavailable(
+                "A payment for this order is in progress; please try again shortly".into(),
+            ),
+            PayError::Unexpected(e) => ApiError::Unexpected(e),
+        })?;
+    Ok(match outcome {
+        PayOutcome::Paid(id) => (StatusCode::CREATED, Json(PaymentReceipt { id })),
+        PayOutcome::Processing(id) => (StatusCode::ACCEPTED, Json(PaymentReceipt { id })),
+    })
+}

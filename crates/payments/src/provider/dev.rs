@@ -1,0 +1,232 @@
+//! The development provider: no network, no money, Stripe's test tokens and Stripe's
+//! idempotency.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use uuid::Uuid;
+
+use super::{Charge, ChargeError, ChargeRequest, ChargeStatus, PaymentProvider};
+
+/// The token that always succeeds.
+pub const TOKEN_SUCCEEDS: &str = "tok_visa";
+/// The token that is always declined.
+pub const TOKEN_DECLINED: &str = "tok_chargeDeclined";
+/// The message of a decline, as Stripe words it.
+pub const DECLINE_MESSAGE: &str = "Your card was declined.";
+
+/// Charges in memory: `tok_visa` succeeds with a `ch_dev_...` id, `tok_chargeDeclined` is
+/// declined, anything else is an invalid token. Answers are remembered per idempotency key
+/// (declines too, as Stripe does; invalid tokens not, as Stripe keeps no answer for a request
+/// it refused before executing it), and a key reused with other parameters is refused like
+/// Stripe refuses it. Clones share their memory. The memory is the process's: a restart
+/// forgets it, which is harmless in development.
+#[derive(Debug, Clone, Default)]
+pub struct DevProvider {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    delay: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Every request received, in order.
+    calls: Vec<ChargeRequest>,
+    /// The first request and its answer, per idempotency key.
+    answers: HashMap<String, (ChargeRequest, Result<Charge, ChargeError>)>,
+    /// While set, every call fails as an outage would, before charging anything.
+    unavailable: bool,
+}
+
+/// A charge the development provider made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevCharge {
+    pub id: String,
+    pub idempotency_key: String,
+    pub order_id: Uuid,
+    pub amount_cents: i64,
+    pub currency: String,
+}
+
+impl DevProvider {
+    pub fn new() -> Self {
+        DevProvider::default()
+    }
+
+    /// A provider that takes `delay` to answer each call, like a network round trip (tests
+    /// use it to keep a charge in flight while other requests arrive).
+    pub fn with_delay(delay: Duration) -> Self {
+        DevProvider {
+            inner: Arc::new(Inner {
+                delay,
+                state: Mutex::default(),
+            }),
+        }
+    }
+
+    /// Simulates an outage: while on, calls fail with [`ChargeError::Unavailable`] and charge
+    /// nothing.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.state().unavailable = unavailable;
+    }
+
+    /// Every call received so far, in order.
+    pub fn calls(&self) -> Vec<ChargeRequest> {
+        self.state().calls.clone()
+    }
+
+    /// Every charge made so far (one per idempotency key that succeeded).
+    pub fn charges(&self) -> Vec<DevCharge> {
+        let mut charges: Vec<DevCharge> = self
+            .state()
+            .answers
+            .iter()
+            .filter_map(|(key, (request, answer))| {
+                let charge = answer.as_ref().ok()?;
+                Some(DevCharge {
+                    id: charge.id.clone(),
+                    idempotency_key: key.clone(),
+                    order_id: request.order_id,
+                    amount_cents: request.amount_cents,
+                    currency: request.currency.clone(),
+                })
+            })
+            .collect();
+        charges.sort_by(|a, b| a.id.cmp(&b.id));
+        charges
+    }
+
+    /// Runs a charge as if a request had been sent earlier (tests use it to play a charge that
+    /// succeeded just before a crash).
+    pub fn charge_now(&self, request: &ChargeRequest) -> Result<Charge, ChargeError> {
+        let mut state = self.state();
+        state.calls.push(request.clone());
+        if state.unavailable {
+            return Err(ChargeError::Unavailable(
+                "the development provider is simulating an outage".into(),
+            ));
+        }
+        if let Some((first, answer)) = state.answers.get(&request.idempotency_key) {
+            if first != request {
+                // Stripe's `idempotency_error`: the request cannot be answered at all.
+                return Err(ChargeError::Unavailable(
+                    "Keys for idempotent requests can only be used with the same parameters they were first used with.".into(),
+                ));
+            }
+            return answer.clone();
+        }
+        let answer = match request.token.as_str() {
+            TOKEN_SUCCEEDS => Ok(Charge {
+                id: format!("ch_dev_{}", Uuid::new_v4().simple()),
+                status: ChargeStatus::Succeeded,
+            }),
+            TOKEN_DECLINED => Err(ChargeError::Declined(DECLINE_MESSAGE.into())),
+            _ => {
+                return Err(ChargeError::InvalidToken(format!(
+                    "The development provider only knows the tokens {TOKEN_SUCCEEDS} and {TOKEN_DECLINED}"
+                )));
+            }
+        };
+        state.answers.insert(
+            request.idempotency_key.clone(),
+            (request.clone(), answer.clone()),
+        );
+        answer
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the maps half-written (each change is
+        // one insert), so a poisoned lock is still safe to use.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl PaymentProvider for DevProvider {
+    fn name(&self) -> &'static str {
+        "dev"
+    }
+
+    async fn charge(&self, request: &ChargeRequest) -> Result<Charge, ChargeError> {
+        if !self.inner.delay.is_zero() {
+            tokio::time::sleep(self.inner.delay).await;
+        }
+        self.charge_now(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(key: &str, token: &str) -> ChargeRequest {
+        ChargeRequest {
+            idempotency_key: key.into(),
+            order_id: Uuid::from_u128(1),
+            amount_cents: 1999,
+            currency: "usd".into(),
+            token: token.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn tok_visa_charges_once_per_key() {
+        let dev = DevProvider::new();
+        let first = dev.charge(&request("k1", TOKEN_SUCCEEDS)).await.unwrap();
+        let again = dev.charge(&request("k1", TOKEN_SUCCEEDS)).await.unwrap();
+        let other = dev.charge(&request("k2", TOKEN_SUCCEEDS)).await.unwrap();
+        assert!(first.id.starts_with("ch_dev_"), "{first:?}");
+        assert_eq!(first, again);
+        assert_ne!(first.id, other.id);
+        assert_eq!(first.status, ChargeStatus::Succeeded);
+        assert_eq!(dev.calls().len(), 3);
+        assert_eq!(dev.charges().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn declines_are_remembered_invalid_tokens_are_not() {
+        let dev = DevProvider::new();
+        let declined = Err(ChargeError::Declined(DECLINE_MESSAGE.into()));
+        assert_eq!(dev.charge(&request("k", TOKEN_DECLINED)).await, declined);
+        assert_eq!(dev.charge(&request("k", TOKEN_DECLINED)).await, declined);
+        assert!(matches!(
+            dev.charge(&request("j", "tok_unknown")).await,
+            Err(ChargeError::InvalidToken(_))
+        ));
+        assert!(dev.charge(&request("j", TOKEN_SUCCEEDS)).await.is_ok());
+        assert_eq!(dev.charges().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_key_reused_with_other_parameters_is_refused_and_charges_nothing() {
+        let dev = DevProvider::new();
+        dev.charge(&request("k", TOKEN_DECLINED)).await.unwrap_err();
+        assert!(matches!(
+            dev.charge(&request("k", TOKEN_SUCCEEDS)).await,
+            Err(ChargeError::Unavailable(_))
+        ));
+        assert!(dev.charges().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_outage_charges_nothing_until_it_ends() {
+        let dev = DevProvider::new();
+        dev.set_unavailable(true);
+        assert!(matches!(
+            dev.charge(&request("k", TOKEN_SUCCEEDS)).await,
+            Err(ChargeError::Unavailable(_))
+        ));
+        assert!(dev.charges().is_empty());
+        dev.set_unavailable(false);
+        assert!(dev.charge(&request("k", TOKEN_SUCCEEDS)).await.is_ok());
+    }
+}

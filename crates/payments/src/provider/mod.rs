@@ -1,0 +1,100 @@
+//! Who charges cards: the [`PaymentProvider`] interface, [`StripeClient`] for real money and
+//! [`DevProvider`] for development, and [`Provider`], the one a running service uses.
+//!
+//! Both providers keep Stripe's idempotency rule: a request repeated with the same
+//! idempotency key and the same parameters gets the first request's answer (the same charge,
+//! or the same decline) instead of charging again.
+
+mod dev;
+pub mod stripe;
+
+use std::future::Future;
+
+use uuid::Uuid;
+
+pub use dev::DevProvider;
+pub use stripe::StripeClient;
+
+/// One charge to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeRequest {
+    /// Repeating a request with this key returns the first answer.
+    pub idempotency_key: String,
+    /// The order paid for (recorded with the charge, so a charge can always be traced back).
+    pub order_id: Uuid,
+    /// In the currency's smallest unit (cents); never a float.
+    pub amount_cents: i64,
+    /// Lower-case ISO code.
+    pub currency: String,
+    /// The buyer's payment method or card token.
+    pub token: String,
+}
+
+/// A charge the provider accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge {
+    /// The provider's id for it (with Stripe, the PaymentIntent id).
+    pub id: String,
+    pub status: ChargeStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChargeStatus {
+    /// The money has moved.
+    Succeeded,
+    /// Accepted but not settled yet; a webhook will say how it ended.
+    Processing,
+}
+
+/// Why a charge did not happen, or may not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChargeError {
+    /// The card was declined; nothing was charged. The message is the provider's, for the
+    /// buyer.
+    #[error("declined: {0}")]
+    Declined(String),
+    /// The token names no usable payment method; nothing was charged.
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    /// No answer we can trust (outage, timeout, rate limit, our credentials refused): the
+    /// charge may or may not have happened. Only a retry with the same idempotency key can
+    /// tell, so nothing may be marked either way.
+    #[error("provider unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A payment provider.
+pub trait PaymentProvider {
+    /// A short name, recorded with each payment: `stripe`, `dev`.
+    fn name(&self) -> &'static str;
+
+    /// Charges once per idempotency key.
+    fn charge(
+        &self,
+        request: &ChargeRequest,
+    ) -> impl Future<Output = Result<Charge, ChargeError>> + Send;
+}
+
+/// The provider a service runs with: Stripe when `STRIPE_SECRET_KEY` is set, otherwise the
+/// development provider.
+#[derive(Debug, Clone)]
+pub enum Provider {
+    Stripe(StripeClient),
+    Dev(DevProvider),
+}
+
+impl PaymentProvider for Provider {
+    fn name(&self) -> &'static str {
+        match self {
+            Provider::Stripe(stripe) => stripe.name(),
+            Provider::Dev(dev) => dev.name(),
+        }
+    }
+
+    async fn charge(&self, request: &ChargeRequest) -> Result<Charge, ChargeError> {
+        match self {
+            Provider::Stripe(stripe) => stripe.charge(request).await,
+            Provider::Dev(dev) => dev.charge(request).await,
+        }
+    }
+}

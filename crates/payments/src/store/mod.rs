@@ -1,0 +1,7 @@
+//! SQL on payments' tables. Functions take a connection; flows decide transactions. A
+//! transaction that touches an order and its payment locks the order first (see the
+//! migration).
+
+pub mod orders;
+pub mod payments;
+pub mod unmatched_charges;

@@ -1,0 +1,14 @@
+//! Payments against the real PostgreSQL and NATS, one rule of `CONTRACT.md` (Payments,
+//! Errors, Events) per test, with the development provider; the Stripe client and the app
+//! charging through Stripe against a local mock of Stripe's API (wiremock). Each test spawns
+//! its own app over its own database and stream.
+
+mod helpers;
+mod operations;
+mod pay;
+mod race;
+mod recovery;
+mod replica;
+mod stripe_api;
+mod stripe_client;
+mod webhook;
