@@ -10,6 +10,9 @@ export RUST_BACKTRACE=1
 echo "==> services"
 bash scripts/services.sh
 
+echo "==> browser (Debian chromium + chromium-driver for the web UI tests)"
+bash scripts/browser-deps.sh
+
 if ! command -v cargo >/dev/null; then
   echo "ERROR: cargo not found. Install Rust (https://rustup.rs) and run this again." >&2
   exit 1

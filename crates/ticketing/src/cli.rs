@@ -35,6 +35,10 @@ pub struct Cli {
     pub expiration: ExpirationSettings,
     #[command(flatten)]
     pub payments: PaymentsSettings,
+    /// Base URL of the public HTTP API that the web pages call with the visitor's cookie
+    /// (the ingress, in separate deployment). `up` uses its own address.
+    #[arg(long, env = "TICKETING_API_BASE", global = true)]
+    pub api_base: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -63,19 +67,21 @@ pub enum ComponentName {
     Orders,
     Expiration,
     Payments,
+    Web,
 }
 
 impl ComponentName {
-    const ALL: [ComponentName; 5] = [
+    const ALL: [ComponentName; 6] = [
         ComponentName::Auth,
         ComponentName::Tickets,
         ComponentName::Orders,
         ComponentName::Expiration,
         ComponentName::Payments,
+        ComponentName::Web,
     ];
 
     fn needs_bus(self) -> bool {
-        !matches!(self, ComponentName::Auth)
+        !matches!(self, ComponentName::Auth | ComponentName::Web)
     }
 }
 
@@ -88,6 +94,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         format!("TICKETING_ADDR {addr:?} is not an address like 127.0.0.1:8080")
     })?;
     let keys = Arc::new(session_keys(&cli.common, all_in_one, addr)?);
+    let listener = TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} (is another ticketing running? set TICKETING_ADDR)")
+    })?;
+    let local = listener.local_addr()?;
+    let api_base = match (&cli.api_base, all_in_one) {
+        (Some(base), _) => base.trim_end_matches('/').to_owned(),
+        // `up` serves the API itself; pages reach it over loopback.
+        (None, true) => {
+            let host = if local.ip().is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                local.ip().to_string()
+            };
+            format!("http://{}", SocketAddr::new(host.parse()?, local.port()))
+        }
+        (None, false) if names.contains(&ComponentName::Web) => {
+            bail!(
+                "TICKETING_API_BASE is not set: `serve web` needs the URL of the public API (the ingress)"
+            )
+        }
+        (None, false) => String::new(),
+    };
 
     let mut components: Vec<Component> = Vec::new();
     let mut shared_checks = Vec::new();
@@ -127,6 +155,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 let bus = bus.as_ref().expect("connected above");
                 ticketing_expiration::build(&cli.common, &cli.expiration, bus).await?
             }
+            ComponentName::Web => ticketing_web::component(ticketing_web::WebSettings {
+                api_base: api_base.clone(),
+            }),
         };
         components.push(component);
     }
@@ -134,15 +165,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         first.checks.extend(shared_checks);
     }
 
-    let listener = TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot listen on {addr} (is another ticketing running? set TICKETING_ADDR)")
-    })?;
-    let local = listener.local_addr()?;
     let shutdown = shutdown::on_signal();
     let app = component::compose(components, keys);
     if all_in_one {
         println!(
-            "Ticketing is up at http://{local}/  (API under /api, OpenAPI at /api/openapi.json, Ctrl-C to stop)"
+            "Ticketing is up at {api_base}/  (web UI there, API under /api, OpenAPI at /api/openapi.json; Ctrl-C to stop)"
         );
     } else {
         println!(

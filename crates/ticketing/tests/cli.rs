@@ -97,6 +97,9 @@ async fn up_with_zero_configuration_serves_the_api_and_stops_cleanly_on_sigterm(
         .await
         .unwrap();
     let ready = client.get(format!("{url}readyz")).send().await.unwrap();
+    let home = client.get(&url).send().await.unwrap();
+    let home_type = home.headers()["content-type"].to_str().unwrap().to_owned();
+    let home_page = home.text().await.unwrap();
     sigterm(&child);
     let status = wait_exit(&mut child, Duration::from_secs(20));
     let refused = client.get(format!("{url}healthz")).send().await;
@@ -109,6 +112,14 @@ async fn up_with_zero_configuration_serves_the_api_and_stops_cleanly_on_sigterm(
         "loopback development drops Secure: {cookie}"
     );
     assert_eq!(ready.status(), 200);
+    assert!(
+        home_type.starts_with("text/html"),
+        "the web UI at / ({home_type})"
+    );
+    assert!(
+        home_page.contains("Ticketing"),
+        "the home page: {home_page}"
+    );
     assert!(
         status.is_some_and(|s| s.success()),
         "exit status {status:?}"

@@ -1,0 +1,333 @@
+//! The API client the pages use: every call carries the visitor's `Cookie` header and the
+//! request's `x-request-id`, and every refusal comes back as the contract's error list, so a
+//! page can put each message next to its field.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::{Deserialize, de::DeserializeOwned};
+use serde_json::Value;
+use ticketing_common::telemetry;
+use uuid::Uuid;
+
+/// One entry of the contract's error body.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FieldError {
+    pub message: String,
+    pub field: Option<String>,
+}
+
+/// A refused or failed API call, in words.
+#[derive(Debug, Clone)]
+pub struct ApiFailure {
+    /// The API's status; `None` when the API could not be reached or answered nonsense.
+    pub status: Option<StatusCode>,
+    pub errors: Vec<FieldError>,
+}
+
+impl ApiFailure {
+    fn unreachable(error: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %error, "the API could not be reached");
+        ApiFailure {
+            status: None,
+            errors: vec![FieldError {
+                message: "The service is not answering right now. Please try again in a moment."
+                    .into(),
+                field: None,
+            }],
+        }
+    }
+
+    pub fn is(&self, status: StatusCode) -> bool {
+        self.status == Some(status)
+    }
+
+    /// The message for a field, if the API named it.
+    pub fn for_field(&self, field: &str) -> Option<String> {
+        self.errors
+            .iter()
+            .find(|e| e.field.as_deref() == Some(field))
+            .map(|e| e.message.clone())
+    }
+
+    /// Every message not tied to one of `fields` (shown at the top of a form).
+    pub fn general(&self, fields: &[&str]) -> Vec<String> {
+        self.errors
+            .iter()
+            .filter(|e| e.field.as_deref().is_none_or(|f| !fields.contains(&f)))
+            .map(|e| e.message.clone())
+            .collect()
+    }
+
+    /// All messages, joined for a one-line notice.
+    pub fn sentence(&self) -> String {
+        self.errors
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// A successful call: the decoded body and the `Set-Cookie` headers to hand to the browser.
+#[derive(Debug)]
+pub struct Answer<T> {
+    pub body: T,
+    pub set_cookies: Vec<header::HeaderValue>,
+}
+
+/// What the pages know of the visitor's request: the cookie to forward.
+#[derive(Debug, Clone, Default)]
+pub struct Visitor {
+    cookie: Option<header::HeaderValue>,
+}
+
+impl Visitor {
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        Visitor {
+            cookie: headers.get(header::COOKIE).cloned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ticket {
+    pub id: Uuid,
+    pub title: String,
+    pub price: f64,
+    pub user_id: Uuid,
+    pub version: i64,
+    pub order_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrderTicket {
+    pub id: Uuid,
+    pub title: String,
+    pub price: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub status: String,
+    pub expires_at: String,
+    pub ticket: OrderTicket,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Created {
+    pub id: Uuid,
+}
+
+/// The API over HTTP.
+#[derive(Debug, Clone)]
+pub struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Self {
+        let client = reqwest::Client::builder()
+            // The API is this process or the ingress in front of it: never a proxy's business.
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(15))
+            .build()
+            .expect("a plain HTTP client builds");
+        Api {
+            base: base.trim_end_matches('/').to_owned(),
+            client,
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        visitor: &Visitor,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Answer<T>, ApiFailure> {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(cookie) = &visitor.cookie {
+            request = request.header(header::COOKIE, cookie.as_bytes());
+        }
+        if let Some(id) = telemetry::current_request_id() {
+            request = request.header(telemetry::REQUEST_ID_HEADER, id);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(ApiFailure::unreachable)?;
+        let status = response.status();
+        let set_cookies = response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .cloned()
+            .collect();
+        let bytes = response.bytes().await.map_err(ApiFailure::unreachable)?;
+        if status.is_success() {
+            // 204 has no body; `()` and `Value` accept `null`.
+            let text: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+            let body = serde_json::from_slice(text).map_err(ApiFailure::unreachable)?;
+            return Ok(Answer { body, set_cookies });
+        }
+        #[derive(Deserialize)]
+        struct Errors {
+            errors: Vec<FieldError>,
+        }
+        let errors = serde_json::from_slice::<Errors>(&bytes)
+            .ok()
+            .map(|e| e.errors)
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(|| {
+                vec![FieldError {
+                    message: format!(
+                        "Something went wrong on our side ({}). Please try again.",
+                        status.as_u16()
+                    ),
+                    field: None,
+                }]
+            });
+        Err(ApiFailure {
+            status: Some(status),
+            errors,
+        })
+    }
+
+    pub async fn signup(
+        &self,
+        v: &Visitor,
+        email: &str,
+        password: &str,
+    ) -> Result<Answer<Value>, ApiFailure> {
+        let body = serde_json::json!({"email": email, "password": password});
+        self.call(v, reqwest::Method::POST, "/api/users/signup", Some(body))
+            .await
+    }
+
+    pub async fn signin(
+        &self,
+        v: &Visitor,
+        email: &str,
+        password: &str,
+    ) -> Result<Answer<Value>, ApiFailure> {
+        let body = serde_json::json!({"email": email, "password": password});
+        self.call(v, reqwest::Method::POST, "/api/users/signin", Some(body))
+            .await
+    }
+
+    pub async fn signout(&self, v: &Visitor) -> Result<Answer<Value>, ApiFailure> {
+        self.call(
+            v,
+            reqwest::Method::POST,
+            "/api/users/signout",
+            Some(serde_json::json!({})),
+        )
+        .await
+    }
+
+    pub async fn tickets(
+        &self,
+        v: &Visitor,
+        limit: u32,
+        before: Option<Uuid>,
+    ) -> Result<Vec<Ticket>, ApiFailure> {
+        let mut path = format!("/api/tickets?limit={limit}");
+        if let Some(before) = before {
+            path.push_str(&format!("&before={before}"));
+        }
+        Ok(self.call(v, reqwest::Method::GET, &path, None).await?.body)
+    }
+
+    pub async fn ticket(&self, v: &Visitor, id: Uuid) -> Result<Ticket, ApiFailure> {
+        Ok(self
+            .call(v, reqwest::Method::GET, &format!("/api/tickets/{id}"), None)
+            .await?
+            .body)
+    }
+
+    /// The price goes as the typed string: the API parses numeric strings and says what is wrong.
+    pub async fn create_ticket(
+        &self,
+        v: &Visitor,
+        title: &str,
+        price: &str,
+    ) -> Result<Ticket, ApiFailure> {
+        let body = serde_json::json!({"title": title, "price": price});
+        Ok(self
+            .call(v, reqwest::Method::POST, "/api/tickets", Some(body))
+            .await?
+            .body)
+    }
+
+    pub async fn update_ticket(
+        &self,
+        v: &Visitor,
+        id: Uuid,
+        title: &str,
+        price: &str,
+    ) -> Result<Ticket, ApiFailure> {
+        let body = serde_json::json!({"title": title, "price": price});
+        Ok(self
+            .call(
+                v,
+                reqwest::Method::PUT,
+                &format!("/api/tickets/{id}"),
+                Some(body),
+            )
+            .await?
+            .body)
+    }
+
+    pub async fn create_order(&self, v: &Visitor, ticket_id: Uuid) -> Result<Order, ApiFailure> {
+        let body = serde_json::json!({"ticketId": ticket_id});
+        Ok(self
+            .call(v, reqwest::Method::POST, "/api/orders", Some(body))
+            .await?
+            .body)
+    }
+
+    pub async fn orders(&self, v: &Visitor) -> Result<Vec<Order>, ApiFailure> {
+        Ok(self
+            .call(v, reqwest::Method::GET, "/api/orders", None)
+            .await?
+            .body)
+    }
+
+    pub async fn order(&self, v: &Visitor, id: Uuid) -> Result<Order, ApiFailure> {
+        Ok(self
+            .call(v, reqwest::Method::GET, &format!("/api/orders/{id}"), None)
+            .await?
+            .body)
+    }
+
+    pub async fn cancel_order(&self, v: &Visitor, id: Uuid) -> Result<(), ApiFailure> {
+        self.call::<Value>(
+            v,
+            reqwest::Method::DELETE,
+            &format!("/api/orders/{id}"),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn pay(
+        &self,
+        v: &Visitor,
+        order_id: Uuid,
+        token: &str,
+    ) -> Result<Created, ApiFailure> {
+        let body = serde_json::json!({"orderId": order_id, "token": token});
+        Ok(self
+            .call(v, reqwest::Method::POST, "/api/payments", Some(body))
+            .await?
+            .body)
+    }
+}

@@ -1,0 +1,44 @@
+//! The web UI: server-rendered pages (askama templates, checked at compile time) that call
+//! the public HTTP API with the visitor's cookie, like any other client of the API.
+//!
+//! The component owns no data and runs no tasks. [`pages`] holds one module per resource;
+//! [`api`] is the only place that speaks HTTP to the API; [`csrf`] guards every form post;
+//! [`assets`] serves the style sheet, so the binary needs no CDN.
+
+pub mod api;
+pub mod assets;
+pub mod csrf;
+pub mod pages;
+
+use std::sync::Arc;
+
+use axum::{Router, middleware};
+use ticketing_common::Component;
+use utoipa_axum::router::OpenApiRouter;
+
+/// The component's name.
+pub const NAME: &str = "web";
+
+/// Settings of the web component.
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    /// Base URL of the public HTTP API the pages call, without a trailing slash, e.g.
+    /// `http://127.0.0.1:8080` in `up` (the process's own address) or the ingress in
+    /// Kubernetes.
+    pub api_base: String,
+}
+
+/// The web pages at `/` (never under `/api`).
+pub fn component(settings: WebSettings) -> Component {
+    let api = Arc::new(api::Api::new(&settings.api_base));
+    let router: Router = pages::router()
+        .merge(assets::router())
+        .layer(middleware::from_fn(csrf::check_origin))
+        .with_state(api);
+    Component {
+        name: NAME,
+        router: OpenApiRouter::from(router),
+        tasks: Vec::new(),
+        checks: Vec::new(),
+    }
+}

@@ -1,0 +1,146 @@
+//! `/signup`, `/signin`, `/signout`: forms that call auth and hand its session cookie to the
+//! browser, then send the visitor back where they were going.
+
+use askama::Template;
+use axum::{
+    Form, Router,
+    extract::{Query, State as Extract},
+    http::{HeaderMap, StatusCode},
+    response::Response,
+    routing::{get, post},
+};
+use serde::Deserialize;
+use ticketing_common::session::CurrentUser;
+
+use super::{Nav, State, redirect_with_cookies, render, safe_next, visitor};
+use crate::api::ApiFailure;
+
+pub fn router() -> Router<State> {
+    Router::new()
+        .route("/signup", get(signup_form).post(signup))
+        .route("/signin", get(signin_form).post(signin))
+        .route("/signout", post(signout))
+}
+
+#[derive(Template)]
+#[template(path = "auth_form.html")]
+struct AuthPage {
+    nav: Nav,
+    /// `signup` or `signin`.
+    mode: &'static str,
+    heading: &'static str,
+    next: String,
+    email: String,
+    email_error: Option<String>,
+    password_error: Option<String>,
+    general: Vec<String>,
+}
+
+impl AuthPage {
+    fn blank(nav: Nav, mode: &'static str, next: String) -> Self {
+        AuthPage {
+            nav,
+            mode,
+            heading: if mode == "signup" {
+                "Create your account"
+            } else {
+                "Sign in"
+            },
+            next,
+            email: String::new(),
+            email_error: None,
+            password_error: None,
+            general: Vec::new(),
+        }
+    }
+
+    fn refused(mut self, email: String, failure: &ApiFailure) -> Self {
+        self.email = email;
+        self.email_error = failure.for_field("email");
+        self.password_error = failure.for_field("password");
+        self.general = failure.general(&["email", "password"]);
+        self
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Next {
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct Credentials {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    next: Option<String>,
+}
+
+async fn signup_form(user: CurrentUser, Query(q): Query<Next>) -> Response {
+    let page = AuthPage::blank(Nav::of(&user), "signup", safe_next(q.next.as_deref()));
+    render(StatusCode::OK, &page)
+}
+
+async fn signin_form(user: CurrentUser, Query(q): Query<Next>) -> Response {
+    let page = AuthPage::blank(Nav::of(&user), "signin", safe_next(q.next.as_deref()));
+    render(StatusCode::OK, &page)
+}
+
+#[tracing::instrument(skip_all)]
+async fn signup(
+    Extract(api): Extract<State>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Form(form): Form<Credentials>,
+) -> Response {
+    let next = safe_next(form.next.as_deref());
+    match api
+        .signup(&visitor(&headers), &form.email, &form.password)
+        .await
+    {
+        Ok(answer) => redirect_with_cookies(&next, answer.set_cookies),
+        Err(failure) => refused(
+            AuthPage::blank(Nav::of(&user), "signup", next),
+            form.email,
+            &failure,
+        ),
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn signin(
+    Extract(api): Extract<State>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Form(form): Form<Credentials>,
+) -> Response {
+    let next = safe_next(form.next.as_deref());
+    match api
+        .signin(&visitor(&headers), &form.email, &form.password)
+        .await
+    {
+        Ok(answer) => redirect_with_cookies(&next, answer.set_cookies),
+        Err(failure) => refused(
+            AuthPage::blank(Nav::of(&user), "signin", next),
+            form.email,
+            &failure,
+        ),
+    }
+}
+
+fn refused(page: AuthPage, email: String, failure: &ApiFailure) -> Response {
+    let status = failure
+        .status
+        .filter(|s| s.is_client_error())
+        .unwrap_or(StatusCode::BAD_GATEWAY);
+    render(status, &page.refused(email, failure))
+}
+
+async fn signout(Extract(api): Extract<State>, headers: HeaderMap) -> Response {
+    let cookies = match api.signout(&visitor(&headers)).await {
+        Ok(answer) => answer.set_cookies,
+        Err(_) => Vec::new(),
+    };
+    redirect_with_cookies("/", cookies)
+}

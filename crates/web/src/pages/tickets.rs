@@ -1,0 +1,287 @@
+//! `/tickets/new`, `/tickets/{id}`, `/tickets/{id}/edit`, `/tickets/{id}/purchase`: selling,
+//! looking at, editing and buying one ticket.
+
+use std::time::Duration;
+
+use askama::Template;
+use axum::{
+    Form, Router,
+    extract::{Path, State as Extract},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use ticketing_common::session::CurrentUser;
+use uuid::Uuid;
+
+use super::{Nav, State, failure_page, money, render, signin_redirect, visitor};
+use crate::api::{Api, ApiFailure, Ticket, Visitor};
+
+pub fn router() -> Router<State> {
+    Router::new()
+        .route("/tickets/new", get(new_form).post(create))
+        .route("/tickets/{id}", get(show))
+        .route("/tickets/{id}/edit", get(edit_form).post(update))
+        .route("/tickets/{id}/purchase", post(purchase))
+}
+
+#[derive(Deserialize)]
+pub struct TicketForm {
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    price: String,
+}
+
+/// The sell form and the edit form: one template, two targets.
+#[derive(Template)]
+#[template(path = "ticket_form.html")]
+struct FormPage {
+    nav: Nav,
+    heading: String,
+    action: String,
+    submit: &'static str,
+    title: String,
+    price: String,
+    title_error: Option<String>,
+    price_error: Option<String>,
+    general: Vec<String>,
+}
+
+impl FormPage {
+    fn refused(mut self, failure: &ApiFailure) -> Response {
+        self.title_error = failure.for_field("title");
+        self.price_error = failure.for_field("price");
+        self.general = failure.general(&["title", "price"]);
+        let status = failure
+            .status
+            .filter(|s| s.is_client_error())
+            .unwrap_or(StatusCode::BAD_GATEWAY);
+        render(status, &self)
+    }
+}
+
+fn sell_page(nav: Nav, title: String, price: String) -> FormPage {
+    FormPage {
+        nav,
+        heading: "Sell a ticket".into(),
+        action: "/tickets/new".into(),
+        submit: "List ticket",
+        title,
+        price,
+        title_error: None,
+        price_error: None,
+        general: Vec::new(),
+    }
+}
+
+fn edit_page(nav: Nav, id: Uuid, title: String, price: String) -> FormPage {
+    FormPage {
+        nav,
+        heading: "Edit your ticket".into(),
+        action: format!("/tickets/{id}/edit"),
+        submit: "Save changes",
+        title,
+        price,
+        title_error: None,
+        price_error: None,
+        general: Vec::new(),
+    }
+}
+
+async fn new_form(user: CurrentUser) -> Response {
+    if user.0.is_none() {
+        return signin_redirect("/tickets/new");
+    }
+    render(
+        StatusCode::OK,
+        &sell_page(Nav::of(&user), String::new(), String::new()),
+    )
+}
+
+#[tracing::instrument(skip_all)]
+async fn create(
+    Extract(api): Extract<State>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Form(form): Form<TicketForm>,
+) -> Response {
+    if user.0.is_none() {
+        return signin_redirect("/tickets/new");
+    }
+    match api
+        .create_ticket(&visitor(&headers), &form.title, &form.price)
+        .await
+    {
+        Ok(ticket) => Redirect::to(&format!("/tickets/{}", ticket.id)).into_response(),
+        Err(failure) if failure.is(StatusCode::UNAUTHORIZED) => signin_redirect("/tickets/new"),
+        Err(failure) => sell_page(Nav::of(&user), form.title, form.price).refused(&failure),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "ticket.html")]
+struct TicketPage {
+    nav: Nav,
+    ticket: Ticket,
+    price: String,
+    signed_in: bool,
+    is_seller: bool,
+    /// The viewer's own order holding this ticket, if any.
+    my_order: Option<(Uuid, String)>,
+    notice: Option<String>,
+}
+
+async fn ticket_page(
+    api: &Api,
+    visitor: &Visitor,
+    user: &CurrentUser,
+    ticket: Ticket,
+    notice: Option<String>,
+) -> TicketPage {
+    let me = user.0.as_ref().map(|u| u.id);
+    // Only the buyer may read an order, so only the buyer learns whether it is paid.
+    let my_order = match (ticket.order_id, me) {
+        (Some(order_id), Some(_)) => api.order(visitor, order_id).await.ok().map(|o| {
+            (
+                o.id,
+                if o.status == "complete" {
+                    "Sold to you".to_owned()
+                } else {
+                    "Reserved by you".to_owned()
+                },
+            )
+        }),
+        _ => None,
+    };
+    TicketPage {
+        nav: Nav::of(user),
+        price: money(ticket.price),
+        signed_in: me.is_some(),
+        is_seller: me == Some(ticket.user_id),
+        my_order,
+        ticket,
+        notice,
+    }
+}
+
+async fn show(
+    Extract(api): Extract<State>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Response {
+    let visitor = visitor(&headers);
+    match api.ticket(&visitor, id).await {
+        Ok(ticket) => {
+            let page = ticket_page(&api, &visitor, &user, ticket, None).await;
+            render(StatusCode::OK, &page)
+        }
+        Err(failure) => failure_page(&failure, &format!("/tickets/{id}"), user.0.is_some()),
+    }
+}
+
+/// How long a purchase waits for the orders service to learn of a brand-new ticket.
+const NEW_TICKET_GRACE: Duration = Duration::from_secs(5);
+
+#[tracing::instrument(skip_all, fields(ticket_id = %id))]
+async fn purchase(
+    Extract(api): Extract<State>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Response {
+    let here = format!("/tickets/{id}");
+    if user.0.is_none() {
+        return signin_redirect(&here);
+    }
+    let visitor = visitor(&headers);
+    let deadline = tokio::time::Instant::now() + NEW_TICKET_GRACE;
+    let outcome = loop {
+        match api.create_order(&visitor, id).await {
+            // Orders learns tickets from events: a ticket listed a moment ago may be unknown
+            // to it yet, while tickets itself knows it.
+            Err(failure)
+                if failure.is(StatusCode::NOT_FOUND)
+                    && tokio::time::Instant::now() < deadline
+                    && api.ticket(&visitor, id).await.is_ok() =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => break other,
+        }
+    };
+    match outcome {
+        Ok(order) => Redirect::to(&format!("/orders/{}", order.id)).into_response(),
+        Err(failure) if failure.is(StatusCode::UNAUTHORIZED) => signin_redirect(&here),
+        Err(failure) => match api.ticket(&visitor, id).await {
+            Ok(ticket) => {
+                let notice = if failure.is(StatusCode::CONFLICT) {
+                    format!(
+                        "Sorry, this ticket has just been taken by someone else. ({})",
+                        failure.sentence()
+                    )
+                } else {
+                    failure.sentence()
+                };
+                let page = ticket_page(&api, &visitor, &user, ticket, Some(notice)).await;
+                render(failure.status.unwrap_or(StatusCode::BAD_GATEWAY), &page)
+            }
+            Err(other) => failure_page(&other, &here, true),
+        },
+    }
+}
+
+async fn edit_form(
+    Extract(api): Extract<State>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+) -> Response {
+    let here = format!("/tickets/{id}/edit");
+    let Some(me) = user.0.as_ref() else {
+        return signin_redirect(&here);
+    };
+    match api.ticket(&visitor(&headers), id).await {
+        Ok(ticket) if ticket.user_id == me.id => {
+            let price = format!("{:.2}", ticket.price);
+            render(
+                StatusCode::OK,
+                &edit_page(Nav::of(&user), id, ticket.title, price),
+            )
+        }
+        Ok(_) => super::message_page(
+            StatusCode::FORBIDDEN,
+            "Not your ticket",
+            "Only the seller can edit this ticket.",
+        ),
+        Err(failure) => failure_page(&failure, &here, true),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(ticket_id = %id))]
+async fn update(
+    Extract(api): Extract<State>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path(id): Path<Uuid>,
+    Form(form): Form<TicketForm>,
+) -> Response {
+    let here = format!("/tickets/{id}/edit");
+    if user.0.is_none() {
+        return signin_redirect(&here);
+    }
+    match api
+        .update_ticket(&visitor(&headers), id, &form.title, &form.price)
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("/tickets/{id}")).into_response(),
+        Err(failure)
+            if failure.is(StatusCode::UNAUTHORIZED) || failure.is(StatusCode::NOT_FOUND) =>
+        {
+            failure_page(&failure, &here, true)
+        }
+        Err(failure) => edit_page(Nav::of(&user), id, form.title, form.price).refused(&failure),
+    }
+}

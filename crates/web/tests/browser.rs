@@ -1,0 +1,442 @@
+//! End to end in a real browser: Debian's chromium, headless, driven through chromedriver
+//! with thirtyfour, against the whole platform in this process.
+//!
+//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (`scripts/browser-deps.sh`
+//! installs them); without them the test fails and says so. Each page visited is saved as a
+//! PNG under `target/test-output/screenshots/`.
+
+mod support;
+
+use std::{
+    path::PathBuf,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail, ensure};
+use support::Stack;
+use thirtyfour::prelude::*;
+use ticketing_common::testing;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The longest a step waits for an effect (an event handled, a page changed).
+const WAIT: Duration = Duration::from_secs(20);
+
+/// chromedriver on a free port, killed when dropped.
+struct Chromedriver {
+    url: String,
+    _child: tokio::process::Child,
+}
+
+impl Chromedriver {
+    async fn start() -> Chromedriver {
+        for path in [CHROMEDRIVER, CHROMIUM] {
+            assert!(
+                std::path::Path::new(path).exists(),
+                "{path} is missing: the browser tests need Debian's chromium and chromium-driver; run scripts/browser-deps.sh (as root it installs them, otherwise it prints the command)"
+            );
+        }
+        let port = testing::free_port();
+        let child = tokio::process::Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start chromedriver");
+        let url = format!("http://127.0.0.1:{port}");
+        let status = format!("{url}/status");
+        let ready = testing::eventually(Duration::from_secs(15), || {
+            let status = status.clone();
+            async move {
+                let client = reqwest::Client::builder().no_proxy().build().ok()?;
+                client
+                    .get(&status)
+                    .send()
+                    .await
+                    .ok()?
+                    .status()
+                    .is_success()
+                    .then_some(())
+            }
+        })
+        .await;
+        assert!(ready.is_some(), "chromedriver did not answer on {url}");
+        Chromedriver { url, _child: child }
+    }
+
+    /// A fresh browser with its own profile (its own cookies), `width` × `height`.
+    async fn browser(&self, width: u32, height: u32) -> anyhow::Result<Browser> {
+        let profile = std::env::temp_dir().join(format!(
+            "ticketing-chromium-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&profile)?;
+        let mut caps = DesiredCapabilities::chrome();
+        caps.set_binary(CHROMIUM)?;
+        for arg in [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+        ] {
+            caps.add_arg(arg)?;
+        }
+        caps.add_arg(&format!("--user-data-dir={}", profile.display()))?;
+        caps.add_arg(&format!("--window-size={width},{height}"))?;
+        let driver = WebDriver::new(&self.url, caps)
+            .await
+            .context("start a chromium session")?;
+        driver.set_window_rect(0, 0, width, height).await?;
+        Ok(Browser { driver, profile })
+    }
+}
+
+struct Browser {
+    driver: WebDriver,
+    profile: PathBuf,
+}
+
+impl Browser {
+    async fn close(self) {
+        let _ = self.driver.quit().await;
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+
+    async fn go(&self, url: &str) -> anyhow::Result<()> {
+        self.driver.goto(url).await?;
+        Ok(())
+    }
+
+    async fn text(&self, id: &str) -> anyhow::Result<String> {
+        Ok(self.element(id).await?.text().await?)
+    }
+
+    async fn element(&self, id: &str) -> anyhow::Result<WebElement> {
+        match self.driver.find(By::Id(id)).await {
+            Ok(element) => Ok(element),
+            Err(error) => bail!(
+                "no #{id} on {}: {error}\n{}",
+                self.path().await,
+                self.body().await.unwrap_or_default()
+            ),
+        }
+    }
+
+    async fn fill(&self, id: &str, value: &str) -> anyhow::Result<()> {
+        let input = self.driver.find(By::Id(id)).await?;
+        input.clear().await?;
+        input.send_keys(value).await?;
+        Ok(())
+    }
+
+    async fn click(&self, id: &str) -> anyhow::Result<()> {
+        self.element(id).await?.click().await?;
+        Ok(())
+    }
+
+    async fn path(&self) -> String {
+        self.driver
+            .current_url()
+            .await
+            .map(|u| u.path().to_owned())
+            .unwrap_or_default()
+    }
+
+    async fn body(&self) -> anyhow::Result<String> {
+        Ok(self.driver.find(By::Tag("body")).await?.text().await?)
+    }
+
+    async fn shot(&self, name: &str) -> anyhow::Result<()> {
+        let dir = screenshots();
+        std::fs::create_dir_all(&dir)?;
+        self.driver
+            .screenshot(&dir.join(format!("{name}.png")))
+            .await?;
+        Ok(())
+    }
+
+    /// Waits until the page's path starts with `prefix` (a form post's redirect landed).
+    async fn wait_for_path(&self, prefix: &str) -> anyhow::Result<String> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let path = self.path().await;
+            if path.starts_with(prefix) {
+                return Ok(path);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "expected a page under {prefix}, still on {path}: {}",
+                    self.body().await.unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Reloads `url` until its body satisfies `check`.
+    async fn reload_until(
+        &self,
+        url: &str,
+        what: &str,
+        check: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<String> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            self.go(url).await?;
+            let body = self.body().await?;
+            if check(&body) {
+                return Ok(body);
+            }
+            if Instant::now() > deadline {
+                bail!("{url} never showed {what}; last page:\n{body}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn sign_up(&self, stack: &Stack, email: &str) -> anyhow::Result<()> {
+        self.go(&stack.url("/signup")).await?;
+        self.fill("email", email).await?;
+        self.fill("password", "secret1").await?;
+        self.click("submit").await?;
+        self.wait_for_path("/").await?;
+        ensure!(
+            self.body().await?.contains(email),
+            "the header names the signed-in user"
+        );
+        Ok(())
+    }
+
+    /// Lists a ticket and returns its page's path.
+    async fn sell(&self, stack: &Stack, title: &str, price: &str) -> anyhow::Result<String> {
+        self.go(&stack.url("/tickets/new")).await?;
+        self.fill("title", title).await?;
+        self.fill("price", price).await?;
+        self.click("submit").await?;
+        let path = self.wait_for_path("/tickets/").await?;
+        ensure!(
+            path != "/tickets/new",
+            "the listing was refused: {}",
+            self.body().await?
+        );
+        ensure!(self.text("ticket-title").await? == title);
+        ensure!(self.text("ticket-state").await? == "Available");
+        Ok(path)
+    }
+
+    /// Buys the ticket at `ticket` and returns the order page's path.
+    async fn purchase(&self, stack: &Stack, ticket: &str) -> anyhow::Result<String> {
+        self.go(&stack.url(ticket)).await?;
+        self.click("purchase").await?;
+        self.wait_for_path("/orders/").await
+    }
+}
+
+fn screenshots() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-output/screenshots")
+}
+
+/// Whether the home page lists a ticket with this exact title.
+fn home_lists(body: &str, title: &str) -> bool {
+    body.lines().any(|line| {
+        line.trim() == title
+            || line.trim().starts_with(&format!("{title} "))
+            || line.trim().starts_with(&format!("{title}\t"))
+    })
+}
+
+/// Seconds shown by the countdown (`m:ss`).
+fn seconds(countdown: &str) -> anyhow::Result<i64> {
+    let (m, s) = countdown
+        .split_once(':')
+        .with_context(|| format!("countdown {countdown:?}"))?;
+    Ok(m.trim().parse::<i64>()? * 60 + s.trim().parse::<i64>()?)
+}
+
+async fn buy_pay_and_decline(
+    stack: &Stack,
+    seller: &Browser,
+    buyer: &Browser,
+) -> anyhow::Result<()> {
+    // The seller signs up and lists two tickets.
+    seller.go(&stack.url("/")).await?;
+    seller.shot("01-home-signed-out").await?;
+    seller.go(&stack.url("/signup")).await?;
+    seller.shot("02-signup").await?;
+    seller.sign_up(stack, "seller@example.com").await?;
+    seller.go(&stack.url("/tickets/new")).await?;
+    seller.shot("03-sell-form").await?;
+    let concert = seller.sell(stack, "Rust Conf 2026", "25.50").await?;
+    ensure!(seller.text("ticket-price").await? == "$25.50");
+    seller.shot("04-ticket-seller-view").await?;
+    let opera = seller.sell(stack, "Night at the Opera", "40").await?;
+
+    // The buyer, in a browser of their own, finds the ticket and is asked to sign in first.
+    let home = buyer
+        .reload_until(&stack.url("/"), "both tickets", |b| {
+            home_lists(b, "Rust Conf 2026") && home_lists(b, "Night at the Opera")
+        })
+        .await?;
+    ensure!(home.contains("$25.50"));
+    buyer.shot("05-home-buyer-phone").await?;
+    buyer.go(&stack.url(&concert)).await?;
+    ensure!(buyer.text("ticket-state").await? == "Available");
+    buyer.click("purchase").await?; // "Sign in to purchase"
+    ensure!(buyer.wait_for_path("/signin").await? == "/signin");
+    buyer
+        .driver
+        .find(By::LinkText("Create an account"))
+        .await?
+        .click()
+        .await?;
+    buyer.wait_for_path("/signup").await?;
+    buyer.fill("email", "buyer@example.com").await?;
+    buyer.fill("password", "secret1").await?;
+    buyer.click("submit").await?;
+    ensure!(
+        buyer.wait_for_path("/tickets/").await? == concert,
+        "back on the ticket after signing up"
+    );
+
+    // Purchase: the order page counts down from the server's remaining time.
+    buyer.click("purchase").await?;
+    let order = buyer.wait_for_path("/orders/").await?;
+    ensure!(buyer.text("status").await? == "Awaiting payment");
+    let first = seconds(&buyer.text("countdown").await?)?;
+    ensure!(
+        (800..=900).contains(&first),
+        "about 15 minutes left, got {first} s"
+    );
+    buyer.shot("06-order-countdown").await?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seconds(&buyer.text("countdown").await?)? >= first {
+        ensure!(Instant::now() < deadline, "the countdown does not tick");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Pay with the success card.
+    buyer.click("card-success").await?;
+    buyer.click("pay").await?;
+    let body = buyer
+        .reload_until(&stack.url(&order), "a paid order", |b| {
+            b.contains("Payment received")
+        })
+        .await?;
+    ensure!(buyer.text("status").await? == "Paid", "{body}");
+    buyer.shot("07-order-paid").await?;
+
+    // The ticket is gone from the home page and says so on its own page.
+    buyer
+        .reload_until(&stack.url("/"), "the sold ticket gone", |b| {
+            !home_lists(b, "Rust Conf 2026")
+        })
+        .await?;
+    ensure!(home_lists(&buyer.body().await?, "Night at the Opera"));
+    buyer.shot("08-home-after-sale").await?;
+    seller.go(&stack.url(&concert)).await?;
+    ensure!(seller.text("ticket-state").await?.contains("not available"));
+
+    // A declined card is refused in words and the order stays payable.
+    let second = buyer.purchase(stack, &opera).await?;
+    buyer.click("card-declined").await?;
+    buyer.click("pay").await?;
+    buyer.wait_for_path(&second).await?;
+    let error = buyer.text("payment-error").await?;
+    ensure!(
+        error.to_lowercase().contains("declined"),
+        "decline message, got {error:?}"
+    );
+    ensure!(buyer.text("status").await? == "Awaiting payment");
+    buyer.shot("09-order-declined").await?;
+
+    // While reserved, the seller's edit is refused with the API's message.
+    seller.go(&stack.url(&format!("{opera}/edit"))).await?;
+    seller.fill("price", "45").await?;
+    seller.click("submit").await?;
+    seller.wait_for_path(&format!("{opera}/edit")).await?;
+    let refusal = seller.text("form-error").await?;
+    ensure!(!refusal.is_empty(), "the API's refusal is shown");
+    seller.shot("10-edit-refused-while-reserved").await?;
+
+    // The buyer's orders, with their states.
+    buyer.go(&stack.url("/orders")).await?;
+    let list = buyer.body().await?;
+    ensure!(
+        list.contains("Paid") && list.contains("Awaiting payment"),
+        "{list}"
+    );
+    buyer.shot("11-my-orders-phone").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_pays_and_a_declined_card_is_explained() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let chromedriver = Chromedriver::start().await;
+    let seller = chromedriver
+        .browser(1280, 900)
+        .await
+        .expect("seller's browser");
+    let buyer = chromedriver
+        .browser(390, 844)
+        .await
+        .expect("buyer's browser (phone-sized)");
+    let outcome = buy_pay_and_decline(&stack, &seller, &buyer).await;
+    seller.close().await;
+    buyer.close().await;
+    outcome.unwrap();
+}
+
+async fn let_it_expire(stack: &Stack, seller: &Browser, buyer: &Browser) -> anyhow::Result<()> {
+    seller.sign_up(stack, "seller2@example.com").await?;
+    let ticket = seller.sell(stack, "Short Window Gig", "12").await?;
+    buyer.sign_up(stack, "buyer2@example.com").await?;
+    let order = buyer.purchase(stack, &ticket).await?;
+    buyer.shot("12-order-short-window").await?;
+
+    let body = buyer
+        .reload_until(&stack.url(&order), "an expired order", |b| {
+            b.contains("Status: Expired")
+                && b.contains("This order expired; the ticket is back on sale")
+        })
+        .await?;
+    ensure!(buyer.text("status").await? == "Expired", "{body}");
+    ensure!(
+        buyer.driver.find_all(By::Id("pay")).await?.is_empty(),
+        "no payment form on an expired order"
+    );
+    buyer.shot("13-order-expired").await?;
+
+    buyer
+        .reload_until(&stack.url("/"), "the ticket back on sale", |b| {
+            home_lists(b, "Short Window Gig")
+        })
+        .await?;
+    buyer.shot("14-home-ticket-back").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpaid_order_expires_and_the_ticket_goes_back_on_sale() {
+    let stack = Stack::start(Duration::from_secs(2)).await;
+    let chromedriver = Chromedriver::start().await;
+    let seller = chromedriver
+        .browser(1280, 900)
+        .await
+        .expect("seller's browser");
+    let buyer = chromedriver
+        .browser(1280, 900)
+        .await
+        .expect("buyer's browser");
+    let outcome = let_it_expire(&stack, &seller, &buyer).await;
+    seller.close().await;
+    buyer.close().await;
+    outcome.unwrap();
+}

@@ -1,0 +1,267 @@
+//! The pages over plain HTTP against the whole platform in this process: redirects to
+//! sign-in, the CSRF guard, and the API's errors next to the right fields.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::{StatusCode, header};
+use support::{Stack, client};
+
+async fn signed_up(stack: &Stack, email: &str) -> reqwest::Client {
+    let browser = client();
+    let response = browser
+        .post(stack.url("/signup"))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[("email", email), ("password", "secret1"), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(
+        response.headers().get(header::SET_COOKIE).is_some(),
+        "session cookie handed on"
+    );
+    browser
+}
+
+#[tokio::test]
+async fn signed_out_visitors_are_sent_to_sign_in_and_back() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let browser = client();
+    for path in [
+        "/tickets/new",
+        "/orders",
+        "/orders/0190a0a0-0000-7000-8000-000000000000",
+    ] {
+        let response = browser.get(stack.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+        let location = response.headers()[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            location.starts_with("/signin?next=/"),
+            "{path} -> {location}"
+        );
+    }
+
+    // Signing in sends the visitor to `next`, a path on this site only.
+    signed_up(&stack, "back@example.com").await;
+    let browser = client();
+    let response = browser
+        .post(stack.url("/signin"))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[
+            ("email", "back@example.com"),
+            ("password", "secret1"),
+            ("next", "/orders"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[header::LOCATION], "/orders");
+    let page = browser.get(stack.url("/orders")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("No orders yet"));
+
+    let response = client()
+        .post(stack.url("/signin"))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[
+            ("email", "back@example.com"),
+            ("password", "secret1"),
+            ("next", "//evil.example/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()[header::LOCATION], "/");
+}
+
+#[tokio::test]
+async fn a_cross_origin_form_post_is_refused_and_changes_nothing() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let browser = signed_up(&stack, "csrf@example.com").await;
+
+    let forged = browser
+        .post(stack.url("/tickets/new"))
+        .header(header::ORIGIN, "http://evil.example")
+        .form(&[("title", "Forged"), ("price", "10")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(
+        forged
+            .text()
+            .await
+            .unwrap()
+            .contains("sent from another site")
+    );
+
+    let no_origin = browser
+        .post(stack.url("/tickets/new"))
+        .form(&[("title", "Forged"), ("price", "10")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_origin.status(), StatusCode::FORBIDDEN);
+
+    let forged_signup = client()
+        .post(stack.url("/signup"))
+        .header(header::REFERER, "https://evil.example/page")
+        .form(&[("email", "victim@example.com"), ("password", "secret1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged_signup.status(), StatusCode::FORBIDDEN);
+    assert!(forged_signup.headers().get(header::SET_COOKIE).is_none());
+
+    let home = browser
+        .get(stack.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!home.contains("Forged"), "nothing was listed");
+
+    // The same post from our own page goes through.
+    let ours = browser
+        .post(stack.url("/tickets/new"))
+        .header(header::REFERER, stack.url("/tickets/new"))
+        .form(&[("title", "Genuine"), ("price", "10")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ours.status(), StatusCode::SEE_OTHER);
+}
+
+/// The text of the element `<p class="error" id="{id}">…</p>`, if there is one.
+fn error_text(html: &str, id: &str) -> Option<String> {
+    let start = html.find(&format!("id=\"{id}\">"))? + id.len() + 6;
+    let end = html[start..].find("</p>")? + start;
+    Some(html[start..end].to_owned())
+}
+
+#[tokio::test]
+async fn api_errors_are_shown_next_to_their_fields() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+
+    // Sign-up: a bad e-mail and a short password, each next to its own input.
+    let response = client()
+        .post(stack.url("/signup"))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[("email", "not-an-email"), ("password", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    let html = response.text().await.unwrap();
+    assert!(
+        error_text(&html, "email-error").is_some_and(|m| !m.is_empty()),
+        "{html}"
+    );
+    assert!(
+        error_text(&html, "password-error").is_some_and(|m| !m.is_empty()),
+        "{html}"
+    );
+    assert!(
+        html.contains("value=\"not-an-email\""),
+        "the e-mail is kept"
+    );
+
+    // A registered e-mail is refused in words.
+    signed_up(&stack, "taken@example.com").await;
+    let response = client()
+        .post(stack.url("/signup"))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[("email", "taken@example.com"), ("password", "secret1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("class=\"alert\"") || error_text(&html, "email-error").is_some(),
+        "{html}"
+    );
+
+    // Sign-in with a wrong password: one message, no session.
+    let response = client()
+        .post(stack.url("/signin"))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[("email", "taken@example.com"), ("password", "wrong-one")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    assert!(response.text().await.unwrap().contains("role=\"alert\""));
+
+    // Selling: empty title and a negative price.
+    let seller = signed_up(&stack, "seller@example.com").await;
+    let response = seller
+        .post(stack.url("/tickets/new"))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[("title", "   "), ("price", "-5")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let html = response.text().await.unwrap();
+    assert!(error_text(&html, "title-error").is_some(), "{html}");
+    assert!(error_text(&html, "price-error").is_some(), "{html}");
+    assert!(html.contains("value=\"-5\""), "the typed price is kept");
+}
+
+#[tokio::test]
+async fn the_home_page_pages_through_tickets_and_has_an_empty_state() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let home = client().get(stack.url("/")).send().await.unwrap();
+    assert_eq!(home.status(), StatusCode::OK);
+    assert!(
+        home.text()
+            .await
+            .unwrap()
+            .contains("No tickets on sale right now")
+    );
+
+    let seller = signed_up(&stack, "many@example.com").await;
+    for i in 0..21 {
+        let listed = seller
+            .post(stack.url("/api/tickets"))
+            .json(&serde_json::json!({"title": format!("Show number {i:02}"), "price": 10}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.status(), StatusCode::CREATED);
+    }
+    let first = client()
+        .get(stack.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(first.matches("class=\"ticket-row\"").count(), 20);
+    assert!(first.contains("Show number 20"), "newest first");
+    let start = first.find("href=\"/?before=").expect("a next-page link") + 6;
+    let end = first[start..].find('"').unwrap() + start;
+    let second = client()
+        .get(stack.url(&first[start..end]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(second.matches("class=\"ticket-row\"").count(), 1);
+    assert!(second.contains("Show number 00"));
+    assert!(!second.contains("?before="), "no further page");
+}
