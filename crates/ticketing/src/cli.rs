@@ -39,6 +39,10 @@ pub struct Cli {
     /// (the ingress, in separate deployment). `up` uses its own address.
     #[arg(long, env = "TICKETING_API_BASE", global = true)]
     pub api_base: Option<String>,
+    /// Stripe's publishable key (public, not a secret), set when payments use Stripe: the
+    /// order page then loads Stripe.js and its card element instead of the test cards.
+    #[arg(long, env = "STRIPE_PUBLISHABLE_KEY", global = true)]
+    pub stripe_publishable_key: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -157,6 +161,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             ComponentName::Web => ticketing_web::component(ticketing_web::WebSettings {
                 api_base: api_base.clone(),
+                stripe_publishable_key: cli.stripe_publishable_key.clone(),
             }),
         };
         components.push(component);

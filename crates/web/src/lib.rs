@@ -12,7 +12,7 @@ pub mod pages;
 
 use std::sync::Arc;
 
-use axum::{Router, middleware};
+use axum::{Extension, Router, middleware};
 use ticketing_common::Component;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -26,6 +26,9 @@ pub struct WebSettings {
     /// `http://127.0.0.1:8080` in `up` (the process's own address) or the ingress in
     /// Kubernetes.
     pub api_base: String,
+    /// Stripe's publishable key, set when payments use Stripe; the pages then load Stripe.js
+    /// and its card element instead of offering the test cards.
+    pub stripe_publishable_key: Option<String>,
 }
 
 /// The web pages at `/` (never under `/api`).
@@ -34,6 +37,9 @@ pub fn component(settings: WebSettings) -> Component {
     let router: Router = pages::router()
         .merge(assets::router())
         .layer(middleware::from_fn(csrf::check_origin))
+        .layer(Extension(pages::CardForm {
+            stripe_publishable_key: settings.stripe_publishable_key,
+        }))
         .with_state(api);
     Component {
         name: NAME,

@@ -136,8 +136,20 @@ impl Browser {
         Ok(())
     }
 
+    /// Clicks; a button posts its form, so this then waits for the next page (which may have
+    /// the same path) to replace this one, and no step reads the page it just left.
     async fn click(&self, id: &str) -> anyhow::Result<()> {
-        self.element(id).await?.click().await?;
+        let element = self.element(id).await?;
+        let posts = element.tag_name().await?.eq_ignore_ascii_case("button");
+        element.click().await?;
+        if posts {
+            element
+                .wait_until()
+                .wait(WAIT, Duration::from_millis(100))
+                .stale()
+                .await
+                .with_context(|| format!("#{id} did not lead to another page"))?;
+        }
         Ok(())
     }
 
@@ -436,6 +448,65 @@ async fn an_unpaid_order_expires_and_the_ticket_goes_back_on_sale() {
         .await
         .expect("buyer's browser");
     let outcome = let_it_expire(&stack, &seller, &buyer).await;
+    seller.close().await;
+    buyer.close().await;
+    outcome.unwrap();
+}
+
+async fn stripe_cannot_load(
+    stack: &Stack,
+    seller: &Browser,
+    buyer: &Browser,
+) -> anyhow::Result<()> {
+    seller.sign_up(stack, "stripe-seller@example.com").await?;
+    let ticket = seller.sell(stack, "Card Element Evening", "30").await?;
+    buyer.sign_up(stack, "stripe-buyer@example.com").await?;
+    let order = buyer.purchase(stack, &ticket).await?;
+    ensure!(order.starts_with("/orders/"), "{order}");
+    // The network is closed here: js.stripe.com cannot load, and the page must say so.
+    ensure!(buyer.text("status").await? == "Awaiting payment");
+    ensure!(
+        buyer.element("card-element").await?.is_present().await?,
+        "the card element's mount is there"
+    );
+    let notice = buyer.element("stripe-unavailable").await?;
+    ensure!(notice.is_displayed().await?, "the notice is visible");
+    ensure!(
+        notice
+            .text()
+            .await?
+            .contains("The card form is loaded from Stripe and could not load"),
+        "{}",
+        notice.text().await?
+    );
+    let pay = buyer.element("pay").await?;
+    ensure!(pay.is_displayed().await?, "the pay button is shown");
+    ensure!(!pay.is_enabled().await?, "the pay button stays disabled");
+    ensure!(
+        buyer
+            .driver
+            .find_all(By::Id("card-success"))
+            .await?
+            .is_empty(),
+        "no test cards with Stripe"
+    );
+    buyer.shot("15-order-stripe-unavailable").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_stripe_unreachable_the_order_page_explains_and_keeps_pay_disabled() {
+    let stack = Stack::start_with(Duration::from_secs(900), Some("pk_test_example")).await;
+    let chromedriver = Chromedriver::start().await;
+    let seller = chromedriver
+        .browser(1280, 900)
+        .await
+        .expect("seller's browser");
+    let buyer = chromedriver
+        .browser(1280, 900)
+        .await
+        .expect("buyer's browser");
+    let outcome = stripe_cannot_load(&stack, &seller, &buyer).await;
     seller.close().await;
     buyer.close().await;
     outcome.unwrap();

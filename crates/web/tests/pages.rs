@@ -265,3 +265,72 @@ async fn the_home_page_pages_through_tickets_and_has_an_empty_state() {
     assert!(second.contains("Show number 00"));
     assert!(!second.contains("?before="), "no further page");
 }
+
+/// Lists a ticket as `seller` and buys it as a fresh buyer; returns the buyer and the
+/// order page's HTML.
+async fn an_order_page(stack: &Stack, seller: &str, buyer: &str) -> String {
+    let seller = signed_up(stack, seller).await;
+    let listed = seller
+        .post(stack.url("/api/tickets"))
+        .json(&serde_json::json!({"title": "Card Form Night", "price": 15}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::CREATED);
+    let ticket: serde_json::Value = listed.json().await.unwrap();
+    let ticket_id = ticket["id"].as_str().expect("ticket id");
+    let buyer = signed_up(stack, buyer).await;
+    let purchased = buyer
+        .post(stack.url(&format!("/tickets/{ticket_id}/purchase")))
+        .header(header::ORIGIN, stack.origin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(purchased.status(), StatusCode::SEE_OTHER);
+    let order = purchased.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(order.starts_with("/orders/"), "{order}");
+    let page = buyer.get(stack.url(&order)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    page.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_order_page_offers_stripes_card_element_or_the_test_cards() {
+    let stack = Stack::start_with(Duration::from_secs(900), Some("pk_test_example")).await;
+    let html = an_order_page(
+        &stack,
+        "stripe-seller@example.com",
+        "stripe-buyer@example.com",
+    )
+    .await;
+    assert!(html.contains("<div id=\"card-element\""), "{html}");
+    assert!(
+        html.contains("<script src=\"https://js.stripe.com/v3/\" async"),
+        "{html}"
+    );
+    assert!(
+        html.contains("data-stripe-key=\"pk_test_example\""),
+        "{html}"
+    );
+    assert!(html.contains("id=\"stripe-unavailable\""), "{html}");
+    assert!(
+        html.contains("The card form is loaded from Stripe and could not load"),
+        "{html}"
+    );
+    assert!(html.contains("type=\"hidden\" name=\"token\""), "{html}");
+    assert!(
+        !html.contains("tok_visa") && !html.contains("card-success"),
+        "no test cards with Stripe: {html}"
+    );
+    drop(stack);
+
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let html = an_order_page(&stack, "dev-seller@example.com", "dev-buyer@example.com").await;
+    assert!(html.contains("id=\"card-success\""), "{html}");
+    assert!(html.contains("id=\"card-declined\""), "{html}");
+    assert!(!html.contains("js.stripe.com/v3"), "{html}");
+    assert!(!html.contains("card-element"), "{html}");
+}

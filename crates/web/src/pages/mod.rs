@@ -32,6 +32,13 @@ pub fn router() -> Router<State> {
         .merge(orders::router())
 }
 
+/// How the order page takes a card: Stripe's card element when a publishable key is set,
+/// otherwise the development provider's test cards.
+#[derive(Debug, Clone, Default)]
+pub struct CardForm {
+    pub stripe_publishable_key: Option<String>,
+}
+
 /// The signed-in visitor as the layout shows them (the e-mail in the header).
 #[derive(Debug, Clone, Default)]
 pub struct Nav {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use askama::Template;
 use axum::{
-    Form, Router,
+    Extension, Form, Router,
     extract::{Path, Query, State as Extract},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
@@ -15,7 +15,7 @@ use ticketing_common::session::CurrentUser;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use uuid::Uuid;
 
-use super::{Nav, State, failure_page, money, render, signin_redirect, visitor};
+use super::{CardForm, Nav, State, failure_page, money, render, signin_redirect, visitor};
 use crate::api::{Order, Visitor};
 
 pub fn router() -> Router<State> {
@@ -126,6 +126,8 @@ struct OrderPage {
     error: Option<String>,
     /// The payment went through but the order has not turned `complete` yet.
     confirming: bool,
+    /// Stripe's publishable key: Stripe's card element instead of the test cards.
+    stripe_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -135,6 +137,7 @@ struct Shown {
 
 async fn show(
     Extract(api): Extract<State>,
+    Extension(card_form): Extension<CardForm>,
     user: CurrentUser,
     headers: HeaderMap,
     Path(id): Path<Uuid>,
@@ -155,6 +158,7 @@ async fn show(
                     order,
                     error: None,
                     confirming,
+                    stripe_key: card_form.stripe_publishable_key,
                 },
             )
         }
@@ -177,6 +181,7 @@ const CONFIRM_WAIT: Duration = Duration::from_secs(5);
 #[tracing::instrument(skip_all, fields(order_id = %id))]
 async fn pay(
     Extract(api): Extract<State>,
+    Extension(card_form): Extension<CardForm>,
     user: CurrentUser,
     headers: HeaderMap,
     Path(id): Path<Uuid>,
@@ -222,6 +227,7 @@ async fn pay(
                             order,
                             error: Some(message),
                             confirming: false,
+                            stripe_key: card_form.stripe_publishable_key,
                         },
                     )
                 }
@@ -251,6 +257,7 @@ async fn wait_until_complete(api: &crate::api::Api, visitor: &Visitor, id: Uuid)
 #[tracing::instrument(skip_all, fields(order_id = %id))]
 async fn cancel(
     Extract(api): Extract<State>,
+    Extension(card_form): Extension<CardForm>,
     user: CurrentUser,
     headers: HeaderMap,
     Path(id): Path<Uuid>,
@@ -272,6 +279,7 @@ async fn cancel(
                         order,
                         error: Some(failure.sentence()),
                         confirming: false,
+                        stripe_key: card_form.stripe_publishable_key,
                     },
                 )
             }

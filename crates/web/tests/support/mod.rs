@@ -30,6 +30,12 @@ pub struct Stack {
 impl Stack {
     /// Every component with an order window of `window`.
     pub async fn start(window: Duration) -> Stack {
+        Stack::start_with(window, None).await
+    }
+
+    /// Every component with an order window of `window`, and the web pages set up for
+    /// Stripe with `stripe_publishable_key` when given.
+    pub async fn start_with(window: Duration, stripe_publishable_key: Option<&str>) -> Stack {
         let ns = testing::unique_namespace();
         let redis_url = testing::redis_url();
         let keys_guard = RedisKeys::new(&redis_url, ns.redis_prefix());
@@ -100,6 +106,7 @@ impl Stack {
             ticketing_expiration::component(queue, &bus, 1),
             ticketing_web::component(WebSettings {
                 api_base: format!("http://{addr}"),
+                stripe_publishable_key: stripe_publishable_key.map(str::to_owned),
             }),
         ];
         let app = component::compose(components, session);
