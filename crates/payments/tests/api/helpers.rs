@@ -12,19 +12,16 @@
 use std::{sync::Arc, time::Duration};
 
 use hmac::{Hmac, KeyInit, Mac};
-use reqwest::{
-    Method, StatusCode,
-    header::{CONTENT_TYPE, COOKIE, HeaderMap},
-};
+use reqwest::{Method, StatusCode, header::CONTENT_TYPE};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use sqlx::{PgPool, postgres::PgPoolOptions};
+pub use ticketing_common::testing::api::{Reply, User};
 use ticketing_common::{
     Secret,
     bus::Bus,
-    error::ErrorBody,
-    session::{COOKIE_NAME, SessionKeys},
-    testing::{self, TestBus, TestDb, TestServer},
+    session::SessionKeys,
+    testing::{self, TestBus, TestDb, TestServer, api},
 };
 use ticketing_events::{
     Cents, Envelope, Event, OrderCancelled, OrderCreated, OrderStatus, OrderTicket, Subject,
@@ -138,50 +135,16 @@ pub async fn spawn_app_with(configure: impl FnOnce(Payments) -> Payments) -> Tes
     }
 }
 
-/// A signed-in user: a session cookie signed with the app's keys (no auth service needed).
-#[derive(Debug, Clone)]
-pub struct User {
-    pub id: Uuid,
-    pub cookie: String,
+/// Reading payments' answers out of a [`Reply`].
+pub trait PaymentReply {
+    fn payment_id(&self) -> Uuid;
+    fn created(&self) -> Uuid;
+    fn error_message(&self) -> String;
 }
 
-/// What the server answered, read whole.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub text: String,
-}
-
-impl Reply {
-    async fn read(response: reqwest::Response) -> Reply {
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("response body");
-        Reply {
-            status,
-            headers,
-            text,
-        }
-    }
-
-    /// The body as JSON; panics (showing the body) if it is not.
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| {
-            panic!(
-                "body is not JSON ({e}): {:?} (status {})",
-                self.text, self.status
-            )
-        })
-    }
-
-    pub fn assert_status(&self, expected: StatusCode) -> &Self {
-        assert_eq!(self.status, expected, "body: {}", self.text);
-        self
-    }
-
+impl PaymentReply for Reply {
     /// The payment id of a `{id}` body: exactly that one key, a UUID string.
-    pub fn payment_id(&self) -> Uuid {
+    fn payment_id(&self) -> Uuid {
         let body = self.json();
         let object = body
             .as_object()
@@ -198,68 +161,14 @@ impl Reply {
     }
 
     /// Asserts 201 and returns the payment id.
-    pub fn created(&self) -> Uuid {
+    fn created(&self) -> Uuid {
         self.assert_status(StatusCode::CREATED);
         self.payment_id()
     }
 
-    /// The contract's error body: JSON, a non-empty list, every message non-empty.
-    pub fn error(&self) -> ErrorBody {
-        let content_type = self
-            .headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        assert!(
-            content_type.starts_with("application/json"),
-            "error content type {content_type:?}: {}",
-            self.text
-        );
-        let body: ErrorBody = serde_json::from_str(&self.text).unwrap_or_else(|e| {
-            panic!(
-                "not the contract's error body ({e}): {:?} (status {})",
-                self.text, self.status
-            )
-        });
-        assert!(!body.errors.is_empty(), "empty error list: {}", self.text);
-        for item in &body.errors {
-            assert!(
-                !item.message.trim().is_empty(),
-                "empty message: {}",
-                self.text
-            );
-        }
-        body
-    }
-
-    /// The fields an error body names, sorted and deduplicated.
-    pub fn error_fields(&self) -> Vec<String> {
-        let mut fields: Vec<String> = self
-            .error()
-            .errors
-            .into_iter()
-            .filter_map(|item| item.field)
-            .collect();
-        fields.sort();
-        fields.dedup();
-        fields
-    }
-
     /// The first error message.
-    pub fn error_message(&self) -> String {
+    fn error_message(&self) -> String {
         self.error().errors[0].message.clone()
-    }
-
-    /// Asserts a 400 whose error body names exactly `fields`.
-    pub fn assert_invalid(&self, fields: &[&str]) {
-        self.assert_status(StatusCode::BAD_REQUEST);
-        assert_eq!(self.error_fields(), fields, "body: {}", self.text);
-    }
-
-    /// Asserts `status` with the contract's error body.
-    pub fn assert_error(&self, status: StatusCode) {
-        self.assert_status(status);
-        self.error();
     }
 }
 
@@ -371,15 +280,7 @@ impl TestApp {
 
     /// A new user with a valid session.
     pub fn user(&self) -> User {
-        let id = Uuid::now_v7();
-        let token = self
-            .keys
-            .issue(id, &format!("{}@example.com", id.simple()))
-            .expect("session token");
-        User {
-            id,
-            cookie: format!("{COOKIE_NAME}={token}"),
-        }
+        User::signed_in(&self.keys)
     }
 
     /// Sends a request, with the user's session and a raw body with a content type if given.
@@ -390,17 +291,7 @@ impl TestApp {
         user: Option<&User>,
         body: Option<(Option<&str>, String)>,
     ) -> Reply {
-        let mut request = self.client.request(method, self.url(path));
-        if let Some(user) = user {
-            request = request.header(COOKIE, &user.cookie);
-        }
-        if let Some((content_type, body)) = body {
-            if let Some(content_type) = content_type {
-                request = request.header(CONTENT_TYPE, content_type);
-            }
-            request = request.body(body);
-        }
-        Reply::read(request.send().await.expect("request")).await
+        api::send(&self.client, method, self.url(path), user, body).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -547,42 +438,12 @@ impl TestApp {
     /// without `Nats-Msg-Id`: publishing the same envelope twice really delivers it twice, as
     /// a redelivery after a lost ack would.
     pub async fn publish<T: Event>(&self, envelope: &Envelope<T>) {
-        let payload = serde_json::to_vec(envelope).expect("encode event");
-        self.bus
-            .jetstream()
-            .publish(self.bus.subject(T::SUBJECT), payload.into())
-            .await
-            .expect("publish")
-            .await
-            .expect("JetStream ack");
+        api::publish(&self.bus, envelope).await;
     }
 
     /// Every event of type `T` in the stream, oldest first.
     pub async fn published<T: Event>(&self) -> Vec<Envelope<T>> {
-        let subject = self.bus.subject(T::SUBJECT);
-        let mut stream = self
-            .bus
-            .jetstream()
-            .get_stream(self.bus.stream_name())
-            .await
-            .expect("the test's stream");
-        let state = stream.info().await.expect("stream info").state.clone();
-        let mut events = Vec::new();
-        if state.messages == 0 {
-            return events;
-        }
-        for sequence in state.first_sequence..=state.last_sequence {
-            let Ok(message) = stream.get_raw_message(sequence).await else {
-                continue;
-            };
-            if message.subject.as_str() == subject {
-                events.push(
-                    serde_json::from_slice(&message.payload)
-                        .unwrap_or_else(|e| panic!("undecodable {subject} ({e})")),
-                );
-            }
-        }
-        events
+        api::published(&self.bus).await
     }
 
     /// `payment.created` events about one order, by their `data` as JSON, oldest first.
@@ -608,13 +469,7 @@ impl TestApp {
 
     /// Whether payments' consumer of `subject` has handled every message published on it.
     pub async fn consumer_drained(&self, subject: Subject) -> bool {
-        let Ok(mut consumer) = self.bus.consumer(ticketing_payments::NAME, subject).await else {
-            return false;
-        };
-        consumer
-            .info()
-            .await
-            .is_ok_and(|info| info.num_pending == 0 && info.num_ack_pending == 0)
+        api::consumer_drained(&self.bus, ticketing_payments::NAME, subject).await
     }
 
     /// Waits until a listener has seen a message of `subject` more than once: an early event
@@ -643,15 +498,6 @@ impl TestApp {
             .await;
             assert!(drained.is_some(), "{subject} events never all handled");
         }
-        let sent = testing::eventually(WAIT, || async move {
-            let unsent: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
-                    .fetch_one(&self.pool)
-                    .await
-                    .ok()?;
-            (unsent == 0).then_some(())
-        })
-        .await;
-        assert!(sent.is_some(), "the outbox was never emptied");
+        api::wait_until_outbox_empty(&self.pool, WAIT).await;
     }
 }

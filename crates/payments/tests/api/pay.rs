@@ -6,6 +6,7 @@ use serde_json::json;
 use ticketing_events::Subject;
 use uuid::Uuid;
 
+use crate::helpers::PaymentReply as _;
 use crate::helpers::spawn_app;
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use reqwest::StatusCode;
 use tokio::{sync::Barrier, task::JoinSet};
 use uuid::Uuid;
 
+use crate::helpers::PaymentReply as _;
 use crate::helpers::{POOL_SIZE, Reply, TestApp, User, spawn_app, spawn_app_with_slow_provider};
 
 const RACERS: usize = 20;

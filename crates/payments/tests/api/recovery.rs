@@ -7,6 +7,7 @@ use serde_json::json;
 use ticketing_payments::provider::ChargeRequest;
 use uuid::Uuid;
 
+use crate::helpers::PaymentReply as _;
 use crate::helpers::{TestApp, User, spawn_app};
 
 /// Records a pending first attempt the way a request does before calling the provider, held

@@ -6,6 +6,7 @@ use reqwest::StatusCode;
 use ticketing_events::Subject;
 use uuid::Uuid;
 
+use crate::helpers::PaymentReply as _;
 use crate::helpers::{order_cancelled, order_created, spawn_app};
 
 #[tokio::test]

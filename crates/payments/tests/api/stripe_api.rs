@@ -13,7 +13,7 @@ use wiremock::{
 };
 
 use crate::{
-    helpers::{intent_event, spawn_app_with_stripe},
+    helpers::{PaymentReply as _, intent_event, spawn_app_with_stripe},
     stripe_client::{form, header},
 };
 

@@ -8,6 +8,7 @@ use ticketing_events::Subject;
 use ticketing_payments::Payments;
 use uuid::Uuid;
 
+use crate::helpers::PaymentReply as _;
 use crate::helpers::{
     TestApp, User, WEBHOOK_SECRET, intent_event, now, spawn_app, spawn_app_with, stripe_signature,
 };
