@@ -134,6 +134,64 @@ impl Reply {
     }
 }
 
+/// A client for one server under test: its address, an HTTP client, and the keys sessions
+/// are signed with. Service test apps deref to it for `url`, `user`, `send` and `get`.
+#[derive(Clone)]
+pub struct ApiClient {
+    /// `http://127.0.0.1:<port>`, no trailing slash.
+    pub base: String,
+    pub client: reqwest::Client,
+    pub keys: std::sync::Arc<SessionKeys>,
+}
+
+impl ApiClient {
+    /// A client with a 30 s request timeout.
+    pub fn new(base: String, keys: std::sync::Arc<SessionKeys>) -> ApiClient {
+        ApiClient::with_timeout(base, keys, Duration::from_secs(30))
+    }
+
+    pub fn with_timeout(
+        base: String,
+        keys: std::sync::Arc<SessionKeys>,
+        timeout: Duration,
+    ) -> ApiClient {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(timeout)
+            .build()
+            .expect("HTTP client");
+        ApiClient {
+            base: base.trim_end_matches('/').to_owned(),
+            client,
+            keys,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A new user with a valid session.
+    pub fn user(&self) -> User {
+        User::signed_in(&self.keys)
+    }
+
+    /// Sends a request, with the user's session and a raw body with a content type if given.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        user: Option<&User>,
+        body: Option<(Option<&str>, String)>,
+    ) -> Reply {
+        send(&self.client, method, self.url(path), user, body).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None, None).await
+    }
+}
+
 /// Sends a request with the user's session and, if given, a raw body with its content type.
 pub async fn send(
     client: &reqwest::Client,

@@ -9,16 +9,15 @@
 //! expiration and payments services by publishing their events straight to the stream, and
 //! read back what orders published from the same stream.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::{PgPool, postgres::PgPoolOptions};
-pub use ticketing_common::testing::api::{Reply, User};
+pub use ticketing_common::testing::api::{ApiClient, Reply, User};
 use ticketing_common::{
     bus::Bus,
-    session::SessionKeys,
     testing::{self, TestBus, TestDb, TestServer, api},
 };
 use ticketing_events::{
@@ -38,16 +37,16 @@ pub const WAIT: Duration = Duration::from_secs(15);
 /// A running orders service and what a test needs to poke at it. Fields drop in order: the
 /// server stops first, then the stream and the database go.
 pub struct TestApp {
-    pub server: TestServer,
+    /// Stops the server when the app drops.
+    _server: TestServer,
     /// The app's pool on the test database, also used by tests to look at rows.
     pub pool: PgPool,
     /// The service as the server runs it, for calling flows (the sweep) directly.
     pub orders: Orders,
     /// A bus on the test's own stream.
     pub bus: Bus,
-    /// The keys the app verifies sessions with.
-    pub keys: Arc<SessionKeys>,
-    pub client: reqwest::Client,
+    /// Address, HTTP client and session keys; `TestApp` derefs to it.
+    pub api: ApiClient,
     _bus: TestBus,
     /// Creates the database and drops it with the app; its own pool stays idle (see
     /// [`spawn_app_with`]).
@@ -83,17 +82,13 @@ pub async fn spawn_app_with(configure: impl FnOnce(Orders) -> Orders) -> TestApp
     });
     let component = ticketing_orders::component(orders.clone(), &bus);
     let server = TestServer::start(vec![component], keys.clone()).await;
+    let api = ApiClient::new(server.url(""), keys);
     TestApp {
-        server,
+        _server: server,
         pool,
         orders,
         bus,
-        keys,
-        client: reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("HTTP client"),
+        api,
         _bus: test_bus,
         _db: db,
     }
@@ -261,30 +256,6 @@ pub fn counter(name: &str) -> u64 {
 }
 
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
-        self.server.url(path)
-    }
-
-    /// A new user with a valid session.
-    pub fn user(&self) -> User {
-        User::signed_in(&self.keys)
-    }
-
-    /// Sends a request, with the user's session and a raw body with a content type if given.
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        user: Option<&User>,
-        body: Option<(Option<&str>, String)>,
-    ) -> Reply {
-        api::send(&self.client, method, self.url(path), user, body).await
-    }
-
-    pub async fn get(&self, path: &str) -> Reply {
-        self.send(Method::GET, path, None, None).await
-    }
-
     /// `POST /api/orders` with a JSON body.
     pub async fn post_order(&self, user: Option<&User>, body: &Value) -> Reply {
         self.send(
@@ -561,5 +532,13 @@ impl TestApp {
             self.wait_until_handled(subject).await;
         }
         api::wait_until_outbox_empty(&self.pool, WAIT).await;
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = ApiClient;
+
+    fn deref(&self) -> &ApiClient {
+        &self.api
     }
 }

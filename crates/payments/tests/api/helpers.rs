@@ -9,18 +9,17 @@
 //! development provider is shared with the test ([`TestApp::dev`]) so tests can count its
 //! calls and charges.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
 use reqwest::{Method, StatusCode, header::CONTENT_TYPE};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use sqlx::{PgPool, postgres::PgPoolOptions};
-pub use ticketing_common::testing::api::{Reply, User};
+pub use ticketing_common::testing::api::{ApiClient, Reply, User};
 use ticketing_common::{
     Secret,
     bus::Bus,
-    session::SessionKeys,
     testing::{self, TestBus, TestDb, TestServer, api},
 };
 use ticketing_events::{
@@ -46,16 +45,16 @@ pub const WEBHOOK_SECRET: &str = "whsec_test_0123456789abcdef";
 /// A running payments service and what a test needs to poke at it. Fields drop in order:
 /// the server stops first, then the stream and the database go.
 pub struct TestApp {
-    pub server: TestServer,
+    /// Stops the server when the app drops.
+    _server: TestServer,
     /// The app's pool on the test database, also used by tests to look at rows.
     pub pool: PgPool,
     /// The service as the server runs it.
     pub payments: Payments,
     /// A bus on the test's own stream.
     pub bus: Bus,
-    /// The keys the app verifies sessions with.
-    pub keys: Arc<SessionKeys>,
-    pub client: reqwest::Client,
+    /// Address, HTTP client and session keys; `TestApp` derefs to it.
+    pub api: ApiClient,
     _bus: TestBus,
     /// Creates the database and drops it with the app; its own pool stays idle (see
     /// [`spawn_app_with`]).
@@ -119,17 +118,14 @@ pub async fn spawn_app_with(configure: impl FnOnce(Payments) -> Payments) -> Tes
     });
     let component = ticketing_payments::component(payments.clone(), &bus);
     let server = TestServer::start(vec![component], keys.clone()).await;
+    // Generous: some tests make the provider slow or time out on purpose.
+    let api = ApiClient::with_timeout(server.url(""), keys, Duration::from_secs(60));
     TestApp {
-        server,
+        _server: server,
         pool,
         payments,
         bus,
-        keys,
-        client: reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("HTTP client"),
+        api,
         _bus: test_bus,
         _db: db,
     }
@@ -266,36 +262,12 @@ pub fn intent_event(
 }
 
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
-        self.server.url(path)
-    }
-
     /// The development provider the app charges through; panics for a Stripe app.
     pub fn dev(&self) -> &DevProvider {
         match &self.payments.provider {
             Provider::Dev(dev) => dev,
             Provider::Stripe(_) => panic!("this app charges through Stripe"),
         }
-    }
-
-    /// A new user with a valid session.
-    pub fn user(&self) -> User {
-        User::signed_in(&self.keys)
-    }
-
-    /// Sends a request, with the user's session and a raw body with a content type if given.
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        user: Option<&User>,
-        body: Option<(Option<&str>, String)>,
-    ) -> Reply {
-        api::send(&self.client, method, self.url(path), user, body).await
-    }
-
-    pub async fn get(&self, path: &str) -> Reply {
-        self.send(Method::GET, path, None, None).await
     }
 
     /// `POST /api/payments` with a JSON body.
@@ -499,5 +471,13 @@ impl TestApp {
             assert!(drained.is_some(), "{subject} events never all handled");
         }
         api::wait_until_outbox_empty(&self.pool, WAIT).await;
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = ApiClient;
+
+    fn deref(&self) -> &ApiClient {
+        &self.api
     }
 }

@@ -7,17 +7,16 @@
 //! order listeners and cache upkeep. Tests play the orders service by publishing order events
 //! straight to the stream, and read back what tickets published from the same stream.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::{PgPool, postgres::PgPoolOptions};
-pub use ticketing_common::testing::api::{Reply, User};
+pub use ticketing_common::testing::api::{ApiClient, Reply, User};
 use ticketing_common::{
     bus::Bus,
     cache::CacheSettings,
-    session::SessionKeys,
     settings::Namespace,
     testing::{self, TestBus, TestDb, TestServer, api},
 };
@@ -37,14 +36,14 @@ pub const WAIT: Duration = Duration::from_secs(15);
 /// A running tickets service and what a test needs to poke at it. Fields drop in order: the
 /// server stops first, then the stream, the database and the Redis keys go.
 pub struct TestApp {
-    pub server: TestServer,
+    /// Stops the server when the app drops.
+    _server: TestServer,
     /// The app's pool on the test database, also used by tests to look at rows.
     pub pool: PgPool,
     /// A bus on the test's own stream.
     pub bus: Bus,
-    /// The keys the app verifies sessions with.
-    pub keys: Arc<SessionKeys>,
-    pub client: reqwest::Client,
+    /// Address, HTTP client and session keys; `TestApp` derefs to it.
+    pub api: ApiClient,
     _bus: TestBus,
     /// Creates the database and drops it with the app; its own pool stays idle (see
     /// [`spawn_app`]).
@@ -83,16 +82,12 @@ pub async fn spawn_app() -> TestApp {
         &bus,
     );
     let server = TestServer::start(vec![component], keys.clone()).await;
+    let api = ApiClient::new(server.url(""), keys);
     TestApp {
-        server,
+        _server: server,
         pool,
         bus,
-        keys,
-        client: reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("HTTP client"),
+        api,
         _bus: test_bus,
         _db: db,
         _redis: RedisKeys(namespace),
@@ -229,30 +224,6 @@ pub fn order_cancelled(ticket_id: Uuid, order_id: Uuid) -> Envelope<OrderCancell
 }
 
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
-        self.server.url(path)
-    }
-
-    /// A new user with a valid session.
-    pub fn user(&self) -> User {
-        User::signed_in(&self.keys)
-    }
-
-    /// Sends a request, with the user's session and a raw body with a content type if given.
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        user: Option<&User>,
-        body: Option<(Option<&str>, String)>,
-    ) -> Reply {
-        api::send(&self.client, method, self.url(path), user, body).await
-    }
-
-    pub async fn get(&self, path: &str) -> Reply {
-        self.send(Method::GET, path, None, None).await
-    }
-
     /// `POST /api/tickets` with a JSON body.
     pub async fn post_ticket(&self, user: Option<&User>, body: &Value) -> Reply {
         self.send(
@@ -410,5 +381,13 @@ impl TestApp {
         self.wait_until_handled(Subject::OrderCreated).await;
         self.wait_until_handled(Subject::OrderCancelled).await;
         api::wait_until_outbox_empty(&self.pool, WAIT).await;
+    }
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = ApiClient;
+
+    fn deref(&self) -> &ApiClient {
+        &self.api
     }
 }
