@@ -278,6 +278,42 @@ fn session(email: &str) -> String {
     )
 }
 
+/// Lists a ticket as `seller`, then orders it as `buyer` once the orders service has learnt it
+/// from its event (until then ordering it is 404). Returns the ticket id and the order.
+async fn list_and_order(
+    client: &reqwest::Client,
+    url: &str,
+    (seller, buyer): (&str, &str),
+    title: &str,
+) -> (String, serde_json::Value) {
+    use serde_json::{Value, json};
+    let ticket: Value = client
+        .post(format!("{url}api/tickets"))
+        .header("cookie", seller)
+        .json(&json!({"title": title, "price": 19.99}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ticket_id = ticket["id"].as_str().unwrap().to_owned();
+    let order = ticketing_common::testing::eventually(Duration::from_secs(10), || async {
+        let response = client
+            .post(format!("{url}api/orders"))
+            .header("cookie", buyer)
+            .json(&json!({"ticketId": ticket_id}))
+            .send()
+            .await
+            .ok()?;
+        (response.status() == 201).then_some(())?;
+        response.json::<Value>().await.ok()
+    })
+    .await
+    .expect("the order was accepted");
+    (ticket_id, order)
+}
+
 #[tokio::test]
 async fn an_unpaid_order_expires_after_its_window_frees_the_ticket_and_is_cancelled_once() {
     use serde_json::{Value, json};
@@ -293,32 +329,8 @@ async fn an_unpaid_order_expires_after_its_window_frees_the_ticket_and_is_cancel
     let url = wait_for_url(&mut child);
     let client = reqwest::Client::new();
     let (seller, buyer) = (session("seller@example.com"), session("buyer@example.com"));
-    let ticket: Value = client
-        .post(format!("{url}api/tickets"))
-        .header("cookie", &seller)
-        .json(&json!({"title": "Expiring seat", "price": 15}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ticket_id = ticket["id"].as_str().unwrap().to_owned();
-
-    // Orders learns the ticket from its event; until then ordering it is 404.
-    let order = eventually(Duration::from_secs(10), || async {
-        let response = client
-            .post(format!("{url}api/orders"))
-            .header("cookie", &buyer)
-            .json(&json!({"ticketId": ticket_id}))
-            .send()
-            .await
-            .ok()?;
-        (response.status() == 201).then_some(())?;
-        response.json::<Value>().await.ok()
-    })
-    .await
-    .expect("the order was accepted");
+    let (ticket_id, order) =
+        list_and_order(&client, &url, (&seller, &buyer), "Expiring seat").await;
     let order_id = order["id"].as_str().unwrap().to_owned();
     assert_eq!(order["status"], "created");
     let reserved = eventually(Duration::from_secs(5), || async {
@@ -398,30 +410,7 @@ async fn a_paid_order_completes_and_stays_complete_and_paying_an_expired_order_i
     };
     let mut orders = Vec::new();
     for title in ["Paid seat", "Expiring seat"] {
-        let ticket: Value = client
-            .post(format!("{url}api/tickets"))
-            .header("cookie", &seller)
-            .json(&json!({"title": title, "price": 19.99}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let ticket_id = ticket["id"].as_str().unwrap().to_owned();
-        let order = eventually(Duration::from_secs(10), || async {
-            let response = client
-                .post(format!("{url}api/orders"))
-                .header("cookie", &buyer)
-                .json(&json!({"ticketId": ticket_id}))
-                .send()
-                .await
-                .ok()?;
-            (response.status() == 201).then_some(())?;
-            response.json::<Value>().await.ok()
-        })
-        .await
-        .expect("the order was accepted");
+        let (ticket_id, order) = list_and_order(&client, &url, (&seller, &buyer), title).await;
         orders.push((ticket_id, order["id"].as_str().unwrap().to_owned()));
     }
     let pay = |order_id: String| {
