@@ -388,22 +388,35 @@ async fn buy_pay_and_decline(
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_buyer_pays_and_a_declined_card_is_explained() {
-    let stack = Stack::start(Duration::from_secs(900)).await;
+/// Runs a scenario with a seller's desktop browser and a buyer's browser of the given size on
+/// `stack`, closing both browsers (and so their driver sessions) whatever the outcome.
+async fn two_browsers<F>(stack: Stack, buyer_size: (u32, u32), scenario: F)
+where
+    F: AsyncFnOnce(&Stack, &Browser, &Browser) -> anyhow::Result<()>,
+{
     let chromedriver = Chromedriver::start().await;
     let seller = chromedriver
         .browser(1280, 900)
         .await
         .expect("seller's browser");
     let buyer = chromedriver
-        .browser(390, 844)
+        .browser(buyer_size.0, buyer_size.1)
         .await
-        .expect("buyer's browser (phone-sized)");
-    let outcome = buy_pay_and_decline(&stack, &seller, &buyer).await;
+        .expect("buyer's browser");
+    let outcome = scenario(&stack, &seller, &buyer).await;
     seller.close().await;
     buyer.close().await;
     outcome.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_pays_and_a_declined_card_is_explained() {
+    two_browsers(
+        Stack::start(Duration::from_secs(900)).await,
+        (390, 844),
+        buy_pay_and_decline,
+    )
+    .await;
 }
 
 async fn let_it_expire(stack: &Stack, seller: &Browser, buyer: &Browser) -> anyhow::Result<()> {
@@ -437,20 +450,12 @@ async fn let_it_expire(stack: &Stack, seller: &Browser, buyer: &Browser) -> anyh
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unpaid_order_expires_and_the_ticket_goes_back_on_sale() {
-    let stack = Stack::start(Duration::from_secs(2)).await;
-    let chromedriver = Chromedriver::start().await;
-    let seller = chromedriver
-        .browser(1280, 900)
-        .await
-        .expect("seller's browser");
-    let buyer = chromedriver
-        .browser(1280, 900)
-        .await
-        .expect("buyer's browser");
-    let outcome = let_it_expire(&stack, &seller, &buyer).await;
-    seller.close().await;
-    buyer.close().await;
-    outcome.unwrap();
+    two_browsers(
+        Stack::start(Duration::from_secs(2)).await,
+        (1280, 900),
+        let_it_expire,
+    )
+    .await;
 }
 
 async fn stripe_cannot_load(
@@ -496,18 +501,10 @@ async fn stripe_cannot_load(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_stripe_unreachable_the_order_page_explains_and_keeps_pay_disabled() {
-    let stack = Stack::start_with(Duration::from_secs(900), Some("pk_test_example")).await;
-    let chromedriver = Chromedriver::start().await;
-    let seller = chromedriver
-        .browser(1280, 900)
-        .await
-        .expect("seller's browser");
-    let buyer = chromedriver
-        .browser(1280, 900)
-        .await
-        .expect("buyer's browser");
-    let outcome = stripe_cannot_load(&stack, &seller, &buyer).await;
-    seller.close().await;
-    buyer.close().await;
-    outcome.unwrap();
+    two_browsers(
+        Stack::start_with(Duration::from_secs(900), Some("pk_test_example")).await,
+        (1280, 900),
+        stripe_cannot_load,
+    )
+    .await;
 }
