@@ -166,11 +166,18 @@ impl Listener {
                 .await;
             if shutdown.is_cancelled() {
                 // Messages already pulled but not handled would otherwise wait out the ack
-                // wait (30 s) before another replica gets them: hand them back now.
-                while let Ok(Some(Ok(message))) =
-                    tokio::time::timeout(Duration::from_millis(50), messages.next()).await
-                {
-                    let _ = message.ack_with(AckKind::Nak(None)).await;
+                // wait (30 s) before another replica gets them: hand them back now. At most
+                // one batch, and with a delay: a message handed back at once would come
+                // straight back to this still-open pull, again and again.
+                for _ in 0..self.settings.concurrency {
+                    let Ok(Some(Ok(message))) =
+                        tokio::time::timeout(Duration::from_millis(50), messages.next()).await
+                    else {
+                        break;
+                    };
+                    let _ = message
+                        .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
+                        .await;
                 }
             }
         }

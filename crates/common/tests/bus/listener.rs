@@ -296,3 +296,59 @@ async fn two_replicas_on_one_durable_consumer_share_the_work_and_handle_each_eve
         ids.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_stopping_as_events_arrive_stops_promptly_and_another_replica_gets_them_soon() {
+    let world = World::new().await;
+    let service = service_name();
+    let handled: Arc<Mutex<HashMap<Uuid, Vec<usize>>>> = Arc::default();
+    let start = |replica: usize, stop: CancellationToken| {
+        let handled = handled.clone();
+        let listener = Listener::new(world.bus(), &service, Subject::ExpirationComplete)
+            .with_settings(quick());
+        tokio::spawn(listener.run(
+            move |envelope: Envelope<ExpirationComplete>| {
+                let handled = handled.clone();
+                async move {
+                    let mut handled = handled.lock().unwrap();
+                    handled.entry(envelope.id).or_default().push(replica);
+                    Ok(())
+                }
+            },
+            stop,
+        ))
+    };
+    let first_stop = CancellationToken::new();
+    let first = start(0, first_stop.clone());
+    publish(&world, 1).await;
+    let warm = eventually(Duration::from_secs(10), || async {
+        (handled.lock().unwrap().len() == 1).then_some(())
+    })
+    .await;
+    assert!(warm.is_some(), "the first replica handles events");
+
+    // Events arrive while the first replica is stopping: its pull is still open and hands
+    // them to it after it stopped handling. It must hand them back and stop, not bounce them.
+    first_stop.cancel();
+    let ids = publish(&world, 5).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(5), first).await;
+    assert!(stopped.is_ok(), "a stopping listener finishes within 5 s");
+
+    let second_stop = CancellationToken::new();
+    let second = start(1, second_stop.clone());
+    let all = eventually(Duration::from_secs(15), || async {
+        let handled = handled.lock().unwrap();
+        ids.iter().all(|id| handled.contains_key(id)).then_some(())
+    })
+    .await;
+    second_stop.cancel();
+    second.await.unwrap().unwrap();
+    assert!(
+        all.is_some(),
+        "the events the stopping replica held are handled by the next well before the 30 s ack wait"
+    );
+    assert!(
+        handled.lock().unwrap().values().all(|by| by.len() == 1),
+        "each handled once"
+    );
+}
