@@ -125,7 +125,7 @@ pub async fn open_service(
         explicit.map(|url| url.expose().as_str()),
         &common.namespace.database(service),
     )?
-    .connect(max_connections)
+    .connect(common.database_pool_size.unwrap_or(max_connections))
     .await
 }
 

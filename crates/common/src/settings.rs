@@ -97,6 +97,12 @@ pub struct CommonSettings {
     )]
     pub database_url: Secret<String>,
 
+    /// Most connections each service's PostgreSQL pool opens in this process (default: the
+    /// service's own, 16 for auth and 32 for the others). Keep processes × services × this
+    /// below the server's `max_connections`.
+    #[arg(long, env = "DATABASE_POOL_SIZE", value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub database_pool_size: Option<u32>,
+
     /// NATS server with JetStream.
     #[arg(
         long,

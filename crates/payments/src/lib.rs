@@ -32,7 +32,7 @@ use ticketing_common::{
     Component, Secret,
     bus::{Bus, outbox},
     component::Task,
-    db::DatabaseTarget,
+    db,
     http::ReadyCheck,
     settings::CommonSettings,
 };
@@ -134,15 +134,7 @@ pub async fn build(
     settings: &PaymentsSettings,
     bus: &Bus,
 ) -> anyhow::Result<Component> {
-    let target = DatabaseTarget::resolve(
-        common.database_url.expose(),
-        settings
-            .payments_database_url
-            .as_ref()
-            .map(|url| url.expose().as_str()),
-        &common.namespace.database(NAME),
-    )?;
-    let pool = target.connect(32).await?;
+    let pool = db::open_service(common, settings.payments_database_url.as_ref(), NAME, 32).await?;
     migrate(&pool).await?;
     let provider = provider(settings)?;
     match &provider {
