@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run the whole test suite: start the backing services, then formatting,
-# lints and tests. Extra arguments go to the test runner
-# (cargo nextest run when installed, cargo test otherwise).
+# lints and tests; then the end-to-end suite again against the distributed
+# stack (scripts/stack: every component its own process, replicas, nginx in
+# front). Extra arguments go to the first test run (cargo nextest run when
+# installed, cargo test otherwise). TEST_SKIP_STACK=1 skips the stack run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -46,6 +48,60 @@ if cargo nextest --version >/dev/null 2>&1; then
   run_step tests cargo nextest run --workspace --locked --no-fail-fast "$@"
 else
   run_step tests cargo test --workspace --locked --no-fail-fast "$@"
+fi
+
+# The end-to-end suite (crates/ticketing/tests/e2e.rs) against a distributed stack of its
+# own: a fresh namespace, a random session key, orders that live 45 s (longer than
+# JetStream's 30 s ack wait, so the kill test sees every order reserved before it expires).
+stack_e2e() {
+  set -o pipefail
+  local ns key port url status=0 log
+  ns="stack_e2e_$(date +%s)_$$"
+  key=$(head -c 48 /dev/urandom | base64 -w0)
+  port=$(free_port)
+  cargo build --locked -p ticketing || return 1
+  export STACK_DIR="${PWD}/target/stack-e2e" STACK_PORT="${port}" TICKETING_BIN="${PWD}/target/debug/ticketing"
+  export TICKETING_NAMESPACE="${ns}" JWT_KEY="${key}" EXPIRATION_WINDOW_SECONDS=45 RATE_LIMIT_PER_MINUTE=0
+  url=$(bash scripts/stack up | tee /dev/stderr | tail -n 1) || {
+    bash scripts/stack down
+    return 1
+  }
+  export TICKETING_E2E_URL="${url}" TICKETING_E2E_NAMESPACE="${ns}" TICKETING_E2E_JWT_KEY="${key}"
+  export TICKETING_E2E_WINDOW_SECONDS=45 TICKETING_E2E_STACK_DIR="${STACK_DIR}"
+  # The kill test SIGKILLs replicas, so it runs alone, after the others.
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --locked -p ticketing --test e2e --no-fail-fast -E 'not test(killing)' || status=1
+    cargo nextest run --locked -p ticketing --test e2e -E 'test(killing)' || status=1
+  else
+    cargo test --locked -p ticketing --test e2e -- --skip killing || status=1
+    cargo test --locked -p ticketing --test e2e -- killing || status=1
+  fi
+  if ((status != 0)); then
+    for log in "${STACK_DIR}"/logs/*.log; do
+      printf -- '--- last lines of %s ---\n' "${log}"
+      tail -n 15 "${log}"
+    done
+  fi
+  bash scripts/stack down || status=1
+  bash scripts/stack purge || status=1
+  return "${status}"
+}
+
+# free_port: a loopback TCP port nothing listens on.
+free_port() {
+  local port
+  while true; do
+    port=$((20000 + RANDOM % 20000))
+    (exec 3<>"/dev/tcp/127.0.0.1/${port}") 2>/dev/null || break
+  done
+  echo "${port}"
+}
+
+if [[ ${TEST_SKIP_STACK:-} == 1 ]]; then
+  echo "==> e2e against the distributed stack: skipped (TEST_SKIP_STACK=1)"
+else
+  # In a subshell: its exports stay there.
+  run_step "e2e against the distributed stack" bash -c "$(declare -f stack_e2e free_port); stack_e2e"
 fi
 
 if ((${#failed[@]} > 0)); then

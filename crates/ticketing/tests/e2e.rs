@@ -1,0 +1,852 @@
+//! End to end through the public HTTP surface only: accounts, tickets, orders that expire,
+//! payments, the web pages, and a burst of 1,000 orders with and without replicas killed in
+//! the middle of it.
+//!
+//! The same tests run against a `ticketing up` each test starts, and against a running
+//! system such as the distributed `scripts/stack` (see `support` for the variables);
+//! `scripts/test.sh` runs them both ways.
+
+mod support;
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use futures::{StreamExt, stream};
+use reqwest::{Method, StatusCode, header};
+use serde_json::{Value, json};
+use support::{Target, events, tally};
+use ticketing_common::testing::{
+    api::{Reply, User, send},
+    eventually,
+};
+use uuid::Uuid;
+
+/// How many tickets and orders a burst makes.
+const BURST: usize = 1_000;
+/// Buyers sharing a burst's orders.
+const BUYERS: usize = 20;
+/// The order window the kill test needs: longer than JetStream's ack wait plus the burst.
+const KILL_WINDOW: Duration = Duration::from_secs(45);
+/// Requests in flight at once during a burst.
+const IN_FLIGHT: usize = 48;
+
+async fn call(
+    target: &Target,
+    method: Method,
+    path: &str,
+    user: Option<&User>,
+    body: Option<Value>,
+) -> Reply {
+    let body = body.map(|b| (Some("application/json"), b.to_string()));
+    send(&target.client, method, target.url(path), user, body).await
+}
+
+fn unique_email(what: &str) -> String {
+    format!("{what}-{}@example.com", Uuid::now_v7().simple())
+}
+
+/// Lists a ticket as `seller`, then orders it as `buyer` once the orders service has learnt
+/// it from its event (until then ordering it is 404). Returns the ticket id and the order.
+async fn list_and_order(
+    target: &Target,
+    seller: &User,
+    buyer: &User,
+    title: &str,
+) -> (String, Value) {
+    let ticket = call(
+        target,
+        Method::POST,
+        "/api/tickets",
+        Some(seller),
+        Some(json!({"title": title, "price": 19.99})),
+    )
+    .await;
+    assert_eq!(ticket.status, StatusCode::CREATED, "{}", ticket.text);
+    let ticket_id = ticket.json()["id"].as_str().unwrap().to_owned();
+    let order = eventually(Duration::from_secs(15), || async {
+        let reply = call(
+            target,
+            Method::POST,
+            "/api/orders",
+            Some(buyer),
+            Some(json!({"ticketId": ticket_id})),
+        )
+        .await;
+        (reply.status == StatusCode::CREATED).then(|| reply.json())
+    })
+    .await
+    .expect("the order was accepted");
+    (ticket_id, order)
+}
+
+async fn get_json(target: &Target, path: &str, user: Option<&User>) -> Value {
+    let reply = call(target, Method::GET, path, user, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "GET {path}: {}", reply.text);
+    reply.json()
+}
+
+#[tokio::test]
+async fn accounts_sign_up_in_and_out_through_the_public_address() {
+    let target = Target::start().await;
+    let email = unique_email("account");
+    let credentials = json!({"email": email, "password": "s3cret"});
+
+    let signup = call(
+        &target,
+        Method::POST,
+        "/api/users/signup",
+        None,
+        Some(credentials.clone()),
+    )
+    .await;
+    let again = call(
+        &target,
+        Method::POST,
+        "/api/users/signup",
+        None,
+        Some(credentials.clone()),
+    )
+    .await;
+    let cookie = signup.headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let session = User {
+        id: Uuid::parse_str(signup.json()["id"].as_str().unwrap()).unwrap(),
+        cookie: cookie.split(';').next().unwrap().to_owned(),
+    };
+    // The cookie set by auth is accepted by every other service.
+    let me = get_json(&target, "/api/users/currentuser", Some(&session)).await;
+    let listed = call(
+        &target,
+        Method::POST,
+        "/api/tickets",
+        Some(&session),
+        Some(json!({"title": "Mine", "price": "12.50"})),
+    )
+    .await;
+    let signin = call(
+        &target,
+        Method::POST,
+        "/api/users/signin",
+        None,
+        Some(credentials),
+    )
+    .await;
+    let wrong = call(
+        &target,
+        Method::POST,
+        "/api/users/signin",
+        None,
+        Some(json!({"email": email, "password": "wrong1"})),
+    )
+    .await;
+    let signout = call(
+        &target,
+        Method::POST,
+        "/api/users/signout",
+        Some(&session),
+        None,
+    )
+    .await;
+    let anonymous = get_json(&target, "/api/users/currentuser", None).await;
+    target.stop().await;
+
+    assert_eq!(signup.status, StatusCode::CREATED, "{}", signup.text);
+    assert_eq!(signup.json()["email"], json!(email));
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert_eq!(again.status, StatusCode::CONFLICT);
+
+    assert_eq!(me["currentUser"]["email"], json!(email));
+    assert_eq!(
+        listed.status,
+        StatusCode::CREATED,
+        "tickets accepts auth's cookie: {}",
+        listed.text
+    );
+    assert_eq!(listed.json()["userId"], json!(session.id.to_string()));
+    assert_eq!(listed.json()["price"], json!(12.5));
+    assert_eq!(signin.status, StatusCode::OK);
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert_eq!(signout.status, StatusCode::OK);
+    let cleared = signout.headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        cleared.contains("Max-Age=0") || cleared.contains("Expires="),
+        "{cleared}"
+    );
+    assert_eq!(anonymous, json!({"currentUser": null}));
+}
+
+#[tokio::test]
+async fn a_seller_edits_a_ticket_and_every_reader_sees_it_within_a_second() {
+    let target = Target::start().await;
+    let (seller, stranger) = (target.user(), target.user());
+    let created = call(
+        &target,
+        Method::POST,
+        "/api/tickets",
+        Some(&seller),
+        Some(json!({"title": "Front row", "price": 40})),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    // Warm every replica's cache with the old value first.
+    for _ in 0..8 {
+        get_json(&target, &format!("/api/tickets/{id}"), None).await;
+    }
+    let updated = call(
+        &target,
+        Method::PUT,
+        &format!("/api/tickets/{id}"),
+        Some(&seller),
+        Some(json!({"title": "Front row, aisle", "price": 45})),
+    )
+    .await;
+    let answered = Instant::now();
+    let foreign = call(
+        &target,
+        Method::PUT,
+        &format!("/api/tickets/{id}"),
+        Some(&stranger),
+        Some(json!({"title": "Mine now", "price": 1})),
+    )
+    .await;
+    let mut stale_after_a_second = Vec::new();
+    let mut fresh = false;
+    while answered.elapsed() < Duration::from_secs(3) {
+        let ticket = get_json(&target, &format!("/api/tickets/{id}"), None).await;
+        let listed = get_json(&target, "/api/tickets?limit=1000", None).await;
+        let in_list = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == json!(id))
+            .cloned();
+        let both_fresh =
+            ticket["title"] == "Front row, aisle" && in_list.is_some_and(|t| t["version"] == 1);
+        fresh |= both_fresh;
+        if !both_fresh && answered.elapsed() > Duration::from_secs(1) {
+            stale_after_a_second.push(ticket);
+        }
+    }
+    target.stop().await;
+
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.text);
+    assert_eq!(updated.json()["version"], 1);
+    assert_eq!(
+        foreign.status,
+        StatusCode::UNAUTHORIZED,
+        "only the owner edits"
+    );
+    assert!(fresh, "the edit became visible");
+    assert!(
+        stale_after_a_second.is_empty(),
+        "stale reads more than a second after the write: {stale_after_a_second:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unpaid_order_expires_after_its_window_frees_the_ticket_and_is_cancelled_once() {
+    let target = Target::start().await;
+    let (seller, buyer) = (target.user(), target.user());
+    let (ticket_id, order) = list_and_order(&target, &seller, &buyer, "Expiring seat").await;
+    let order_id = order["id"].as_str().unwrap().to_owned();
+    let reserved = eventually(Duration::from_secs(10), || async {
+        let t = get_json(&target, &format!("/api/tickets/{ticket_id}"), None).await;
+        (t["orderId"] == json!(order_id)).then_some(())
+    })
+    .await;
+    let patience = target.window + Duration::from_secs(20);
+    let cancelled = eventually(patience, || async {
+        let o = get_json(&target, &format!("/api/orders/{order_id}"), Some(&buyer)).await;
+        (o["status"] == "cancelled").then_some(())
+    })
+    .await;
+    let freed = eventually(Duration::from_secs(10), || async {
+        let t = get_json(&target, &format!("/api/tickets/{ticket_id}"), None).await;
+        t["orderId"].is_null().then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // room for a wrong second cancellation
+    let cancellations = events(&target, &["order.cancelled"])
+        .await
+        .into_iter()
+        .filter(|(_, data)| data["id"] == json!(order_id))
+        .count();
+    target.stop().await;
+
+    assert_eq!(order["status"], "created");
+    assert!(reserved.is_some(), "the ticket is reserved for the order");
+    assert!(
+        cancelled.is_some(),
+        "the unpaid order was cancelled after its window"
+    );
+    assert!(freed.is_some(), "the ticket is back on sale");
+    assert_eq!(cancellations, 1, "order.cancelled published once");
+}
+
+#[tokio::test]
+async fn a_paid_order_completes_and_stays_complete_and_paying_an_expired_order_is_refused() {
+    let target = Target::start().await;
+    let (seller, buyer) = (target.user(), target.user());
+    let mut orders = Vec::new();
+    for title in ["Paid seat", "Expiring seat"] {
+        let (ticket_id, order) = list_and_order(&target, &seller, &buyer, title).await;
+        orders.push((ticket_id, order["id"].as_str().unwrap().to_owned()));
+    }
+    let pay = |order_id: String| {
+        let target = &target;
+        let buyer = &buyer;
+        async move {
+            call(
+                target,
+                Method::POST,
+                "/api/payments",
+                Some(buyer),
+                Some(json!({"orderId": order_id, "token": "tok_visa"})),
+            )
+            .await
+        }
+    };
+
+    // Payments learns the order from its event; until then paying it is 404.
+    let (paid_ticket, paid_order) = orders[0].clone();
+    let paid = eventually(Duration::from_secs(10), || async {
+        (pay(paid_order.clone()).await.status == StatusCode::CREATED).then_some(())
+    })
+    .await;
+    let complete = eventually(Duration::from_secs(10), || async {
+        let order = get_json(&target, &format!("/api/orders/{paid_order}"), Some(&buyer)).await;
+        (order["status"] == "complete").then_some(())
+    })
+    .await;
+    // Past its window, the paid order stays complete and its ticket held.
+    let (expired_ticket, expired_order) = orders[1].clone();
+    let expired = eventually(target.window + Duration::from_secs(20), || async {
+        let order = get_json(
+            &target,
+            &format!("/api/orders/{expired_order}"),
+            Some(&buyer),
+        )
+        .await;
+        (order["status"] == "cancelled").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let paid_after_window =
+        get_json(&target, &format!("/api/orders/{paid_order}"), Some(&buyer)).await;
+    let paid_ticket_after = get_json(&target, &format!("/api/tickets/{paid_ticket}"), None).await;
+    let late = eventually(Duration::from_secs(10), || async {
+        let status = pay(expired_order.clone()).await.status;
+        (status != StatusCode::NOT_FOUND).then_some(status)
+    })
+    .await;
+    let freed = eventually(Duration::from_secs(10), || async {
+        let t = get_json(&target, &format!("/api/tickets/{expired_ticket}"), None).await;
+        t["orderId"].is_null().then_some(())
+    })
+    .await;
+    let payments: Vec<Value> = events(&target, &["payment.created"])
+        .await
+        .into_iter()
+        .map(|(_, data)| data)
+        .filter(|data| {
+            [&paid_order, &expired_order]
+                .contains(&&data["orderId"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect();
+    target.stop().await;
+
+    assert!(paid.is_some(), "payment accepted");
+    assert!(complete.is_some(), "the paid order became complete");
+    assert!(expired.is_some(), "the unpaid order expired");
+    assert_eq!(
+        paid_after_window["status"], "complete",
+        "still complete after its window"
+    );
+    assert_eq!(
+        paid_ticket_after["orderId"],
+        json!(paid_order),
+        "its ticket stays sold"
+    );
+    assert_eq!(
+        late,
+        Some(StatusCode::CONFLICT),
+        "paying an expired order is refused"
+    );
+    assert!(
+        freed.is_some(),
+        "the expired order's ticket is back on sale"
+    );
+    assert_eq!(
+        payments.len(),
+        1,
+        "one payment.created, none for the expired order: {payments:?}"
+    );
+    assert_eq!(payments[0]["orderId"], json!(paid_order));
+}
+
+#[tokio::test]
+async fn the_web_pages_are_served_at_the_same_address_and_call_the_api() {
+    let target = Target::start().await;
+    let browser = reqwest::Client::builder()
+        .no_proxy()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let email = unique_email("web");
+    let home = browser.get(target.url("/")).send().await.unwrap();
+    let home_type = home.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let home_page = home.text().await.unwrap();
+    let forged = browser
+        .post(target.url("/signup"))
+        .header(header::ORIGIN, "http://evil.example")
+        .form(&[
+            ("email", email.as_str()),
+            ("password", "secret1"),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let signup = browser
+        .post(target.url("/signup"))
+        .header(header::ORIGIN, &target.base)
+        .form(&[
+            ("email", email.as_str()),
+            ("password", "secret1"),
+            ("next", "/tickets/new"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let signup_status = signup.status();
+    let location = signup
+        .headers()
+        .get(header::LOCATION)
+        .map(|l| l.to_str().unwrap().to_owned());
+    // The page posts to the API through the public address with the visitor's cookie.
+    let sell = browser
+        .post(target.url("/tickets/new"))
+        .header(header::ORIGIN, &target.base)
+        .form(&[("title", "Sold from the web"), ("price", "15")])
+        .send()
+        .await
+        .unwrap();
+    let sell_status = sell.status();
+    let ticket_page = sell
+        .headers()
+        .get(header::LOCATION)
+        .map(|l| l.to_str().unwrap().to_owned());
+    let me = browser
+        .get(target.url("/api/users/currentuser"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    drop(browser);
+    target.stop().await;
+
+    assert!(home_type.starts_with("text/html"), "{home_type}");
+    assert!(home_page.contains("Ticketing"), "{home_page}");
+    assert_eq!(
+        forged.status(),
+        StatusCode::FORBIDDEN,
+        "a cross-site form post is refused"
+    );
+    assert_eq!(signup_status, StatusCode::SEE_OTHER);
+    assert_eq!(location.as_deref(), Some("/tickets/new"));
+    assert_eq!(
+        me["currentUser"]["email"],
+        json!(email),
+        "the web sign-up set the API's session"
+    );
+    assert_eq!(sell_status, StatusCode::SEE_OTHER);
+    assert!(
+        ticket_page.is_some_and(|p| p.starts_with("/tickets/")),
+        "sent to the new ticket's page"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// A burst of orders
+
+/// What a burst made: tickets (id → its buyer's index) and the buyers.
+struct Burst {
+    buyers: Vec<User>,
+    tickets: Vec<String>,
+    /// order id → ticket id, from the buyers' own order lists.
+    orders: HashMap<String, String>,
+    /// Requests whose outcome the client could not know (a replica died under it).
+    uncertain: usize,
+    killed: Vec<String>,
+}
+
+/// Lists `BURST` tickets, then orders each once from `BUYERS` buyers, `IN_FLIGHT` at a time.
+/// With `kill`, one replica of each service is SIGKILLed once a third of the orders are in.
+async fn burst(target: &mut Target, kill: bool) -> Burst {
+    let seller = target.user();
+    let buyers: Vec<User> = (0..BUYERS).map(|_| target.user()).collect();
+    let (client, base) = (target.client.clone(), target.base.clone());
+
+    let tickets: Vec<String> = stream::iter(0..BURST)
+        .map(|i| {
+            let (client, base, seller) = (client.clone(), base.clone(), seller.clone());
+            async move {
+                let body = json!({"title": format!("Burst seat {i}"), "price": 10}).to_string();
+                let reply = send(
+                    &client,
+                    Method::POST,
+                    format!("{base}/api/tickets"),
+                    Some(&seller),
+                    Some((Some("application/json"), body)),
+                )
+                .await;
+                assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+                reply.json()["id"].as_str().unwrap().to_owned()
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let orders = stream::iter(tickets.iter().enumerate())
+        .map(|(i, ticket)| {
+            let (client, base, accepted) = (client.clone(), base.clone(), accepted.clone());
+            let buyer = buyers[i % BUYERS].clone();
+            async move { order_until_known(&client, &base, &buyer, ticket, &accepted).await }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect::<Vec<_>>();
+    let killer = async {
+        if !kill {
+            return Vec::new();
+        }
+        while accepted.load(Ordering::Relaxed) < BURST / 3 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        target.kill_replicas().await
+    };
+    let (outcomes, killed) = tokio::join!(orders, killer);
+    let failures: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    assert!(
+        failures.is_empty(),
+        "{} orders failed, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    let uncertain = outcomes.iter().filter(|o| matches!(o, Ok(false))).count();
+
+    // The buyers' own lists are the truth: every ticket has exactly one order.
+    let mine: HashSet<&String> = tickets.iter().collect();
+    let mut orders = HashMap::new();
+    for buyer in &buyers {
+        for order in all_orders(target, buyer).await {
+            let ticket = order["ticket"]["id"].as_str().unwrap().to_owned();
+            if mine.contains(&ticket) {
+                let previous = orders.insert(order["id"].as_str().unwrap().to_owned(), ticket);
+                assert!(previous.is_none(), "an order listed twice");
+            }
+        }
+    }
+    let per_ticket = tally(orders.values().map(String::as_str));
+    assert_eq!(orders.len(), BURST, "one order per ticket");
+    assert!(
+        per_ticket.values().all(|n| *n == 1),
+        "a ticket with two orders"
+    );
+    Burst {
+        buyers,
+        tickets,
+        orders,
+        uncertain,
+        killed,
+    }
+}
+
+/// Orders `ticket` until the answer is known. `Ok(true)`: 201. `Ok(false)`: an earlier try
+/// may have been taken before its replica died (the buyer's order list will tell). A 404 is
+/// a ticket the orders service has not learnt yet: try again.
+async fn order_until_known(
+    client: &reqwest::Client,
+    base: &str,
+    buyer: &User,
+    ticket: &str,
+    accepted: &AtomicUsize,
+) -> Result<bool, String> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut uncertain = false;
+    let body = json!({"ticketId": ticket}).to_string();
+    while Instant::now() < deadline {
+        let response = client
+            .post(format!("{base}/api/orders"))
+            .header(header::COOKIE, &buyer.cookie)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body.clone())
+            .send()
+            .await;
+        match response.map(|r| r.status()) {
+            Ok(StatusCode::CREATED) => {
+                accepted.fetch_add(1, Ordering::Relaxed);
+                return Ok(true);
+            }
+            Ok(StatusCode::CONFLICT) if uncertain => return Ok(false),
+            Ok(StatusCode::NOT_FOUND) => {}
+            Ok(status) if status.is_server_error() => uncertain = true,
+            Err(_) => uncertain = true,
+            Ok(status) => return Err(format!("ticket {ticket}: {status}")),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!("ticket {ticket}: no answer within 120 s"))
+}
+
+async fn all_orders(target: &Target, buyer: &User) -> Vec<Value> {
+    let listed = eventually(Duration::from_secs(30), || async {
+        let reply = call(target, Method::GET, "/api/orders", Some(buyer), None).await;
+        (reply.status == StatusCode::OK).then(|| reply.json())
+    })
+    .await
+    .expect("the buyer's orders");
+    listed.as_array().unwrap().clone()
+}
+
+/// After the window: every order cancelled, every ticket free again with exactly one
+/// reservation and one release behind it, one `order.created`, one `expiration.complete` and
+/// one `order.cancelled` per order, and payments knowing each order is cancelled.
+async fn assert_reserved_then_expired_exactly_once(target: &Target, burst: &Burst) {
+    let patience = target.window + Duration::from_secs(120);
+    let all_cancelled = eventually(patience, || async {
+        let mut live = 0;
+        for buyer in &burst.buyers {
+            live += all_orders(target, buyer)
+                .await
+                .iter()
+                .filter(|o| {
+                    burst.orders.contains_key(o["id"].as_str().unwrap())
+                        && o["status"] != "cancelled"
+                })
+                .count();
+        }
+        (live == 0).then_some(())
+    })
+    .await;
+    assert!(
+        all_cancelled.is_some(),
+        "every order expired (killed: {:?})",
+        burst.killed
+    );
+
+    let unsettled = || async {
+        stream::iter(&burst.tickets)
+            .map(|id| async move { get_json(target, &format!("/api/tickets/{id}"), None).await })
+            .buffer_unordered(IN_FLIGHT)
+            .filter(|t| std::future::ready(!(t["orderId"].is_null() && t["version"] == 2)))
+            .collect::<Vec<Value>>()
+            .await
+    };
+    let settled = eventually(Duration::from_secs(30), || async {
+        unsettled().await.is_empty().then_some(())
+    })
+    .await;
+    if settled.is_none() {
+        let left = unsettled().await;
+        panic!(
+            "every ticket free again at version 2 (reserved once, released once); {} are not, e.g. {:?}",
+            left.len(),
+            &left[..left.len().min(3)]
+        );
+    }
+
+    // Every effect once: read the events about this burst's tickets and orders.
+    let wanted = [
+        "ticket.updated",
+        "order.created",
+        "order.cancelled",
+        "expiration.complete",
+    ];
+    let counted = eventually(Duration::from_secs(30), || async {
+        let seen = burst_events(target, burst, &wanted).await;
+        let complete = seen.updates.len() == 2 * BURST
+            && seen.created.len() == BURST
+            && seen.cancelled.len() == BURST
+            && seen.expired.len() == BURST;
+        complete.then_some(seen)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await; // room for a late duplicate
+    let seen = burst_events(target, burst, &wanted).await;
+    assert!(
+        counted.is_some(),
+        "all events arrived: {} updates, {} created, {} cancelled, {} expired",
+        seen.updates.len(),
+        seen.created.len(),
+        seen.cancelled.len(),
+        seen.expired.len()
+    );
+    for (ticket, updates) in tally(seen.updates.iter().map(|(t, _, _)| t.as_str())) {
+        assert_eq!(
+            updates, 2,
+            "ticket {ticket}: one reservation and one release"
+        );
+    }
+    for (ticket, version, order) in &seen.updates {
+        let expected = burst
+            .orders
+            .iter()
+            .find(|(_, t)| *t == ticket)
+            .map(|(o, _)| o.clone());
+        match version {
+            1 => assert_eq!(
+                order, &expected,
+                "ticket {ticket} reserved for its own order"
+            ),
+            2 => assert_eq!(order, &None, "ticket {ticket} released"),
+            other => panic!("ticket {ticket} at version {other}: an effect applied twice"),
+        }
+    }
+    for (name, ids) in [
+        ("order.created", &seen.created),
+        ("order.cancelled", &seen.cancelled),
+        ("expiration.complete", &seen.expired),
+    ] {
+        let per_order = tally(ids.iter().map(String::as_str));
+        assert_eq!(per_order.len(), BURST, "{name} for every order");
+        assert!(
+            per_order.values().all(|n| *n == 1),
+            "{name} twice for an order"
+        );
+    }
+
+    // Payments learnt every order and its cancellation: paying any of them is 409.
+    let index: HashMap<&str, usize> = burst
+        .tickets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_str(), i))
+        .collect();
+    let owner_of = |order: &str| &burst.buyers[index[burst.orders[order].as_str()] % BUYERS];
+    let refused: Vec<(String, Option<StatusCode>)> = stream::iter(burst.orders.keys())
+        .map(|order| async move {
+            let status = eventually(Duration::from_secs(60), || async {
+                let reply = call(
+                    target,
+                    Method::POST,
+                    "/api/payments",
+                    Some(owner_of(order)),
+                    Some(json!({"orderId": order, "token": "tok_visa"})),
+                )
+                .await;
+                (reply.status != StatusCode::NOT_FOUND).then_some(reply.status)
+            })
+            .await;
+            (order.clone(), status)
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    let wrong: Vec<_> = refused
+        .iter()
+        .filter(|(_, s)| *s != Some(StatusCode::CONFLICT))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "paying a cancelled order must be 409: {:?}",
+        &wrong[..wrong.len().min(5)]
+    );
+}
+
+struct BurstEvents {
+    /// (ticket, version, orderId) of every `ticket.updated` about the burst's tickets.
+    updates: Vec<(String, i64, Option<String>)>,
+    created: Vec<String>,
+    cancelled: Vec<String>,
+    expired: Vec<String>,
+}
+
+async fn burst_events(target: &Target, burst: &Burst, names: &[&str]) -> BurstEvents {
+    let tickets: HashSet<&str> = burst.tickets.iter().map(String::as_str).collect();
+    let mut seen = BurstEvents {
+        updates: Vec::new(),
+        created: Vec::new(),
+        cancelled: Vec::new(),
+        expired: Vec::new(),
+    };
+    for (name, data) in events(target, names).await {
+        let order = |key: &str| {
+            data[key]
+                .as_str()
+                .filter(|id| burst.orders.contains_key(*id))
+                .map(str::to_owned)
+        };
+        match name.as_str() {
+            "ticket.updated" if tickets.contains(data["id"].as_str().unwrap_or_default()) => {
+                seen.updates.push((
+                    data["id"].as_str().unwrap().to_owned(),
+                    data["version"].as_i64().unwrap(),
+                    data["orderId"].as_str().map(str::to_owned),
+                ))
+            }
+            "order.created" => seen.created.extend(order("id")),
+            "order.cancelled" => seen.cancelled.extend(order("id")),
+            "expiration.complete" => seen.expired.extend(order("orderId")),
+            _ => {}
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_1000_orders_reserves_and_expires_each_exactly_once() {
+    let mut target = Target::start().await;
+    let started = Instant::now();
+    let burst = burst(&mut target, false).await;
+    println!(
+        "{BURST} tickets listed and ordered in {:.1?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        burst.uncertain, 0,
+        "no replica died, so every answer was known"
+    );
+    assert_reserved_then_expired_exactly_once(&target, &burst).await;
+    println!("all expired and released after {:.1?}", started.elapsed());
+    target.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_replicas_in_the_middle_of_a_burst_loses_nothing() {
+    // Events a killed replica had taken are redelivered after JetStream's ack wait (30 s);
+    // orders must outlive that to be seen reserved before they expire.
+    let mut target = Target::start_with_window(KILL_WINDOW).await;
+    let started = Instant::now();
+    let burst = burst(&mut target, true).await;
+    println!(
+        "killed {:?}; {} orders answered uncertainly; burst done in {:.1?}",
+        burst.killed,
+        burst.uncertain,
+        started.elapsed()
+    );
+    assert!(!burst.killed.is_empty());
+    assert_reserved_then_expired_exactly_once(&target, &burst).await;
+    println!("all expired and released after {:.1?}", started.elapsed());
+    target.restore();
+    target.stop().await;
+}
