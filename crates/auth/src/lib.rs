@@ -30,7 +30,7 @@ pub const NAME: &str = "auth";
 pub struct AuthSettings {
     /// Auth's own database, for separate deployment; defaults to `<namespace>_auth` on the
     /// `DATABASE_URL` server.
-    #[arg(long, env = "AUTH_DATABASE_URL", global = true)]
+    #[arg(long, env = "AUTH_DATABASE_URL", hide_env_values = true, global = true)]
     pub auth_database_url: Option<Secret<String>>,
 
     /// Sign-in and sign-up attempts allowed per client address per minute; 0 turns it off.

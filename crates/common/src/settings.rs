@@ -92,6 +92,7 @@ pub struct CommonSettings {
     #[arg(
         long,
         env = "DATABASE_URL",
+        hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:5432/postgres",
         global = true
     )]
@@ -107,6 +108,7 @@ pub struct CommonSettings {
     #[arg(
         long,
         env = "NATS_URL",
+        hide_env_values = true,
         default_value = "nats://127.0.0.1:4222",
         global = true
     )]
@@ -116,6 +118,7 @@ pub struct CommonSettings {
     #[arg(
         long,
         env = "REDIS_URL",
+        hide_env_values = true,
         default_value = "redis://127.0.0.1:6379",
         global = true
     )]

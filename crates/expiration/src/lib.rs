@@ -39,7 +39,7 @@ pub const NAME: &str = "expiration";
 pub struct ExpirationSettings {
     /// Redis for the delayed jobs; defaults to `REDIS_URL`. Must persist (appendonly yes) and
     /// must not evict (maxmemory-policy noeviction); keep it apart from the cache's Redis.
-    #[arg(long, env = "REDIS_QUEUE_URL", global = true)]
+    #[arg(long, env = "REDIS_QUEUE_URL", hide_env_values = true, global = true)]
     pub redis_queue_url: Option<Secret<String>>,
 
     /// How long a claimed job may stay unacknowledged before another worker takes it.

@@ -39,11 +39,11 @@ pub const NAME: &str = "tickets";
 pub struct TicketsSettings {
     /// Tickets' own database, for separate deployment; defaults to `<namespace>_tickets` on
     /// the `DATABASE_URL` server.
-    #[arg(long, env = "TICKETS_DATABASE_URL", global = true)]
+    #[arg(long, env = "TICKETS_DATABASE_URL", hide_env_values = true, global = true)]
     pub tickets_database_url: Option<Secret<String>>,
 
     /// Redis for the read cache; defaults to `REDIS_URL`. May evict.
-    #[arg(long, env = "REDIS_CACHE_URL", global = true)]
+    #[arg(long, env = "REDIS_CACHE_URL", hide_env_values = true, global = true)]
     pub redis_cache_url: Option<Secret<String>>,
 
     /// How long a cached read lives in Redis (± 10 % jitter).
