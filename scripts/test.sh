@@ -55,17 +55,29 @@ fi
 # JetStream's 30 s ack wait, so the kill test sees every order reserved before it expires).
 stack_e2e() {
   set -o pipefail
-  local ns key port url status=0 log
+  local ns key port url status=0
   ns="stack_e2e_$(date +%s)_$$"
   key=$(head -c 48 /dev/urandom | base64 -w0)
   port=$(free_port)
-  cargo build --locked -p ticketing || return 1
-  export STACK_DIR="${PWD}/target/stack-e2e" STACK_PORT="${port}" TICKETING_BIN="${PWD}/target/debug/ticketing"
+  # The binary the test build made (building it alone would compile the dependencies again
+  # without the test features).
+  cargo test --locked -p ticketing --test e2e --no-run || return 1
+  export STACK_DIR="${PWD}/target/stack-e2e"
+  # A stack an interrupted run left behind goes first.
+  bash scripts/stack down >/dev/null && bash scripts/stack purge >/dev/null || true
+  export STACK_PORT="${port}" TICKETING_BIN="${PWD}/target/debug/ticketing"
   export TICKETING_NAMESPACE="${ns}" JWT_KEY="${key}" EXPIRATION_WINDOW_SECONDS=45 RATE_LIMIT_PER_MINUTE=0
-  url=$(bash scripts/stack up | tee /dev/stderr | tail -n 1) || {
-    bash scripts/stack down
+  # Whatever happens from here (a failure, Ctrl-C, a CI timeout), stop the stack and drop
+  # what it made; on failure show the end of every process's log first.
+  trap 'exit 143' INT TERM
+  trap 'stack_cleanup $?' EXIT
+  # (Not `tee /dev/stderr`: reopening a log file that stderr points to truncates it.)
+  bash scripts/stack up >"${STACK_DIR}-up.log" || {
+    cat "${STACK_DIR}-up.log" >&2
     return 1
   }
+  cat "${STACK_DIR}-up.log"
+  url=$(tail -n 1 "${STACK_DIR}-up.log")
   export TICKETING_E2E_URL="${url}" TICKETING_E2E_NAMESPACE="${ns}" TICKETING_E2E_JWT_KEY="${key}"
   export TICKETING_E2E_WINDOW_SECONDS=45 TICKETING_E2E_STACK_DIR="${STACK_DIR}"
   # The kill test SIGKILLs replicas, so it runs alone, after the others.
@@ -76,22 +88,28 @@ stack_e2e() {
     cargo test --locked -p ticketing --test e2e -- --skip killing || status=1
     cargo test --locked -p ticketing --test e2e -- killing || status=1
   fi
+  return "${status}"
+}
+
+stack_cleanup() {
+  local status=$1 log
   if ((status != 0)); then
     for log in "${STACK_DIR}"/logs/*.log; do
+      [[ -e ${log} ]] || continue
       printf -- '--- last lines of %s ---\n' "${log}"
       tail -n 15 "${log}"
     done
   fi
   bash scripts/stack down || status=1
   bash scripts/stack purge || status=1
-  return "${status}"
+  exit "${status}"
 }
 
 # free_port: a loopback TCP port nothing listens on.
 free_port() {
   local port
   while true; do
-    port=$((20000 + RANDOM % 20000))
+    port=$((10000 + RANDOM % 20000)) # below Linux's ephemeral ports (32768 and up)
     (exec 3<>"/dev/tcp/127.0.0.1/${port}") 2>/dev/null || break
   done
   echo "${port}"
@@ -101,7 +119,7 @@ if [[ ${TEST_SKIP_STACK:-} == 1 ]]; then
   echo "==> e2e against the distributed stack: skipped (TEST_SKIP_STACK=1)"
 else
   # In a subshell: its exports stay there.
-  run_step "e2e against the distributed stack" bash -c "$(declare -f stack_e2e free_port); stack_e2e"
+  run_step "e2e against the distributed stack" bash -c "$(declare -f stack_e2e stack_cleanup free_port); stack_e2e"
 fi
 
 if ((${#failed[@]} > 0)); then

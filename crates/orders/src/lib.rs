@@ -38,7 +38,12 @@ pub const NAME: &str = "orders";
 pub struct OrdersSettings {
     /// Orders' own database, for separate deployment; defaults to `<namespace>_orders` on the
     /// `DATABASE_URL` server.
-    #[arg(long, env = "ORDERS_DATABASE_URL", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "ORDERS_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
     pub orders_database_url: Option<Secret<String>>,
 
     /// How long an order may stay unpaid: `expiresAt = now + this`.

@@ -50,7 +50,12 @@ pub const NAME: &str = "payments";
 pub struct PaymentsSettings {
     /// Payments' own database, for separate deployment; defaults to `<namespace>_payments`
     /// on the `DATABASE_URL` server.
-    #[arg(long, env = "PAYMENTS_DATABASE_URL", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "PAYMENTS_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
     pub payments_database_url: Option<Secret<String>>,
 
     /// Stripe secret API key (`sk_...`). When set, payments are charged through Stripe;

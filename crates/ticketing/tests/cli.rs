@@ -226,6 +226,7 @@ fn help_lists_the_settings_operators_rely_on() {
 fn serve(namespace: &str, component: &str) -> (Child, String) {
     let mut child = ticketing(namespace)
         .env("JWT_KEY", "0123456789abcdef0123456789abcdef")
+        .env("TICKETING_API_BASE", "http://127.0.0.1:9")
         .args(["serve", component])
         .spawn()
         .unwrap();
@@ -248,37 +249,44 @@ fn serve(namespace: &str, component: &str) -> (Child, String) {
 #[tokio::test]
 async fn serve_runs_each_component_alone() {
     let client = reqwest::Client::new();
-    // (component, a route it serves)
-    for (component, own_route) in [
-        ("tickets", "api/tickets"),
-        ("orders", "api/openapi.json"),
-        ("expiration", "readyz"),
-        ("payments", "api/openapi.json"),
+    // (component, a route only it serves, a route of another component)
+    for (component, own_route, foreign_route) in [
+        ("auth", "api/users/currentuser", "api/tickets"),
+        ("tickets", "api/tickets", "api/users/currentuser"),
+        ("orders", "api/openapi.json", "api/users/currentuser"),
+        ("expiration", "readyz", "api/users/currentuser"),
+        ("payments", "api/openapi.json", "api/users/currentuser"),
+        ("web", "signin", "api/users/currentuser"),
     ] {
         let namespace = unique_namespace().to_string();
         let (mut child, url) = serve(&namespace, component);
 
-        let own = client
-            .get(format!("{url}{own_route}"))
-            .send()
-            .await
-            .unwrap();
-        let ready = client.get(format!("{url}readyz")).send().await.unwrap();
-        let users = client
-            .get(format!("{url}api/users/currentuser"))
-            .send()
-            .await
-            .unwrap();
+        let get = |path: &str| client.get(format!("{url}{path}")).send();
+        let own = get(own_route).await.unwrap();
+        let health = get("healthz").await.unwrap();
+        let ready = get("readyz").await.unwrap();
+        let metrics = get("metrics").await.unwrap();
+        let metrics_type = metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let foreign = get(foreign_route).await.unwrap();
         sigterm(&child);
         let status = wait_exit(&mut child, Duration::from_secs(20));
         drop_databases(&namespace).await;
 
         assert_eq!(own.status(), 200, "{component} serves {own_route}");
+        assert_eq!(health.status(), 200, "{component} /healthz");
         assert_eq!(ready.status(), 200, "{component} is ready alone");
+        assert_eq!(metrics.status(), 200, "{component} /metrics");
+        assert!(
+            metrics_type.starts_with("text/plain"),
+            "{component} /metrics: {metrics_type}"
+        );
         assert_eq!(
-            users.status(),
+            foreign.status(),
             404,
-            "auth is not part of the {component} process"
+            "{foreign_route} is not part of the {component} process"
         );
         assert!(
             status.is_some_and(|s| s.success()),

@@ -39,7 +39,12 @@ pub const NAME: &str = "tickets";
 pub struct TicketsSettings {
     /// Tickets' own database, for separate deployment; defaults to `<namespace>_tickets` on
     /// the `DATABASE_URL` server.
-    #[arg(long, env = "TICKETS_DATABASE_URL", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "TICKETS_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
     pub tickets_database_url: Option<Secret<String>>,
 
     /// Redis for the read cache; defaults to `REDIS_URL`. May evict.

@@ -157,14 +157,16 @@ impl Target {
                 let mut killed = Vec::new();
                 for name in ["tickets-1", "orders-1", "expiration-1", "payments-1"] {
                     let pidfile = dir.join("run").join(format!("{name}.pid"));
-                    let pid = std::fs::read_to_string(&pidfile)
+                    // "<pid> <start time>", written by scripts/stack.
+                    let record = std::fs::read_to_string(&pidfile)
                         .unwrap_or_else(|e| panic!("{}: {e}", pidfile.display()));
+                    let pid = record.split_whitespace().next().unwrap_or_default();
                     let status = std::process::Command::new("kill")
-                        .args(["-KILL", pid.trim()])
+                        .args(["-KILL", pid])
                         .status()
                         .expect("kill");
-                    assert!(status.success(), "SIGKILL {name} (pid {})", pid.trim());
-                    killed.push(format!("{name} (pid {})", pid.trim()));
+                    assert!(status.success(), "SIGKILL {name} (pid {pid})");
+                    killed.push(format!("{name} (pid {pid})"));
                 }
                 killed
             }
