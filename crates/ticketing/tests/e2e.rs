@@ -59,9 +59,8 @@ async fn list_and_order(
     buyer: &User,
     title: &str,
 ) -> (String, Value) {
-    let ticket = call(
+    let ticket = post(
         target,
-        Method::POST,
         "/api/tickets",
         Some(seller),
         Some(json!({"title": title, "price": 19.99})),
@@ -70,9 +69,8 @@ async fn list_and_order(
     assert_eq!(ticket.status, StatusCode::CREATED, "{}", ticket.text);
     let ticket_id = ticket.json()["id"].as_str().unwrap().to_owned();
     let order = eventually(Duration::from_secs(15), || async {
-        let reply = call(
+        let reply = post(
             target,
-            Method::POST,
             "/api/orders",
             Some(buyer),
             Some(json!({"ticketId": ticket_id})),
@@ -83,6 +81,10 @@ async fn list_and_order(
     .await
     .expect("the order was accepted");
     (ticket_id, order)
+}
+
+async fn post(target: &Target, path: &str, user: Option<&User>, body: Option<Value>) -> Reply {
+    call(target, Method::POST, path, user, body).await
 }
 
 async fn get_json(target: &Target, path: &str, user: Option<&User>) -> Value {
@@ -97,17 +99,15 @@ async fn accounts_sign_up_in_and_out_through_the_public_address() {
     let email = unique_email("account");
     let credentials = json!({"email": email, "password": "s3cret"});
 
-    let signup = call(
+    let signup = post(
         &target,
-        Method::POST,
         "/api/users/signup",
         None,
         Some(credentials.clone()),
     )
     .await;
-    let again = call(
+    let again = post(
         &target,
-        Method::POST,
         "/api/users/signup",
         None,
         Some(credentials.clone()),
@@ -123,38 +123,22 @@ async fn accounts_sign_up_in_and_out_through_the_public_address() {
     };
     // The cookie set by auth is accepted by every other service.
     let me = get_json(&target, "/api/users/currentuser", Some(&session)).await;
-    let listed = call(
+    let listed = post(
         &target,
-        Method::POST,
         "/api/tickets",
         Some(&session),
         Some(json!({"title": "Mine", "price": "12.50"})),
     )
     .await;
-    let signin = call(
+    let signin = post(&target, "/api/users/signin", None, Some(credentials)).await;
+    let wrong = post(
         &target,
-        Method::POST,
-        "/api/users/signin",
-        None,
-        Some(credentials),
-    )
-    .await;
-    let wrong = call(
-        &target,
-        Method::POST,
         "/api/users/signin",
         None,
         Some(json!({"email": email, "password": "wrong1"})),
     )
     .await;
-    let signout = call(
-        &target,
-        Method::POST,
-        "/api/users/signout",
-        Some(&session),
-        None,
-    )
-    .await;
+    let signout = post(&target, "/api/users/signout", Some(&session), None).await;
     let anonymous = get_json(&target, "/api/users/currentuser", None).await;
     target.stop().await;
 
@@ -190,9 +174,8 @@ async fn accounts_sign_up_in_and_out_through_the_public_address() {
 async fn a_seller_edits_a_ticket_and_every_reader_sees_it_within_a_second() {
     let target = Target::start().await;
     let (seller, stranger) = (target.user(), target.user());
-    let created = call(
+    let created = post(
         &target,
-        Method::POST,
         "/api/tickets",
         Some(&seller),
         Some(json!({"title": "Front row", "price": 40})),
@@ -316,9 +299,8 @@ async fn a_paid_order_completes_and_stays_complete_and_paying_an_expired_order_i
         let target = &target;
         let buyer = &buyer;
         async move {
-            call(
+            post(
                 target,
-                Method::POST,
                 "/api/payments",
                 Some(buyer),
                 Some(json!({"orderId": order_id, "token": "tok_visa"})),
@@ -760,9 +742,8 @@ async fn assert_reserved_then_expired_exactly_once(target: &Target, burst: &Burs
     let refused: Vec<(String, Option<StatusCode>)> = stream::iter(burst.orders.keys())
         .map(|order| async move {
             let status = eventually(Duration::from_secs(60), || async {
-                let reply = call(
+                let reply = post(
                     target,
-                    Method::POST,
                     "/api/payments",
                     Some(owner_of(order)),
                     Some(json!({"orderId": order, "token": "tok_visa"})),
