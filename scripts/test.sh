@@ -51,8 +51,8 @@ else
 fi
 
 # The end-to-end suite (crates/ticketing/tests/e2e.rs) against a distributed stack of its
-# own: a fresh namespace, a random session key, orders that live 45 s (longer than
-# JetStream's 30 s ack wait, so the kill test sees every order reserved before it expires).
+# own: a fresh namespace, a random session key, orders that live 25 s (well over
+# JetStream's 10 s ack wait, so the kill test sees every order reserved before it expires).
 stack_e2e() {
   set -o pipefail
   local ns key port url status=0
@@ -66,7 +66,7 @@ stack_e2e() {
   # A stack an interrupted run left behind goes first.
   bash scripts/stack down >/dev/null && bash scripts/stack purge >/dev/null || true
   export STACK_PORT="${port}" TICKETING_BIN="${PWD}/target/debug/ticketing"
-  export TICKETING_NAMESPACE="${ns}" JWT_KEY="${key}" EXPIRATION_WINDOW_SECONDS=45 RATE_LIMIT_PER_MINUTE=0
+  export TICKETING_NAMESPACE="${ns}" JWT_KEY="${key}" EXPIRATION_WINDOW_SECONDS=25 RATE_LIMIT_PER_MINUTE=0
   # Whatever happens from here (a failure, Ctrl-C, a CI timeout), stop the stack and drop
   # what it made; on failure show the end of every process's log first.
   trap 'exit 143' INT TERM
@@ -79,7 +79,7 @@ stack_e2e() {
   cat "${STACK_DIR}-up.log"
   url=$(tail -n 1 "${STACK_DIR}-up.log")
   export TICKETING_E2E_URL="${url}" TICKETING_E2E_NAMESPACE="${ns}" TICKETING_E2E_JWT_KEY="${key}"
-  export TICKETING_E2E_WINDOW_SECONDS=45 TICKETING_E2E_STACK_DIR="${STACK_DIR}"
+  export TICKETING_E2E_WINDOW_SECONDS=25 TICKETING_E2E_STACK_DIR="${STACK_DIR}"
   # The kill test SIGKILLs replicas, so it runs alone, after the others.
   if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --locked -p ticketing --test e2e --no-fail-fast -E 'not test(killing)' || status=1

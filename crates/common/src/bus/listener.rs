@@ -166,7 +166,7 @@ impl Listener {
                 .await;
             if shutdown.is_cancelled() {
                 // Messages already pulled but not handled would otherwise wait out the ack
-                // wait (30 s) before another replica gets them: hand them back now. At most
+                // wait (10 s) before another replica gets them: hand them back now. At most
                 // one batch, and with a delay: a message handed back at once would come
                 // straight back to this still-open pull, again and again.
                 for _ in 0..self.settings.concurrency {
@@ -238,6 +238,7 @@ impl Listener {
             };
             tracing::Span::current().record("event_id", field::display(envelope.id));
             let work = AssertUnwindSafe(handler(envelope)).catch_unwind();
+            let work = keep_while_working(&message, work);
             let result = match request_id.clone() {
                 Some(id) => telemetry::REQUEST_ID.scope(id, work).await,
                 None => work.await,
@@ -317,6 +318,25 @@ impl Listener {
         if let Err(error) = message.ack_with(kind).await {
             // The server redelivers after the ack wait; handlers are idempotent.
             tracing::warn!(%error, "cannot acknowledge event");
+        }
+    }
+}
+
+/// Runs `work`, telling the server every third of the ack wait that the message is still
+/// being worked on, so a slow handler (a database failing over) keeps its message instead of
+/// it being redelivered to another replica meanwhile.
+async fn keep_while_working<F: Future>(message: &Message, work: F) -> F::Output {
+    let every = crate::bus::ACK_WAIT / 3;
+    let mut work = std::pin::pin!(work);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            output = &mut work => return output,
+            _ = tick.tick() => {
+                if let Err(error) = message.ack_with(AckKind::Progress).await {
+                    tracing::debug!(%error, "progress ack not sent");
+                }
+            }
         }
     }
 }

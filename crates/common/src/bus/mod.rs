@@ -28,8 +28,10 @@ use crate::settings::Namespace;
 const STREAM_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The server drops a message whose id it saw within this window.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
-/// How long a delivered message may stay unacknowledged before it is redelivered.
-pub const ACK_WAIT: Duration = Duration::from_secs(30);
+/// How long a delivered message may stay unacknowledged before it is redelivered: how long
+/// the events a crashed replica held wait before another replica gets them. A handler that
+/// runs longer keeps its message with progress acks (`listener`).
+pub const ACK_WAIT: Duration = Duration::from_secs(10);
 
 /// A JetStream connection bound to one namespace's stream and subjects.
 #[derive(Clone)]
@@ -176,13 +178,21 @@ impl Bus {
             .get_stream(&self.stream)
             .await
             .context("stream missing")?;
-        let consumer = stream
-            .get_or_create_consumer::<pull::Config>(&durable, config)
+        let mut consumer = stream
+            .get_or_create_consumer::<pull::Config>(&durable, config.clone())
             .await
             .with_context(|| format!("cannot create consumer {durable}"))?;
+        // A consumer made by an older release keeps its old ack wait: bring it up to date
+        // (an editable setting; every replica agrees on the value).
+        if consumer.info().await?.config.ack_wait != ACK_WAIT {
+            consumer = stream
+                .create_consumer(config)
+                .await
+                .with_context(|| format!("cannot update the ack wait of consumer {durable}"))?;
+            tracing::info!(consumer = %durable, ack_wait = ?ACK_WAIT, "consumer's ack wait updated");
+        }
         // nats-server 2.9 silently ignores settings it does not know; make sure the filter
         // survived, or this consumer would deliver every subject.
-        let mut consumer = consumer;
         let kept = consumer.info().await?.config.filter_subject.clone();
         if kept != filter {
             bail!("NATS kept filter subject {kept:?} for consumer {durable} instead of {filter:?}");

@@ -355,3 +355,82 @@ async fn a_listener_stopping_as_events_arrive_stops_promptly_and_another_replica
         "each handled once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_slower_than_the_ack_wait_keeps_its_event_and_it_is_handled_once() {
+    let world = World::new().await;
+    let service = service_name();
+    let handled: Arc<Mutex<HashMap<Uuid, Vec<usize>>>> = Arc::default();
+    let stop = CancellationToken::new();
+    let slow = ticketing_common::bus::ACK_WAIT + Duration::from_secs(2);
+    let mut replicas = Vec::new();
+    for replica in 0..2 {
+        let handled = handled.clone();
+        let listener = Listener::new(world.bus(), &service, Subject::ExpirationComplete)
+            .with_settings(quick());
+        replicas.push(tokio::spawn(listener.run(
+            move |envelope: Envelope<ExpirationComplete>| {
+                let handled = handled.clone();
+                async move {
+                    handled
+                        .lock()
+                        .unwrap()
+                        .entry(envelope.id)
+                        .or_default()
+                        .push(replica);
+                    // A database failing over, say: longer than the ack wait.
+                    tokio::time::sleep(slow).await;
+                    Ok(())
+                }
+            },
+            stop.clone(),
+        )));
+    }
+
+    let ids = publish(&world, 1).await;
+    let done = eventually(slow + Duration::from_secs(10), || async {
+        (outstanding(&world, &service).await == 0).then_some(())
+    })
+    .await;
+    stop.cancel();
+    for replica in replicas {
+        replica.await.unwrap().unwrap();
+    }
+
+    assert!(done.is_some(), "the event was handled and acked");
+    let handled = handled.lock().unwrap();
+    assert_eq!(
+        handled.get(&ids[0]).map(Vec::len),
+        Some(1),
+        "taken once, not redelivered to the other replica while still being handled: {handled:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_consumer_made_with_an_older_ack_wait_is_brought_up_to_date() {
+    use async_nats::jetstream::consumer::{AckPolicy, pull};
+    let world = World::new().await;
+    let service = service_name();
+    let bus = world.bus();
+    let durable = format!("{service}-expiration-complete");
+    let stream = bus.jetstream().get_stream(bus.stream_name()).await.unwrap();
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some(durable.clone()),
+            filter_subject: bus.subject(Subject::ExpirationComplete),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let mut consumer = bus
+        .consumer(&service, Subject::ExpirationComplete)
+        .await
+        .unwrap();
+    let info = consumer.info().await.unwrap();
+
+    assert_eq!(info.name, durable, "the same durable consumer");
+    assert_eq!(info.config.ack_wait, ticketing_common::bus::ACK_WAIT);
+}
