@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sqlx::postgres::PgPoolOptions;
 use ticketing_common::{
     cache::CacheSettings,
     testing::{
@@ -33,11 +32,7 @@ impl World {
     /// One replica of the tickets service with its cache on `redis`.
     async fn replica(&self, redis: &str) -> TestServer {
         // The replica's own pool: TestDb's pool is the test's.
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .connect_with(self.db.target.options.clone())
-            .await
-            .unwrap();
+        let pool = self.db.app_pool(8).await;
         let prefix = self.bus.namespace.redis_prefix().to_owned();
         let cache = TicketCache::new(redis, &prefix, CacheSettings::default()).unwrap();
         let component = ticketing_tickets::component(Tickets { pool, cache }, &self.bus.bus);

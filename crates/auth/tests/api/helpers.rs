@@ -16,7 +16,7 @@ use reqwest::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::{PgPool, postgres::PgPoolOptions};
+use sqlx::PgPool;
 use ticketing_auth::store::users::UserRow;
 pub use ticketing_common::testing::api::Reply;
 use ticketing_common::{
@@ -71,12 +71,7 @@ async fn spawn_app_with(per_minute: u32, keys: Arc<SessionKeys>) -> TestApp {
     let namespace = testing::unique_namespace();
     let db = TestDb::create(&namespace, ticketing_auth::NAME).await;
     // The app's own pool, sized for the test; `TestDb`'s pool is for looking at rows.
-    let pool = PgPoolOptions::new()
-        .max_connections(POOL_SIZE)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(db.target.options.clone())
-        .await
-        .expect("connect to the test database");
+    let pool = db.app_pool(POOL_SIZE).await;
     ticketing_auth::MIGRATOR
         .run(&pool)
         .await

@@ -278,6 +278,15 @@ pub async fn wait_until_handled(bus: &Bus, service: &str, subject: Subject, wait
     );
 }
 
+/// How many events of `subject` a service wrote to its outbox (sent or not).
+pub async fn outbox_count(pool: &sqlx::PgPool, subject: Subject) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE subject = $1")
+        .bind(subject.as_str())
+        .fetch_one(pool)
+        .await
+        .expect("count outbox rows")
+}
+
 /// Waits until every unsent outbox row of `pool`'s database has been published.
 pub async fn wait_until_outbox_empty(pool: &sqlx::PgPool, wait: Duration) {
     let sent = eventually(wait, || async move {

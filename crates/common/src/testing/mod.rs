@@ -76,6 +76,20 @@ impl TestDb {
         let pool = target.connect(20).await.expect("test database");
         TestDb { pool, target }
     }
+
+    /// A second pool on the database, for the app under test. Not `self.pool`: the drop
+    /// waits, on another runtime, for every connection of `self.pool` to come back, and a
+    /// connection the app has just released comes back through a task on the test's runtime,
+    /// so the test would hang. With a pool of its own the app leaves `self.pool` idle, and
+    /// the drop's `DROP DATABASE … WITH (FORCE)` ends the app's connections.
+    pub async fn app_pool(&self, max_connections: u32) -> PgPool {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(self.target.options.clone())
+            .await
+            .expect("connect to the test database")
+    }
 }
 
 impl Drop for TestDb {
@@ -300,6 +314,11 @@ pub struct RedisKeys {
 }
 
 impl RedisKeys {
+    /// The keys of one namespace: `<prefix>:*`.
+    pub fn of(url: &str, namespace: &Namespace) -> RedisKeys {
+        RedisKeys::new(url, &format!("{}:", namespace.redis_prefix()))
+    }
+
     pub fn new(url: &str, prefix: &str) -> RedisKeys {
         RedisKeys {
             url: url.to_owned(),

@@ -14,7 +14,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::{PgPool, postgres::PgPoolOptions};
+use sqlx::PgPool;
 pub use ticketing_common::testing::api::{ApiClient, Reply, User};
 use ticketing_common::{
     bus::Bus,
@@ -64,12 +64,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(Orders) -> Orders) -> TestApp
     let namespace = testing::unique_namespace();
     let db = TestDb::create(&namespace, ticketing_orders::NAME).await;
     // The app's own pool, sized for the test; `TestDb`'s pool is for looking at rows.
-    let pool = PgPoolOptions::new()
-        .max_connections(POOL_SIZE)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(db.target.options.clone())
-        .await
-        .expect("connect to the test database");
+    let pool = db.app_pool(POOL_SIZE).await;
     ticketing_orders::migrate(&pool)
         .await
         .expect("migrate the orders database");
@@ -389,11 +384,7 @@ impl TestApp {
 
     /// Events of one subject written to the outbox (sent or not).
     pub async fn outbox_count(&self, subject: Subject) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE subject = $1")
-            .bind(subject.as_str())
-            .fetch_one(&self.pool)
-            .await
-            .expect("count outbox rows")
+        api::outbox_count(&self.pool, subject).await
     }
 
     /// `(payment_id, order_id, charge_id)` of every recorded payment conflict.

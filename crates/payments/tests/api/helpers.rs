@@ -15,7 +15,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use reqwest::{Method, StatusCode, header::CONTENT_TYPE};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use sqlx::{PgPool, postgres::PgPoolOptions};
+use sqlx::PgPool;
 pub use ticketing_common::testing::api::{ApiClient, Reply, User};
 use ticketing_common::{
     Secret,
@@ -95,17 +95,8 @@ pub fn stripe_key() -> Secret<String> {
 pub async fn spawn_app_with(configure: impl FnOnce(Payments) -> Payments) -> TestApp {
     let namespace = testing::unique_namespace();
     let db = TestDb::create(&namespace, ticketing_payments::NAME).await;
-    // Not `db.pool`: `TestDb::drop` waits, on another runtime, for every connection of
-    // `db.pool` to come back, and a connection the app has just released comes back through
-    // a task on this runtime; the test would hang. With a pool of its own the app leaves
-    // `db.pool` idle, and the drop's `DROP DATABASE … WITH (FORCE)` ends the app's
-    // connections.
-    let pool = PgPoolOptions::new()
-        .max_connections(POOL_SIZE)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(db.target.options.clone())
-        .await
-        .expect("connect to the test database");
+    // The app's own pool (see `TestDb::app_pool`); `TestDb`'s pool is for looking at rows.
+    let pool = db.app_pool(POOL_SIZE).await;
     ticketing_payments::migrate(&pool)
         .await
         .expect("migrate the payments database");
@@ -360,11 +351,7 @@ impl TestApp {
 
     /// Events of one subject written to the outbox (sent or not).
     pub async fn outbox_count(&self, subject: Subject) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE subject = $1")
-            .bind(subject.as_str())
-            .fetch_one(&self.pool)
-            .await
-            .expect("count outbox rows")
+        api::outbox_count(&self.pool, subject).await
     }
 
     /// `(charge_id, order_id, reason)` of every unmatched charge.

@@ -38,7 +38,6 @@ async fn the_openapi_document_describes_the_payment_and_webhook_routes() {
 #[tokio::test]
 async fn build_creates_and_migrates_the_namespaced_database_and_assembles_the_component() {
     use clap::Parser;
-    use sqlx::postgres::PgPoolOptions;
     use ticketing_common::{
         settings::CommonSettings,
         testing::{self, TestBus, TestDb},
@@ -81,11 +80,7 @@ async fn build_creates_and_migrates_the_namespaced_database_and_assembles_the_co
     );
     let checks: Vec<&str> = component.checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(checks, ["postgres:payments", "nats"]);
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(db.target.options.clone())
-        .await
-        .unwrap();
+    let pool = db.app_pool(1).await;
     for table in [
         "orders",
         "payments",

@@ -12,13 +12,12 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::{PgPool, postgres::PgPoolOptions};
+use sqlx::PgPool;
 pub use ticketing_common::testing::api::{ApiClient, Reply, User};
 use ticketing_common::{
     bus::Bus,
     cache::CacheSettings,
-    settings::Namespace,
-    testing::{self, TestBus, TestDb, TestServer, api},
+    testing::{self, RedisKeys, TestBus, TestDb, TestServer, api},
 };
 use ticketing_events::{
     Cents, Envelope, Event, OrderCancelled, OrderCreated, OrderStatus, OrderTicket, Subject,
@@ -56,12 +55,7 @@ pub async fn spawn_app() -> TestApp {
     let namespace = testing::unique_namespace();
     let db = TestDb::create(&namespace, ticketing_tickets::NAME).await;
     // The app's own pool, sized for the test; `TestDb`'s pool is for looking at rows.
-    let pool = PgPoolOptions::new()
-        .max_connections(POOL_SIZE)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(db.target.options.clone())
-        .await
-        .expect("connect to the test database");
+    let pool = db.app_pool(POOL_SIZE).await;
     ticketing_tickets::migrate(&pool)
         .await
         .expect("migrate the tickets database");
@@ -90,43 +84,7 @@ pub async fn spawn_app() -> TestApp {
         api,
         _bus: test_bus,
         _db: db,
-        _redis: RedisKeys(namespace),
-    }
-}
-
-/// Deletes the namespace's Redis keys when dropped (the cache's generation counters would
-/// otherwise stay for a day on the shared server).
-struct RedisKeys(Namespace);
-
-impl Drop for RedisKeys {
-    fn drop(&mut self) {
-        let pattern = format!("{}:*", self.0.redis_prefix());
-        let Ok(client) = redis::Client::open(testing::redis_url()) else {
-            return;
-        };
-        let Ok(mut redis) = client.get_connection_with_timeout(Duration::from_secs(1)) else {
-            return;
-        };
-        let mut cursor = 0u64;
-        loop {
-            let Ok((next, keys)) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query::<(u64, Vec<String>)>(&mut redis)
-            else {
-                return;
-            };
-            if !keys.is_empty() {
-                let _ = redis::cmd("DEL").arg(&keys).query::<i64>(&mut redis);
-            }
-            if next == 0 {
-                return;
-            }
-            cursor = next;
-        }
+        _redis: RedisKeys::of(&testing::redis_url(), &namespace),
     }
 }
 
@@ -295,11 +253,7 @@ impl TestApp {
 
     /// Events of one subject written to the outbox (sent or not).
     pub async fn outbox_count(&self, subject: Subject) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE subject = $1")
-            .bind(subject.as_str())
-            .fetch_one(&self.pool)
-            .await
-            .expect("count outbox rows")
+        api::outbox_count(&self.pool, subject).await
     }
 
     /// Waits until the stored ticket satisfies `done`; panics with the last row otherwise.

@@ -38,7 +38,7 @@ impl Stack {
     pub async fn start_with(window: Duration, stripe_publishable_key: Option<&str>) -> Stack {
         let ns = testing::unique_namespace();
         let redis_url = testing::redis_url();
-        let keys_guard = RedisKeys::new(&redis_url, ns.redis_prefix());
+        let keys_guard = RedisKeys::of(&redis_url, &ns);
         let test_bus = TestBus::create(&ns).await;
         let bus = test_bus.bus.clone();
         let session = testing::session_keys();
