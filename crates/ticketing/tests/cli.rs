@@ -2,6 +2,8 @@
 //! errors for missing dependencies, `serve` refusing to start without a key, and a clean exit
 //! on SIGTERM.
 
+mod support;
+
 use std::{
     io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
@@ -9,10 +11,8 @@ use std::{
     time::Duration,
 };
 
-use ticketing_common::{
-    db::{self, DatabaseTarget},
-    testing::{database_url, unique_namespace},
-};
+use support::drop_namespace;
+use ticketing_common::testing::unique_namespace;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ticketing");
 
@@ -67,22 +67,6 @@ fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitSt
     None
 }
 
-/// Removes what a run of the binary made on the shared servers: its databases and stream.
-async fn drop_databases(namespace: &str) {
-    for service in ["auth", "tickets", "orders", "payments"] {
-        let name = format!("{namespace}_{service}");
-        let target = DatabaseTarget::resolve(&database_url(), None, &name).unwrap();
-        let _ = db::drop_database(&target).await;
-    }
-    let namespace = namespace.parse().unwrap();
-    if let Ok(bus) =
-        ticketing_common::bus::Bus::connect(&ticketing_common::testing::nats_url(), &namespace)
-            .await
-    {
-        let _ = bus.delete_stream().await;
-    }
-}
-
 #[tokio::test]
 async fn up_with_zero_configuration_serves_the_api_and_stops_cleanly_on_sigterm() {
     let namespace = unique_namespace().to_string();
@@ -103,7 +87,7 @@ async fn up_with_zero_configuration_serves_the_api_and_stops_cleanly_on_sigterm(
     sigterm(&child);
     let status = wait_exit(&mut child, Duration::from_secs(20));
     let refused = client.get(format!("{url}healthz")).send().await;
-    drop_databases(&namespace).await;
+    drop_namespace(&namespace).await;
 
     assert_eq!(signup.status(), 201);
     let cookie = signup.headers()["set-cookie"].to_str().unwrap();
@@ -273,7 +257,7 @@ async fn serve_runs_each_component_alone() {
         let foreign = get(foreign_route).await.unwrap();
         sigterm(&child);
         let status = wait_exit(&mut child, Duration::from_secs(20));
-        drop_databases(&namespace).await;
+        drop_namespace(&namespace).await;
 
         assert_eq!(own.status(), 200, "{component} serves {own_route}");
         assert_eq!(health.status(), 200, "{component} /healthz");

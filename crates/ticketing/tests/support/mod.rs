@@ -212,14 +212,20 @@ impl Target {
             exited.is_ok_and(|status| status.is_ok_and(|s| s.success())),
             "ticketing up exits cleanly on SIGTERM"
         );
-        for service in ["auth", "tickets", "orders", "payments"] {
-            let name = format!("{}_{service}", self.namespace.as_str());
-            let target = DatabaseTarget::resolve(&database_url(), None, &name).unwrap();
-            let _ = db::drop_database(&target).await;
-        }
-        if let Ok(bus) = Bus::connect(&nats_url(), &self.namespace).await {
-            let _ = bus.delete_stream().await;
-        }
+        drop_namespace(self.namespace.as_str()).await;
+    }
+}
+
+/// Removes what a run of the binary made on the shared servers: its databases and stream.
+pub async fn drop_namespace(namespace: &str) {
+    for service in ["auth", "tickets", "orders", "payments"] {
+        let name = format!("{namespace}_{service}");
+        let target = DatabaseTarget::resolve(&database_url(), None, &name).unwrap();
+        let _ = db::drop_database(&target).await;
+    }
+    let namespace = namespace.parse().expect("a namespace");
+    if let Ok(bus) = Bus::connect(&nats_url(), &namespace).await {
+        let _ = bus.delete_stream().await;
     }
 }
 
