@@ -184,7 +184,8 @@ impl Bus {
             .with_context(|| format!("cannot create consumer {durable}"))?;
         // A consumer made by an older release keeps its old ack wait: bring it up to date
         // (an editable setting; every replica agrees on the value).
-        if consumer.info().await?.config.ack_wait != ACK_WAIT {
+        // (The server's answer to the create or lookup is cached on the consumer: no round trip.)
+        if consumer.cached_info().config.ack_wait != ACK_WAIT {
             consumer = stream
                 .create_consumer(config)
                 .await
@@ -193,7 +194,7 @@ impl Bus {
         }
         // nats-server 2.9 silently ignores settings it does not know; make sure the filter
         // survived, or this consumer would deliver every subject.
-        let kept = consumer.info().await?.config.filter_subject.clone();
+        let kept = consumer.cached_info().config.filter_subject.clone();
         if kept != filter {
             bail!("NATS kept filter subject {kept:?} for consumer {durable} instead of {filter:?}");
         }
