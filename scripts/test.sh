@@ -101,6 +101,12 @@ stack_cleanup() {
     done
   fi
   bash scripts/stack down || status=1
+  # `down` must leave none of the stack's processes behind.
+  if bash scripts/stack status | grep -q ' running pid '; then
+    echo "scripts/stack down left processes running:" >&2
+    bash scripts/stack status >&2
+    status=1
+  fi
   bash scripts/stack purge || status=1
   exit "${status}"
 }
