@@ -200,26 +200,17 @@ impl Api {
         })
     }
 
-    pub async fn signup(
+    /// `POST /api/users/<mode>` (`signup` or `signin`) with the credentials.
+    pub async fn authenticate(
         &self,
         v: &Visitor,
+        mode: &str,
         email: &str,
         password: &str,
     ) -> Result<Answer<Value>, ApiFailure> {
         let body = serde_json::json!({"email": email, "password": password});
-        self.call(v, reqwest::Method::POST, "/api/users/signup", Some(body))
-            .await
-    }
-
-    pub async fn signin(
-        &self,
-        v: &Visitor,
-        email: &str,
-        password: &str,
-    ) -> Result<Answer<Value>, ApiFailure> {
-        let body = serde_json::json!({"email": email, "password": password});
-        self.call(v, reqwest::Method::POST, "/api/users/signin", Some(body))
-            .await
+        let path = format!("/api/users/{mode}");
+        self.call(v, reqwest::Method::POST, &path, Some(body)).await
     }
 
     pub async fn signout(&self, v: &Visitor) -> Result<Answer<Value>, ApiFailure> {

@@ -94,18 +94,7 @@ async fn signup(
     headers: HeaderMap,
     Form(form): Form<Credentials>,
 ) -> Response {
-    let next = safe_next(form.next.as_deref());
-    match api
-        .signup(&visitor(&headers), &form.email, &form.password)
-        .await
-    {
-        Ok(answer) => redirect_with_cookies(&next, answer.set_cookies),
-        Err(failure) => refused(
-            AuthPage::blank(Nav::of(&user), "signup", next),
-            form.email,
-            &failure,
-        ),
-    }
+    submit(&api, &user, &headers, form, "signup").await
 }
 
 #[tracing::instrument(skip_all)]
@@ -115,14 +104,27 @@ async fn signin(
     headers: HeaderMap,
     Form(form): Form<Credentials>,
 ) -> Response {
+    submit(&api, &user, &headers, form, "signin").await
+}
+
+/// Sends the credentials to auth's `mode` (`signup` or `signin`): on success hands its session
+/// cookie to the browser and goes on to `next`; otherwise shows the form again with auth's
+/// errors.
+async fn submit(
+    api: &crate::api::Api,
+    user: &CurrentUser,
+    headers: &HeaderMap,
+    form: Credentials,
+    mode: &'static str,
+) -> Response {
     let next = safe_next(form.next.as_deref());
     match api
-        .signin(&visitor(&headers), &form.email, &form.password)
+        .authenticate(&visitor(headers), mode, &form.email, &form.password)
         .await
     {
         Ok(answer) => redirect_with_cookies(&next, answer.set_cookies),
         Err(failure) => refused(
-            AuthPage::blank(Nav::of(&user), "signin", next),
+            AuthPage::blank(Nav::of(user), mode, next),
             form.email,
             &failure,
         ),
