@@ -25,6 +25,7 @@ use ticketing_common::testing::{
     api::{Reply, User, send},
     eventually,
 };
+use ticketing_events::Subject;
 use uuid::Uuid;
 
 /// How many tickets and orders a burst makes.
@@ -269,7 +270,7 @@ async fn an_unpaid_order_expires_after_its_window_frees_the_ticket_and_is_cancel
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await; // room for a wrong second cancellation
-    let cancellations = events(&target, &["order.cancelled"])
+    let cancellations = events(&target, &[Subject::OrderCancelled])
         .await
         .into_iter()
         .filter(|(_, data)| data["id"] == json!(order_id))
@@ -346,7 +347,7 @@ async fn a_paid_order_completes_and_stays_complete_and_paying_an_expired_order_i
         t["orderId"].is_null().then_some(())
     })
     .await;
-    let payments: Vec<Value> = events(&target, &["payment.created"])
+    let payments: Vec<Value> = events(&target, &[Subject::PaymentCreated])
         .await
         .into_iter()
         .map(|(_, data)| data)
@@ -672,14 +673,8 @@ async fn assert_reserved_then_expired_exactly_once(target: &Target, burst: &Burs
     }
 
     // Every effect once: read the events about this burst's tickets and orders.
-    let wanted = [
-        "ticket.updated",
-        "order.created",
-        "order.cancelled",
-        "expiration.complete",
-    ];
     let counted = eventually(Duration::from_secs(30), || async {
-        let seen = burst_events(target, burst, &wanted).await;
+        let seen = burst_events(target, burst).await;
         let complete = seen.updates.len() == 2 * BURST
             && seen.created.len() == BURST
             && seen.cancelled.len() == BURST
@@ -688,7 +683,7 @@ async fn assert_reserved_then_expired_exactly_once(target: &Target, burst: &Burs
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await; // room for a late duplicate
-    let seen = burst_events(target, burst, &wanted).await;
+    let seen = burst_events(target, burst).await;
     assert!(
         counted.is_some(),
         "all events arrived: {} updates, {} created, {} cancelled, {} expired",
@@ -776,7 +771,7 @@ struct BurstEvents {
     expired: Vec<String>,
 }
 
-async fn burst_events(target: &Target, burst: &Burst, names: &[&str]) -> BurstEvents {
+async fn burst_events(target: &Target, burst: &Burst) -> BurstEvents {
     let tickets: HashSet<&str> = burst.tickets.iter().map(String::as_str).collect();
     let mut seen = BurstEvents {
         updates: Vec::new(),
@@ -784,24 +779,30 @@ async fn burst_events(target: &Target, burst: &Burst, names: &[&str]) -> BurstEv
         cancelled: Vec::new(),
         expired: Vec::new(),
     };
-    for (name, data) in events(target, names).await {
+    let subjects = [
+        Subject::TicketUpdated,
+        Subject::OrderCreated,
+        Subject::OrderCancelled,
+        Subject::ExpirationComplete,
+    ];
+    for (subject, data) in events(target, &subjects).await {
         let order = |key: &str| {
             data[key]
                 .as_str()
                 .filter(|id| burst.orders.contains_key(*id))
                 .map(str::to_owned)
         };
-        match name.as_str() {
-            "ticket.updated" if tickets.contains(data["id"].as_str().unwrap_or_default()) => {
+        match subject {
+            Subject::TicketUpdated if tickets.contains(data["id"].as_str().unwrap_or_default()) => {
                 seen.updates.push((
                     data["id"].as_str().unwrap().to_owned(),
                     data["version"].as_i64().unwrap(),
                     data["orderId"].as_str().map(str::to_owned),
                 ))
             }
-            "order.created" => seen.created.extend(order("id")),
-            "order.cancelled" => seen.cancelled.extend(order("id")),
-            "expiration.complete" => seen.expired.extend(order("orderId")),
+            Subject::OrderCreated => seen.created.extend(order("id")),
+            Subject::OrderCancelled => seen.cancelled.extend(order("id")),
+            Subject::ExpirationComplete => seen.expired.extend(order("orderId")),
             _ => {}
         }
     }

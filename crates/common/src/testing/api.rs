@@ -228,26 +228,50 @@ pub async fn publish<T: Event>(bus: &Bus, envelope: &Envelope<T>) {
 
 /// Every event of type `T` in the stream, oldest first.
 pub async fn published<T: Event>(bus: &Bus) -> Vec<Envelope<T>> {
-    let subject = bus.subject(T::SUBJECT);
-    let mut stream = bus
+    events_on(bus, &[T::SUBJECT])
+        .await
+        .into_iter()
+        .map(|(subject, envelope)| {
+            serde_json::from_value(envelope)
+                .unwrap_or_else(|e| panic!("undecodable {} ({e})", subject.as_str()))
+        })
+        .collect()
+}
+
+/// Every event in the bus's stream on one of `subjects`, as (subject, envelope JSON), oldest
+/// first: one ordered consumer reads the stream once, however many events it holds.
+pub async fn events_on(bus: &Bus, subjects: &[Subject]) -> Vec<(Subject, Value)> {
+    use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+    use futures::StreamExt;
+    let wanted: Vec<(String, Subject)> = subjects.iter().map(|s| (bus.subject(*s), *s)).collect();
+    let stream = bus
         .jetstream()
         .get_stream(bus.stream_name())
         .await
-        .expect("the test's stream");
-    let state = stream.info().await.expect("stream info").state.clone();
+        .expect("the stream");
+    let mut consumer = stream
+        .create_consumer(OrderedConfig {
+            deliver_policy: DeliverPolicy::All,
+            ..OrderedConfig::default()
+        })
+        .await
+        .expect("ordered consumer");
     let mut events = Vec::new();
-    if state.messages == 0 {
+    if consumer.info().await.expect("consumer info").num_pending == 0 {
         return events;
     }
-    for sequence in state.first_sequence..=state.last_sequence {
-        let Ok(message) = stream.get_raw_message(sequence).await else {
-            continue;
-        };
-        if message.subject.as_str() == subject {
-            events.push(
-                serde_json::from_slice(&message.payload)
-                    .unwrap_or_else(|e| panic!("undecodable {subject} ({e})")),
-            );
+    let mut messages = consumer.messages().await.expect("messages");
+    while let Some(message) = messages.next().await {
+        let message = message.expect("message");
+        if let Some((_, subject)) = wanted
+            .iter()
+            .find(|(full, _)| *full == message.subject.as_str())
+        {
+            let envelope = serde_json::from_slice(&message.payload).expect("an event envelope");
+            events.push((*subject, envelope));
+        }
+        if message.info().map_or(0, |i| i.pending) == 0 {
+            break;
         }
     }
     events

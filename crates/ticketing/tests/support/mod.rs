@@ -21,15 +21,18 @@ use std::{
     time::Duration,
 };
 
-use futures::StreamExt;
 use serde_json::Value;
 use ticketing_common::{
     bus::Bus,
     db::{self, DatabaseTarget},
     session::SessionKeys,
     settings::Namespace,
-    testing::{api::User, database_url, nats_url, unique_namespace},
+    testing::{
+        api::{User, events_on},
+        database_url, nats_url, unique_namespace,
+    },
 };
+use ticketing_events::Subject;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ticketing");
 /// The session key of the `ticketing up` the tests start.
@@ -276,55 +279,13 @@ async fn start_up(
     (child, base)
 }
 
-/// Every event on the system's stream whose subject is `<ns>.<name>` for one of `names`,
-/// as (name, data), oldest first.
-pub async fn events(target: &Target, names: &[&str]) -> Vec<(String, Value)> {
-    use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
-    let bus = target.bus().await;
-    let prefix = format!("{}.", target.namespace.subject_prefix());
-    let stream = bus
-        .jetstream()
-        .get_stream(bus.stream_name())
+/// The data of every event on the system's stream on one of `subjects`, oldest first.
+pub async fn events(target: &Target, subjects: &[Subject]) -> Vec<(Subject, Value)> {
+    events_on(&target.bus().await, subjects)
         .await
-        .expect("the system's stream");
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            deliver_policy: DeliverPolicy::All,
-            filter_subject: format!("{prefix}>"),
-            ..OrderedConfig::default()
-        })
-        .await
-        .expect("ordered consumer");
-    let mut out = Vec::new();
-    let mut pending = consumer
-        .clone()
-        .info()
-        .await
-        .expect("consumer info")
-        .num_pending;
-    if pending == 0 {
-        return out;
-    }
-    let mut messages = consumer.messages().await.expect("messages");
-    while let Some(message) = messages.next().await {
-        let message = message.expect("message");
-        let name = message
-            .subject
-            .as_str()
-            .strip_prefix(&prefix)
-            .unwrap_or_default()
-            .to_owned();
-        if names.contains(&name.as_str()) {
-            let envelope: Value =
-                serde_json::from_slice(&message.payload).expect("an event envelope");
-            out.push((name, envelope["data"].clone()));
-        }
-        pending = message.info().map(|i| i.pending).unwrap_or(0);
-        if pending == 0 {
-            break;
-        }
-    }
-    out
+        .into_iter()
+        .map(|(subject, envelope)| (subject, envelope["data"].clone()))
+        .collect()
 }
 
 /// Counts values by key.
