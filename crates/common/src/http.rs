@@ -107,13 +107,22 @@ async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(json!({"status": "ok"}))
 }
 
+/// Readiness per dependency. The body says which dependency is down but never why: a
+/// dependency's own error text (host names, user names, versions) is for the log, and
+/// `/readyz` answers anyone who can reach the process.
 async fn readyz(State(checks): State<Arc<Vec<ReadyCheck>>>) -> Response {
     let results = futures::future::join_all(checks.iter().map(|c| async move {
         let outcome = tokio::time::timeout(std::time::Duration::from_secs(2), (c.check)()).await;
         let error = match outcome {
             Ok(Ok(())) => None,
-            Ok(Err(error)) => Some(format!("{error:#}")),
-            Err(_) => Some("timed out".to_owned()),
+            Ok(Err(error)) => {
+                tracing::warn!(check = %c.name, error = format!("{error:#}"), "readiness check failed");
+                Some("not reachable")
+            }
+            Err(_) => {
+                tracing::warn!(check = %c.name, "readiness check timed out");
+                Some("timed out")
+            }
         };
         (c.name.clone(), error)
     }))

@@ -37,26 +37,50 @@ impl FromStr for Secret<String> {
     }
 }
 
-/// Renders a connection URL with any password replaced, for log lines and error messages.
+/// Query parameters whose value is a credential (`postgres://h/db?password=…`).
+const SECRET_PARAMETERS: [&str; 6] = ["password", "pass", "pwd", "token", "secret", "key"];
+
+/// Renders a connection URL (or a comma-separated list of them, as `NATS_URL` takes) with
+/// every credential replaced: the password in the user part, a bare user part of a NATS URL
+/// (there it is a token), and credential query parameters. For log lines and error messages.
 pub fn redact_url(url: &str) -> String {
+    url.split(',').map(redact_one).collect::<Vec<_>>().join(",")
+}
+
+fn redact_one(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, Some(query)),
+        None => (rest, None),
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}{path}")
-            } else {
-                format!("{scheme}://{user}@{host}{path}")
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None if scheme.to_ascii_lowercase().starts_with("nats")
+                || scheme.eq_ignore_ascii_case("tls") =>
+            {
+                format!("***@{host}")
             }
-        }
-        None => url.to_owned(),
-    }
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let query = query.map(|query| {
+        let pairs = query.split('&').map(|pair| match pair.split_once('=') {
+            Some((name, _)) if SECRET_PARAMETERS.contains(&name.to_ascii_lowercase().as_str()) => {
+                format!("{name}=***")
+            }
+            _ => pair.to_owned(),
+        });
+        format!("?{}", pairs.collect::<Vec<_>>().join("&"))
+    });
+    format!("{scheme}://{authority}{path}{}", query.unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -81,5 +105,22 @@ mod tests {
             redact_url("redis://127.0.0.1:6379"),
             "redis://127.0.0.1:6379"
         );
+    }
+
+    #[test]
+    fn password_parameters_nats_tokens_and_every_server_of_a_list_are_hidden() {
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslmode=require&password=pw&PASSWORD=x"),
+            "postgres://u@h/db?sslmode=require&password=***&PASSWORD=***"
+        );
+        assert_eq!(
+            redact_url("nats://s3cret@n1:4222,nats://app:pw@n2:4222"),
+            "nats://***@n1:4222,nats://app:***@n2:4222"
+        );
+        assert_eq!(
+            redact_url("redis://:pw@queue:6379/0"),
+            "redis://:***@queue:6379/0"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
     }
 }

@@ -1,13 +1,56 @@
 //! Settings shared by every component, read from flags with environment fallbacks.
 //!
 //! Each service adds its own `*Settings` struct; the binary flattens them all into one
-//! command line, so `ticketing --help` documents every knob.
+//! command line, so `ticketing --help` documents every knob. [`parse`] reads it, counting an
+//! environment variable that is set but empty as unset (a `kubectl create secret` or a
+//! compose file whose shell variable was unset produces exactly that), so an empty
+//! `STRIPE_SECRET_KEY` or `JWT_KEY` never counts as configured.
 
 use std::{fmt, str::FromStr};
 
 use clap::{Args, ValueEnum};
+use ipnet::IpNet;
 
 use crate::secret::Secret;
+
+/// Parses the command line and environment into `P`, treating every environment variable
+/// that is set but empty as unset. Exits with clap's message on bad input, as `P::parse` does.
+pub fn parse<P: clap::Parser>() -> P {
+    let matches = without_empty_env(P::command()).get_matches();
+    P::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+}
+
+/// Like [`parse`], from explicit arguments (tests).
+pub fn try_parse_from<P: clap::Parser>(
+    args: impl IntoIterator<Item = impl Into<std::ffi::OsString> + Clone>,
+) -> Result<P, clap::Error> {
+    let matches = without_empty_env(P::command()).try_get_matches_from(args)?;
+    P::from_arg_matches(&matches)
+}
+
+/// The command with the environment fallback removed from every argument whose variable is
+/// set to the empty string, in every subcommand (global arguments are copied into subcommands
+/// when the command is built, after this).
+fn without_empty_env(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            let empty = arg
+                .get_env()
+                .and_then(std::env::var_os)
+                .is_some_and(|value| value.is_empty());
+            if empty { arg.env(None::<&str>) } else { arg }
+        })
+        .mut_subcommands(without_empty_env)
+}
+
+/// A `TRUSTED_PROXIES` entry: a CIDR range (`10.0.0.0/8`) or one address (`10.0.0.7`).
+pub fn parse_proxy_range(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| format!("{s:?} is not an address or a CIDR range like 10.0.0.0/8"))
+}
 
 /// Names everything one instance owns on shared infrastructure: databases `<ns>_<service>`,
 /// the JetStream stream (`<NS>`) and subject prefix (`<ns>.`), Redis keys (`<ns>:`).
@@ -124,10 +167,21 @@ pub struct CommonSettings {
     )]
     pub redis_url: Secret<String>,
 
+    /// Redis for what must not be evicted or lost: the delayed jobs, revoked sessions and
+    /// sign-in attempt counts; defaults to `REDIS_URL`. Must persist (appendonly yes) and
+    /// must not evict (maxmemory-policy noeviction); keep it apart from the cache's Redis.
+    #[arg(long, env = "REDIS_QUEUE_URL", hide_env_values = true, global = true)]
+    pub redis_queue_url: Option<Secret<String>>,
+
     /// Session signing key (HS256), at least 32 bytes. Required by `serve`; `up` generates a
     /// throw-away key when it is missing.
     #[arg(long, env = "JWT_KEY", hide_env_values = true, global = true)]
     pub jwt_key: Option<Secret<String>>,
+
+    /// How long a session lasts, in seconds.
+    #[arg(long, env = "SESSION_TTL_SECONDS", default_value_t = 86_400,
+        value_parser = clap::value_parser!(u64).range(60..=31_536_000), global = true)]
+    pub session_ttl_seconds: u64,
 
     /// Send the session cookie without `Secure`, for plain-http development. `up` on a
     /// loopback address turns this on by itself.
@@ -144,10 +198,20 @@ pub struct CommonSettings {
     )]
     pub log_format: LogFormat,
 
-    /// Addresses of reverse proxies whose `X-Forwarded-For` header is trusted for the
-    /// client address (rate limits). Comma-separated.
-    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', global = true)]
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Reverse proxies whose `X-Forwarded-For` header is believed for the client address
+    /// (rate limits): addresses or CIDR ranges, comma-separated (`10.0.0.0/8,127.0.0.1`).
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy_range, global = true)]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl CommonSettings {
+    /// The queue Redis: `REDIS_QUEUE_URL`, or `REDIS_URL`.
+    pub fn queue_redis_url(&self) -> &str {
+        self.redis_queue_url
+            .as_ref()
+            .unwrap_or(&self.redis_url)
+            .expose()
+    }
 }
 
 #[cfg(test)]
@@ -160,6 +224,20 @@ mod tests {
         assert_eq!(ns.database("auth"), "ticketing_auth");
         assert_eq!(ns.stream(), "TICKETING");
         assert_eq!(ns.subject_prefix(), "ticketing");
+    }
+
+    #[test]
+    fn trusted_proxies_are_ranges_or_single_addresses() {
+        let net = parse_proxy_range("10.1.2.3/8").unwrap();
+        assert_eq!(net.to_string(), "10.0.0.0/8");
+        assert!(net.contains(&"10.200.0.1".parse::<std::net::IpAddr>().unwrap()));
+        let one = parse_proxy_range(" 127.0.0.1 ").unwrap();
+        assert!(one.contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()));
+        assert!(!one.contains(&"127.0.0.2".parse::<std::net::IpAddr>().unwrap()));
+        assert!(parse_proxy_range("fd00::/8").is_ok());
+        for bad in ["", "10.0.0.0/33", "proxy.local", "10.0.0.0/8/8"] {
+            assert!(parse_proxy_range(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::message::PublishMessage;
 use ticketing_common::{
-    CancellationToken, Component, Secret,
+    CancellationToken, Component,
     bus::{Bus, listener::Listener},
     component::Task,
     http::ReadyCheck,
@@ -37,11 +37,6 @@ pub const NAME: &str = "expiration";
 /// Settings only expiration reads.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExpirationSettings {
-    /// Redis for the delayed jobs; defaults to `REDIS_URL`. Must persist (appendonly yes) and
-    /// must not evict (maxmemory-policy noeviction); keep it apart from the cache's Redis.
-    #[arg(long, env = "REDIS_QUEUE_URL", hide_env_values = true, global = true)]
-    pub redis_queue_url: Option<Secret<String>>,
-
     /// How long a claimed job may stay unacknowledged before another worker takes it.
     #[arg(
         long,
@@ -97,14 +92,9 @@ pub async fn build(
     settings: &ExpirationSettings,
     bus: &Bus,
 ) -> anyhow::Result<Component> {
-    let url = settings
-        .redis_queue_url
-        .as_ref()
-        .unwrap_or(&common.redis_url)
-        .expose()
-        .clone();
+    let url = common.queue_redis_url();
     let lease = Duration::from_secs(settings.expiration_lease_seconds.max(1));
-    let queue = Queue::connect(&url, common.namespace.redis_prefix(), lease).await?;
+    let queue = Queue::connect(url, common.namespace.redis_prefix(), lease).await?;
     Ok(component(queue, bus, settings.expiration_workers.max(1)))
 }
 

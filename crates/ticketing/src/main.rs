@@ -5,10 +5,9 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    // An environment variable set to "" counts as unset (an empty secret is no secret).
+    let cli: cli::Cli = ticketing_common::settings::parse();
     ticketing_common::telemetry::init(cli.common.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

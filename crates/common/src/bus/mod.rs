@@ -205,6 +205,7 @@ impl Bus {
 /// The one line a user sees when NATS is not there.
 pub fn nats_unreachable_message(url: &str) -> String {
     format!(
-        "NATS is not reachable at {url}: start nats-server with JetStream (-js; scripts/services.sh starts a local one) or set NATS_URL"
+        "NATS is not reachable at {}: start nats-server with JetStream (-js; scripts/services.sh starts a local one) or set NATS_URL",
+        crate::secret::redact_url(url)
     )
 }
