@@ -5,10 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use ticketing_common::{
-    ratelimit::RateLimiter,
-    testing::{TestDb, TestServer, session_keys, unique_namespace},
-};
+use ticketing_common::testing::{TestDb, TestServer, session_keys, unique_namespace};
 
 fn main() {
     let args: Vec<usize> = std::env::args()
@@ -51,8 +48,11 @@ async fn run(sequential: usize, total: usize, concurrency: usize) {
     let db = TestDb::create(&namespace, "auth").await;
     ticketing_auth::MIGRATOR.run(&db.pool).await.unwrap();
     let keys = session_keys();
-    let component =
-        ticketing_auth::component(db.pool.clone(), keys.clone(), RateLimiter::new(0, vec![]));
+    let component = ticketing_auth::component(
+        db.pool.clone(),
+        keys.clone(),
+        ticketing_auth::Limits::none(),
+    );
     let server = TestServer::start(vec![component], keys).await;
     let url = server.url("/api/users/signup");
     let client = reqwest::Client::new();

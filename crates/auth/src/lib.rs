@@ -14,16 +14,26 @@ pub mod flows;
 pub mod http;
 pub mod store;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use sqlx::PgPool;
 use ticketing_common::{
-    Component, Secret, db, http::ReadyCheck, ratelimit::RateLimiter, session::SessionKeys,
+    Component, Secret,
+    component::Task,
+    db,
+    forwarded::Proxies,
+    http::ReadyCheck,
+    ratelimit::{RateLimiter, SharedLimit},
+    session::SessionKeys,
     settings::CommonSettings,
 };
 
 /// The component's name, also its database suffix.
 pub const NAME: &str = "auth";
+
+/// Failed sign-ins allowed per account (per lower-cased e-mail as submitted, whether or not
+/// an account has it) per minute, across every replica.
+pub const FAILED_SIGNINS_PER_ACCOUNT: u32 = 10;
 
 /// Settings only auth reads.
 #[derive(Debug, Clone, clap::Args)]
@@ -33,7 +43,8 @@ pub struct AuthSettings {
     #[arg(long, env = "AUTH_DATABASE_URL", hide_env_values = true, global = true)]
     pub auth_database_url: Option<Secret<String>>,
 
-    /// Sign-in and sign-up attempts allowed per client address per minute; 0 turns it off.
+    /// Sign-in and sign-up attempts allowed per client address per minute; 0 turns every
+    /// sign-in limit off (also the per-account limit of 10 failed sign-ins a minute).
     #[arg(
         long,
         env = "RATE_LIMIT_PER_MINUTE",
@@ -46,33 +57,75 @@ pub struct AuthSettings {
 /// Auth's migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Connects (creating the database if needed), migrates, and builds the component.
+/// The limits on sign-in and sign-up.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Attempts per client address (sign-in and sign-up).
+    pub per_address: RateLimiter,
+    /// Failed sign-ins per account, shared by every replica; `None` turns it off.
+    pub failed_signins: Option<SharedLimit>,
+}
+
+impl Limits {
+    /// No limits at all.
+    pub fn none() -> Self {
+        Limits {
+            per_address: RateLimiter::new(0, Proxies::none()),
+            failed_signins: None,
+        }
+    }
+}
+
+/// Connects (creating the database if needed), migrates, and builds the component. `proxies`
+/// says whose `X-Forwarded-For` is believed.
 pub async fn build(
     common: &CommonSettings,
     settings: &AuthSettings,
     keys: Arc<SessionKeys>,
+    proxies: Proxies,
 ) -> anyhow::Result<Component> {
     let pool = db::open_service(common, settings.auth_database_url.as_ref(), NAME, 16).await?;
     db::migrate_service(&pool, &MIGRATOR, NAME, false).await?;
-    let limiter = RateLimiter::new(
-        settings.rate_limit_per_minute,
-        common.trusted_proxies.clone(),
-    );
-    Ok(component(pool, keys, limiter))
+    let per_minute = settings.rate_limit_per_minute;
+    let failed_signins = if per_minute == 0 {
+        None
+    } else {
+        let redis = ticketing_common::redis::connect(common.queue_redis_url()).await?;
+        Some(SharedLimit::new(
+            redis,
+            &common.namespace,
+            "failed-signin",
+            FAILED_SIGNINS_PER_ACCOUNT,
+            Duration::from_secs(60),
+        ))
+    };
+    let limits = Limits {
+        per_address: RateLimiter::new(per_minute, proxies),
+        failed_signins,
+    };
+    Ok(component(pool, keys, limits))
 }
 
-/// The component over an already migrated pool.
-pub fn component(pool: PgPool, keys: Arc<SessionKeys>, limiter: RateLimiter) -> Component {
+/// The component over an already migrated pool. With a revoked-session store in `keys`, it
+/// also runs the task that writes sign-outs Redis could not take at once.
+pub fn component(pool: PgPool, keys: Arc<SessionKeys>, limits: Limits) -> Component {
+    let mut tasks = Vec::new();
+    if let Some(revocations) = keys.revocations().cloned() {
+        tasks.push(Task::new("auth-revocation-flush", move |stop| async move {
+            revocations.run_flush(stop).await
+        }));
+    }
     Component {
         name: NAME,
         router: http::router(
             http::AppState {
                 pool: pool.clone(),
                 keys,
+                failed_signins: limits.failed_signins,
             },
-            limiter,
+            limits.per_address,
         ),
-        tasks: Vec::new(),
+        tasks,
         checks: vec![ReadyCheck::postgres("postgres:auth", pool)],
     }
 }

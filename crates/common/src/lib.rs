@@ -9,8 +9,9 @@
 //! - [`db`]: one PostgreSQL database per service, created on demand; [`redis`]: connections.
 //! - [`bus`]: JetStream stream and consumers, the transactional outbox and its relay, the
 //!   listener runner, processed-event bookkeeping.
-//! - [`http`], [`metrics`], [`ratelimit`]: the HTTP plumbing every process serves (health,
-//!   readiness, Prometheus metrics, OpenAPI, 404 body, per-route metrics).
+//! - [`http`], [`metrics`], [`ratelimit`], [`forwarded`]: the HTTP plumbing every process
+//!   serves (health, readiness, Prometheus metrics, OpenAPI, 404 body, per-route metrics),
+//!   attempt limits, and who the client is behind trusted proxies.
 //! - [`component`]: what a service hands to the binary (router, tasks, readiness checks) and
 //!   how the binary runs it until shutdown.
 //!
@@ -21,6 +22,7 @@ pub mod cache;
 pub mod component;
 pub mod db;
 pub mod error;
+pub mod forwarded;
 pub mod http;
 pub mod json;
 pub mod metrics;

@@ -7,8 +7,14 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use ticketing_auth::AuthSettings;
 use ticketing_common::{
-    Component, bus::Bus, component, http::ReadyCheck, session::SessionKeys,
-    settings::CommonSettings, shutdown,
+    Component,
+    bus::Bus,
+    component,
+    forwarded::{ForwardingToken, Proxies},
+    http::ReadyCheck,
+    session::{Revocations, SessionKeys},
+    settings::CommonSettings,
+    shutdown,
 };
 use ticketing_expiration::ExpirationSettings;
 use ticketing_orders::OrdersSettings;
@@ -97,7 +103,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let addr: SocketAddr = addr.parse().with_context(|| {
         format!("TICKETING_ADDR {addr:?} is not an address like 127.0.0.1:8080")
     })?;
-    let keys = Arc::new(session_keys(&cli.common, all_in_one, addr)?);
+    let (keys, https) = session_keys(&cli.common, all_in_one, addr)?;
     let listener = TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr} (is another ticketing running? set TICKETING_ADDR)")
     })?;
@@ -121,6 +127,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         (None, false) => String::new(),
     };
 
+    // Every component verifies sessions, so every process checks revocations in the queue
+    // Redis (and fails open while it is unreachable).
+    let revocations =
+        Revocations::connect(cli.common.queue_redis_url(), &cli.common.namespace).await?;
+    let keys = Arc::new(keys.with_revocations(Arc::new(revocations)));
+    // Under `up` the web pages call this very process over loopback; the token lets the API
+    // believe the visitor address they forward, and only theirs.
+    let forwarding_token = all_in_one.then(ForwardingToken::random);
+    let proxies = Proxies::new(cli.common.trusted_proxies.clone());
+    let api_proxies = match &forwarding_token {
+        Some(token) => proxies.clone().with_internal(token.clone()),
+        None => proxies.clone(),
+    };
+
     let mut components: Vec<Component> = Vec::new();
     let mut shared_checks = Vec::new();
     let bus = if all_in_one || names.iter().any(|name| name.needs_bus()) {
@@ -141,7 +161,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     for name in &names {
         let component = match name {
             ComponentName::Auth => {
-                ticketing_auth::build(&cli.common, &cli.auth, keys.clone()).await?
+                ticketing_auth::build(&cli.common, &cli.auth, keys.clone(), api_proxies.clone())
+                    .await?
             }
             ComponentName::Tickets => {
                 let bus = bus.as_ref().expect("connected above");
@@ -153,7 +174,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             ComponentName::Payments => {
                 let bus = bus.as_ref().expect("connected above");
-                ticketing_payments::build(&cli.common, &cli.payments, bus).await?
+                // A developer's `up` may take payments that move no money without saying so;
+                // `serve payments` (every deployment) must be told which provider to use.
+                let unconfigured = if all_in_one {
+                    ticketing_payments::Unconfigured::UseDevelopment
+                } else {
+                    ticketing_payments::Unconfigured::Refuse
+                };
+                ticketing_payments::build(&cli.common, &cli.payments, bus, unconfigured).await?
             }
             ComponentName::Expiration => {
                 let bus = bus.as_ref().expect("connected above");
@@ -162,6 +190,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             ComponentName::Web => ticketing_web::component(ticketing_web::WebSettings {
                 api_base: api_base.clone(),
                 stripe_publishable_key: cli.stripe_publishable_key.clone(),
+                forwarding: ticketing_web::Forwarding {
+                    proxies: proxies.clone(),
+                    token: forwarding_token.clone(),
+                    https,
+                },
             }),
         };
         components.push(component);
@@ -191,31 +224,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The session keys: from `JWT_KEY`, or for `up` only a throw-away key. The cookie drops
+/// The session keys: from `JWT_KEY`, or for `up` only a throw-away key, lasting
+/// `SESSION_TTL_SECONDS`; and whether the site is served over HTTPS. The cookie drops
 /// `Secure` only when asked, or for `up` on a loopback address (plain-http development).
 fn session_keys(
     common: &CommonSettings,
     all_in_one: bool,
     addr: SocketAddr,
-) -> anyhow::Result<SessionKeys> {
+) -> anyhow::Result<(SessionKeys, bool)> {
     let insecure = common.cookie_insecure || (all_in_one && addr.ip().is_loopback());
     if all_in_one && !common.cookie_insecure && insecure {
         println!(
             "Session cookies are sent without Secure because {addr} is a loopback address (plain-http development)."
         );
     }
-    match &common.jwt_key {
+    let keys = match &common.jwt_key {
         Some(key) => {
-            SessionKeys::new(key.expose().as_bytes(), !insecure).map_err(anyhow::Error::msg)
+            SessionKeys::new(key.expose().as_bytes(), !insecure).map_err(anyhow::Error::msg)?
         }
         None if all_in_one => {
             println!(
                 "JWT_KEY is not set: using a random session key for this run (sessions end when it stops)."
             );
-            Ok(SessionKeys::random(!insecure))
+            SessionKeys::random(!insecure)
         }
         None => bail!(
             "JWT_KEY is not set: `serve` needs the session key shared by every component (at least 32 bytes)"
         ),
-    }
+    };
+    let lifetime = time::Duration::seconds(i64::try_from(common.session_ttl_seconds)?);
+    Ok((keys.with_lifetime(lifetime), !insecure))
 }

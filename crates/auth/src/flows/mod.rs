@@ -1,7 +1,13 @@
 //! Sign-up and sign-in: the decisions of the auth service.
 
+use std::sync::{
+    Arc, LazyLock,
+    atomic::{AtomicUsize, Ordering},
+};
+
 use sqlx::PgPool;
-use ticketing_common::error::is_unique_violation;
+use ticketing_common::{error::is_unique_violation, ratelimit::SharedLimit};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::{
@@ -29,22 +35,46 @@ pub enum SignInError {
     /// Unknown e-mail or wrong password: deliberately one case.
     #[error("Invalid credentials")]
     InvalidCredentials,
+    /// Too many failed sign-ins for this e-mail lately, whether or not an account has it.
+    #[error("Too many failed sign-ins for this e-mail; try again later")]
+    TooManyFailures { retry_after_secs: u64 },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
 /// At most one password hash per core at a time. argon2id takes ~19 MiB and ~20 ms of CPU per
 /// hash; unbounded, a sign-up storm would queue hundreds of blocking threads and gigabytes.
-static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
-    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from))
+static HASHING: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
+    Arc::new(Semaphore::new(
+        std::thread::available_parallelism().map_or(2, usize::from),
+    ))
 });
 
-/// Runs password work on the blocking pool, bounded by [`HASHING`].
+/// Hashes running now, and the most that ever ran at once (what the bound promises).
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// The most password hashes this process ever ran at once.
+pub fn peak_hashes() -> usize {
+    PEAK.load(Ordering::Relaxed)
+}
+
+/// Runs password work on the blocking pool, bounded by [`HASHING`]. The permit travels into
+/// the blocking closure and is released when the hash is done, not when the request's future
+/// is: a client that hangs up mid-hash cannot start more hashes than there are cores.
 async fn hashing<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> anyhow::Result<T> {
-    let _permit = HASHING.acquire().await?;
-    Ok(tokio::task::spawn_blocking(work).await?)
+    let permit = HASHING.clone().acquire_owned().await?;
+    Ok(tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let running = RUNNING.fetch_add(1, Ordering::Relaxed) + 1;
+        PEAK.fetch_max(running, Ordering::Relaxed);
+        let result = work();
+        RUNNING.fetch_sub(1, Ordering::Relaxed);
+        result
+    })
+    .await?)
 }
 
 /// Registers a user. The unique index decides a race between two sign-ups with one e-mail.
@@ -68,8 +98,38 @@ pub async fn sign_up(pool: &PgPool, email: Email, password: Password) -> Result<
 }
 
 /// Checks credentials. An unknown e-mail costs the same hashing work as a wrong password.
+/// With `failed_signins`, each attempt counts against the e-mail's budget first (so parallel
+/// guesses cannot overtake the count) and is given back if it succeeds; over budget, the
+/// password is not even looked at.
 #[tracing::instrument(skip_all)]
-pub async fn sign_in(pool: &PgPool, email: Email, password: String) -> Result<User, SignInError> {
+pub async fn sign_in(
+    pool: &PgPool,
+    failed_signins: Option<&SharedLimit>,
+    email: Email,
+    password: String,
+) -> Result<User, SignInError> {
+    let attempt =
+        match failed_signins {
+            Some(limit) => Some(limit.attempt(email.as_str()).await.map_err(
+                |retry_after_secs| {
+                    tracing::warn!("too many failed sign-ins for one e-mail");
+                    SignInError::TooManyFailures { retry_after_secs }
+                },
+            )?),
+            None => None,
+        };
+    let user = check_credentials(pool, email, password).await?;
+    if let (Some(limit), Some(attempt)) = (failed_signins, attempt) {
+        limit.give_back(attempt).await;
+    }
+    Ok(user)
+}
+
+async fn check_credentials(
+    pool: &PgPool,
+    email: Email,
+    password: String,
+) -> Result<User, SignInError> {
     let mut conn = pool.acquire().await.map_err(anyhow::Error::from)?;
     let found = users::find_by_email(&mut conn, email.as_str())
         .await

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::middleware;
 use sqlx::PgPool;
 use ticketing_common::{
-    ratelimit::{self, RateLimiter},
+    ratelimit::{self, RateLimiter, SharedLimit},
     session::SessionKeys,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -17,6 +17,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub struct AppState {
     pub pool: PgPool,
     pub keys: Arc<SessionKeys>,
+    /// Failed sign-ins per account; `None`: unlimited.
+    pub failed_signins: Option<SharedLimit>,
 }
 
 /// The routes, with sign-in and sign-up behind the per-address rate limit.

@@ -2,7 +2,7 @@
 
 use axum::{
     extract::State,
-    http::{StatusCode, header::SET_COOKIE},
+    http::{HeaderMap, StatusCode, header::SET_COOKIE},
     response::IntoResponse,
 };
 use serde::{Deserialize, Serialize};
@@ -21,14 +21,23 @@ use crate::{
     flows::{self, SignInError, SignUpError, User},
 };
 
-/// E-mail and password, for sign-up and sign-in.
-#[derive(Debug, Deserialize, ToSchema)]
+/// E-mail and password, for sign-up and sign-in. Its `Debug` never shows the password.
+#[derive(Deserialize, ToSchema)]
 pub struct Credentials {
     #[schema(example = "ann@example.com")]
     pub email: Option<String>,
     /// 4–20 characters.
     #[schema(example = "s3cret")]
     pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("email", &self.email)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 /// A user.
@@ -108,7 +117,7 @@ pub async fn signup(
     responses(
         (status = 200, description = "Signed in; the session cookie is set", body = UserBody),
         (status = 400, description = "Invalid input, or unknown e-mail or wrong password (one message for both)", body = ErrorBody),
-        (status = 429, description = "Too many attempts", body = ErrorBody),
+        (status = 429, description = "Too many attempts from this address, or too many failed sign-ins for this e-mail in the last minute; see Retry-After", body = ErrorBody),
     ))]
 pub async fn signin(
     State(state): State<AppState>,
@@ -126,19 +135,28 @@ pub async fn signin(
     let (Some(email), Some(password)) = (email, password) else {
         return Err(ApiError::Validation(errors));
     };
-    let user = flows::sign_in(&state.pool, email, password)
+    let user = flows::sign_in(&state.pool, state.failed_signins.as_ref(), email, password)
         .await
         .map_err(|e| match e {
             SignInError::InvalidCredentials => ApiError::BadRequest("Invalid credentials".into()),
+            SignInError::TooManyFailures { retry_after_secs } => {
+                ApiError::TooManyRequests { retry_after_secs }
+            }
             SignInError::Unexpected(e) => ApiError::Unexpected(e),
         })?;
     signed_in(&state, StatusCode::OK, user)
 }
 
-/// Ends the session, if any.
+/// Ends the session, if any: the cookie is expired and the session revoked on the server,
+/// so a copy of the cookie is refused by every service from now on (the user's other
+/// sessions stay).
 #[utoipa::path(post, path = "/api/users/signout", tag = "users",
-    responses((status = 200, description = "Signed out; the session cookie is expired")))]
-pub async fn signout(State(state): State<AppState>) -> impl IntoResponse {
+    responses((status = 200, description = "Signed out; the session cookie is expired and the session revoked")))]
+pub async fn signout(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
+    if let Some(session) = state.keys.session(&headers).await {
+        state.keys.revoke(&session).await;
+        tracing::info!(user_id = %session.user.id, "signed out; session revoked");
+    }
     ([(SET_COOKIE, state.keys.clear_cookie())], Json(json!({})))
 }
 

@@ -10,6 +10,7 @@ use std::{
     time::Duration,
 };
 
+use ipnet::IpNet;
 use reqwest::{
     StatusCode,
     header::{CONTENT_TYPE, COOKIE, SET_COOKIE},
@@ -17,12 +18,14 @@ use reqwest::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use ticketing_auth::store::users::UserRow;
+use ticketing_auth::{Limits, store::users::UserRow};
 pub use ticketing_common::testing::api::Reply;
 use ticketing_common::{
-    ratelimit::RateLimiter,
-    session::{COOKIE_NAME, SessionKeys},
-    testing::{self, TestDb, TestServer},
+    forwarded::Proxies,
+    ratelimit::{RateLimiter, SharedLimit},
+    session::{COOKIE_NAME, Revocations, SessionKeys},
+    settings::Namespace,
+    testing::{self, RedisKeys, TestDb, TestServer},
 };
 use uuid::Uuid;
 
@@ -42,8 +45,13 @@ pub const SESSION_SECONDS: i64 = 24 * 60 * 60;
 pub struct TestApp {
     pub server: TestServer,
     /// Creates the database and drops it with the app; its own pool stays idle (see
-    /// [`spawn_app_with`]).
+    /// [`spawn`]).
     _db: TestDb,
+    /// Removes the app's Redis keys (revoked sessions, sign-in counts) with it.
+    _redis_keys: RedisKeys,
+    /// The namespace of its Redis keys.
+    pub namespace: Namespace,
+    pub redis_url: String,
     /// The app's pool on that database, also used by tests to look at rows.
     pub pool: PgPool,
     /// The keys the app signs and verifies sessions with.
@@ -52,22 +60,58 @@ pub struct TestApp {
     pub client: reqwest::Client,
 }
 
+/// How to build a test app.
+pub struct Options {
+    /// Sign-in and sign-up attempts per client address per minute; 0: no limits at all.
+    pub per_minute: u32,
+    pub keys: SessionKeys,
+    /// `TRUSTED_PROXIES`.
+    pub trusted_proxies: Vec<IpNet>,
+    /// The queue Redis (revoked sessions, failed sign-ins per account).
+    pub redis_url: String,
+    /// Whose revoked sessions and sign-in counts it shares: another app's namespace makes it
+    /// a second replica of that app as far as Redis goes (its database is its own).
+    pub redis_namespace: Option<Namespace>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            per_minute: 0,
+            keys: SessionKeys::new(TEST_KEY, false).expect("test key"),
+            trusted_proxies: Vec::new(),
+            redis_url: testing::redis_url(),
+            redis_namespace: None,
+        }
+    }
+}
+
 /// The app with test keys (`Secure` off) and no rate limit.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(0, testing::session_keys()).await
+    spawn(Options::default()).await
 }
 
 /// The app allowing `per_minute` sign-in and sign-up attempts per client address.
 pub async fn spawn_app_with_rate_limit(per_minute: u32) -> TestApp {
-    spawn_app_with(per_minute, testing::session_keys()).await
+    spawn(Options {
+        per_minute,
+        ..Options::default()
+    })
+    .await
 }
 
 /// The app with given session keys and no rate limit.
 pub async fn spawn_app_with_keys(keys: SessionKeys) -> TestApp {
-    spawn_app_with(0, Arc::new(keys)).await
+    spawn(Options {
+        keys,
+        ..Options::default()
+    })
+    .await
 }
 
-async fn spawn_app_with(per_minute: u32, keys: Arc<SessionKeys>) -> TestApp {
+/// The app as `options` say, with revoked sessions and failed sign-ins kept in Redis under
+/// the test's own namespace.
+pub async fn spawn(options: Options) -> TestApp {
     let namespace = testing::unique_namespace();
     let db = TestDb::create(&namespace, ticketing_auth::NAME).await;
     // The app's own pool, sized for the test; `TestDb`'s pool is for looking at rows.
@@ -76,15 +120,38 @@ async fn spawn_app_with(per_minute: u32, keys: Arc<SessionKeys>) -> TestApp {
         .run(&pool)
         .await
         .expect("migrate the auth database");
-    let component = ticketing_auth::component(
-        pool.clone(),
-        keys.clone(),
-        RateLimiter::new(per_minute, vec![]),
-    );
+    let namespace = options.redis_namespace.unwrap_or(namespace);
+    let redis_keys = RedisKeys::of(&options.redis_url, &namespace);
+    let revocations = Revocations::connect(&options.redis_url, &namespace)
+        .await
+        .expect("the queue Redis");
+    let keys = Arc::new(options.keys.with_revocations(Arc::new(revocations)));
+    let failed_signins = if options.per_minute == 0 {
+        None
+    } else {
+        let redis = ticketing_common::redis::connect(&options.redis_url)
+            .await
+            .expect("the queue Redis");
+        Some(SharedLimit::new(
+            redis,
+            &namespace,
+            "failed-signin",
+            ticketing_auth::FAILED_SIGNINS_PER_ACCOUNT,
+            Duration::from_secs(60),
+        ))
+    };
+    let limits = Limits {
+        per_address: RateLimiter::new(options.per_minute, Proxies::new(options.trusted_proxies)),
+        failed_signins,
+    };
+    let component = ticketing_auth::component(pool.clone(), keys.clone(), limits);
     let server = TestServer::start(vec![component], keys.clone()).await;
     TestApp {
         server,
         _db: db,
+        _redis_keys: redis_keys,
+        namespace,
+        redis_url: options.redis_url,
         pool,
         keys,
         client: client(),
@@ -217,6 +284,41 @@ impl SetCookie {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         self.server.url(path)
+    }
+
+    async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.redis_url.as_str())
+            .expect("redis URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis")
+    }
+
+    /// The revoked-session keys in Redis.
+    pub async fn revoked_keys(&self) -> Vec<String> {
+        redis::cmd("KEYS")
+            .arg(format!("{}:session:revoked:*", self.namespace))
+            .query_async(&mut self.redis().await)
+            .await
+            .expect("KEYS")
+    }
+
+    /// A key's remaining lifetime in seconds (-1: none, -2: no key).
+    pub async fn ttl(&self, key: &str) -> i64 {
+        redis::cmd("TTL")
+            .arg(key)
+            .query_async(&mut self.redis().await)
+            .await
+            .expect("TTL")
+    }
+
+    /// Every Redis key of the app's namespace.
+    pub async fn redis_keys(&self) -> Vec<String> {
+        redis::cmd("KEYS")
+            .arg(format!("{}:*", self.namespace))
+            .query_async(&mut self.redis().await)
+            .await
+            .expect("KEYS")
     }
 
     pub async fn get(&self, client: &reqwest::Client, path: &str) -> Reply {

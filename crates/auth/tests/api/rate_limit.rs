@@ -1,11 +1,16 @@
-//! The per-address limit on sign-in and sign-up attempts.
+//! The per-address limit on sign-in and sign-up attempts, and the per-account limit on failed
+//! sign-ins (counted in Redis, whatever the address). Password hashing stays bounded.
 
-use std::net::Ipv4Addr;
+use std::{net::Ipv4Addr, time::Duration};
 
 use reqwest::{StatusCode, header::RETRY_AFTER};
+use serde_json::json;
+use ticketing_common::settings::parse_proxy_range;
 
 use crate::helpers::AuthReply as _;
-use crate::helpers::{Reply, client_from, spawn_app, spawn_app_with_rate_limit};
+use crate::helpers::{
+    Options, Reply, TestApp, client, client_from, spawn, spawn_app, spawn_app_with_rate_limit,
+};
 
 fn assert_too_many(reply: &Reply) {
     reply.assert_status(StatusCode::TOO_MANY_REQUESTS);
@@ -115,4 +120,165 @@ async fn a_limit_of_zero_lets_every_attempt_through() {
     }
     app.signed_up(&app.client, "ann@example.com", "s3cret")
         .await;
+}
+
+/// A sign-in from `client_address`, as a trusted proxy forwards it.
+async fn signin_via_proxy(
+    app: &TestApp,
+    client_address: &str,
+    email: &str,
+    password: &str,
+) -> Reply {
+    Reply::read(
+        app.client
+            .post(app.url("/api/users/signin"))
+            .header("x-forwarded-for", client_address)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .expect("POST"),
+    )
+    .await
+}
+
+/// Auth behind a trusted proxy (127.0.0.0/8, where the tests connect from), with the
+/// default per-address budget.
+async fn behind_a_proxy() -> TestApp {
+    spawn(Options {
+        per_minute: 30,
+        trusted_proxies: vec![parse_proxy_range("127.0.0.0/8").unwrap()],
+        ..Options::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn thirty_wrong_passwords_from_thirty_addresses_get_429_after_the_tenth_for_an_account() {
+    let app = behind_a_proxy().await;
+    app.signed_up(&app.client, "ann@example.com", "s3cret")
+        .await;
+
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let reply =
+            signin_via_proxy(&app, &format!("203.0.113.{i}"), "Ann@Example.com", "guess").await;
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            assert_too_many(&reply);
+        }
+        statuses.push(reply.status.as_u16());
+    }
+
+    assert_eq!(statuses[..10], [400; 10], "{statuses:?}");
+    assert_eq!(statuses[10..], [429; 20], "{statuses:?}");
+    // Locked for the rest of the minute, even with the right password and a fresh address;
+    // other accounts are not.
+    let right = signin_via_proxy(&app, "198.51.100.1", "ann@example.com", "s3cret").await;
+    assert_too_many(&right);
+    app.signed_up(&app.client, "bob@example.com", "s3cret")
+        .await;
+    signin_via_proxy(&app, "198.51.100.2", "bob@example.com", "s3cret")
+        .await
+        .assert_status(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_email_without_an_account_is_limited_the_same_so_the_answer_reveals_nothing() {
+    let app = behind_a_proxy().await;
+
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let reply = signin_via_proxy(
+            &app,
+            &format!("203.0.113.{i}"),
+            "nobody@example.com",
+            "guess",
+        )
+        .await;
+        statuses.push(reply.status.as_u16());
+    }
+
+    assert_eq!(statuses[..10], [400; 10], "{statuses:?}");
+    assert_eq!(statuses[10..], [429; 20], "{statuses:?}");
+    // Hashed e-mails only: no address in Redis.
+    let keys = app.redis_keys().await;
+    assert!(
+        !keys.is_empty() && keys.iter().all(|k| !k.contains("nobody")),
+        "{keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn parallel_guesses_cannot_overtake_the_per_account_count() {
+    let app = behind_a_proxy().await;
+    app.signed_up(&app.client, "ann@example.com", "s3cret")
+        .await;
+
+    let replies =
+        futures::future::join_all((0..30).map(|i| {
+            let app = &app;
+            async move {
+                signin_via_proxy(app, &format!("203.0.113.{i}"), "ann@example.com", "guess").await
+            }
+        }))
+        .await;
+
+    let wrong = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::BAD_REQUEST)
+        .count();
+    let limited = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((wrong, limited), (10, 20));
+}
+
+#[tokio::test]
+async fn successful_sign_ins_do_not_use_up_the_accounts_budget() {
+    let app = behind_a_proxy().await;
+    app.signed_up(&app.client, "ann@example.com", "s3cret")
+        .await;
+
+    for i in 0..15 {
+        signin_via_proxy(&app, &format!("203.0.113.{i}"), "ann@example.com", "s3cret")
+            .await
+            .assert_status(StatusCode::OK);
+    }
+    for i in 0..9 {
+        signin_via_proxy(&app, &format!("198.51.100.{i}"), "ann@example.com", "wrong")
+            .await
+            .assert_status(StatusCode::BAD_REQUEST);
+    }
+    signin_via_proxy(&app, "192.0.2.1", "ann@example.com", "s3cret")
+        .await
+        .assert_status(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_mid_hash_cannot_start_more_hashes_than_cores() {
+    let app = spawn_app().await;
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+
+    // Sign-ups whose clients give up a moment after sending: each request's future is
+    // dropped while its hash may still be running.
+    for _ in 0..4 {
+        let impatient = futures::future::join_all((0..8).map(|i| {
+            let app = &app;
+            async move {
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(3),
+                    app.post_signup(&client(), &format!("u{i}@example.com"), "s3cret"),
+                )
+                .await;
+            }
+        }));
+        impatient.await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let peak = ticketing_auth::flows::peak_hashes();
+    assert!(
+        peak <= cores,
+        "{peak} password hashes ran at once on {cores} cores"
+    );
 }

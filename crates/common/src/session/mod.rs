@@ -1,8 +1,13 @@
-//! The session: a cookie holding a signed, expiring JWT (`{id, email, iat, exp}`, HS256).
+//! The session: a cookie holding a signed, expiring JWT (`{id, email, iat, exp}` plus the
+//! session's own id, `sid`; HS256).
 //!
 //! Auth issues it; every service verifies it locally with the shared key, so auth is never on
-//! the hot path. An altered, expired or foreign-key token counts as no session. The keys reach
-//! the extractors through a request extension that [`crate::http`] installs.
+//! the hot path. An altered, expired, foreign-key or revoked token counts as no session, and
+//! so does a request carrying several `session` cookies that do not all name one valid
+//! session. Sign-out revokes the one session ([`revocations`]); the user's others stay. The
+//! keys reach the extractors through a request extension that [`crate::http`] installs.
+
+pub mod revocations;
 
 use std::sync::Arc;
 
@@ -18,6 +23,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+pub use self::revocations::Revocations;
 use crate::error::ApiError;
 
 /// The name of the session cookie.
@@ -26,7 +32,7 @@ pub const COOKIE_NAME: &str = "session";
 /// The minimum key length, in bytes, for HS256.
 pub const MIN_KEY_BYTES: usize = 32;
 
-/// The signed-in user, as carried by the session token.
+/// The signed-in user, as `currentUser` shows it: exactly `{id, email, iat, exp}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SessionUser {
     pub id: Uuid,
@@ -37,13 +43,47 @@ pub struct SessionUser {
     pub exp: i64,
 }
 
-/// Signs and verifies session tokens and writes the cookie.
+/// What the token carries: the user and the session's id, which sign-out revokes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Claims {
+    id: Uuid,
+    email: String,
+    iat: i64,
+    exp: i64,
+    sid: Uuid,
+}
+
+/// One verified, unrevoked session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user: SessionUser,
+    /// The session's own id: one per sign-in.
+    pub id: Uuid,
+}
+
+impl From<Claims> for Session {
+    fn from(claims: Claims) -> Self {
+        Session {
+            id: claims.sid,
+            user: SessionUser {
+                id: claims.id,
+                email: claims.email,
+                iat: claims.iat,
+                exp: claims.exp,
+            },
+        }
+    }
+}
+
+/// Signs and verifies session tokens, writes the cookie, and (with [`Revocations`]) refuses
+/// and records revoked sessions.
 pub struct SessionKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
     lifetime: time::Duration,
     secure: bool,
+    revocations: Option<Arc<Revocations>>,
 }
 
 impl std::fmt::Debug for SessionKeys {
@@ -75,6 +115,7 @@ impl SessionKeys {
             validation,
             lifetime: time::Duration::days(1),
             secure,
+            revocations: None,
         })
     }
 
@@ -85,20 +126,34 @@ impl SessionKeys {
         SessionKeys::new(&secret, secure).expect("64 random bytes are a valid key")
     }
 
-    /// Changes how long new sessions last (tests use a short one to see expiry).
+    /// Changes how long new sessions last (`SESSION_TTL_SECONDS`; tests use a short one to
+    /// see expiry).
     pub fn with_lifetime(mut self, lifetime: time::Duration) -> Self {
         self.lifetime = lifetime;
         self
     }
 
-    /// Signs a token for a user.
+    /// Checks every session against the revoked-session store, and lets sign-out revoke.
+    /// Without one, nothing is ever revoked (unit tests of services that never sign out).
+    pub fn with_revocations(mut self, revocations: Arc<Revocations>) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
+    /// The revoked-session store, if any.
+    pub fn revocations(&self) -> Option<&Arc<Revocations>> {
+        self.revocations.as_ref()
+    }
+
+    /// Signs a token for a user: a new session.
     pub fn issue(&self, id: Uuid, email: &str) -> anyhow::Result<String> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let claims = SessionUser {
+        let claims = Claims {
             id,
             email: email.to_owned(),
             iat: now,
             exp: now + self.lifetime.whole_seconds(),
+            sid: Uuid::new_v4(),
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -107,11 +162,16 @@ impl SessionKeys {
         )?)
     }
 
-    /// The user a token names, if it is ours, unaltered and unexpired.
-    pub fn verify(&self, token: &str) -> Option<SessionUser> {
-        jsonwebtoken::decode::<SessionUser>(token, &self.decoding, &self.validation)
+    fn decode(&self, token: &str) -> Option<Session> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .ok()
-            .map(|data| data.claims)
+            .map(|data| data.claims.into())
+    }
+
+    /// The user a token names, if it is ours, unaltered and unexpired (revocation is not
+    /// looked at: see [`SessionKeys::session`]).
+    pub fn verify(&self, token: &str) -> Option<SessionUser> {
+        self.decode(token).map(|session| session.user)
     }
 
     /// The `Set-Cookie` value that starts a session.
@@ -143,16 +203,46 @@ impl SessionKeys {
             .secure(self.secure)
     }
 
-    /// The session named by a request's cookies, if any is valid.
-    pub fn from_headers(&self, headers: &HeaderMap) -> Option<SessionUser> {
-        headers
+    /// The session a request's cookies name: every `session` cookie must verify and name
+    /// the same session (one that fails is never skipped in favour of another), and that
+    /// session must not be revoked.
+    pub async fn session(&self, headers: &HeaderMap) -> Option<Session> {
+        let session = self.sole_session(headers)?;
+        if let Some(revocations) = &self.revocations
+            && revocations.is_revoked(session.id, session.user.exp).await
+        {
+            return None;
+        }
+        Some(session)
+    }
+
+    /// The one session all the `session` cookies agree on, signatures and expiry checked.
+    fn sole_session(&self, headers: &HeaderMap) -> Option<Session> {
+        let mut found: Option<Session> = None;
+        let cookies = headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|value| value.to_str().ok())
             .flat_map(Cookie::split_parse)
             .filter_map(Result::ok)
-            .filter(|cookie| cookie.name() == COOKIE_NAME)
-            .find_map(|cookie| self.verify(cookie.value()))
+            .filter(|cookie| cookie.name() == COOKIE_NAME);
+        for cookie in cookies {
+            let session = self.decode(cookie.value())?;
+            match &found {
+                Some(first) if first.id != session.id => return None,
+                Some(_) => {}
+                None => found = Some(session),
+            }
+        }
+        found
+    }
+
+    /// Ends a session on the server: every service refuses its token from now on. A no-op
+    /// without a revoked-session store.
+    pub async fn revoke(&self, session: &Session) {
+        if let Some(revocations) = &self.revocations {
+            revocations.revoke(session.id, session.user.exp).await;
+        }
     }
 }
 
@@ -172,7 +262,8 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(CurrentUser(keys(parts)?.from_headers(&parts.headers)))
+        let session = keys(parts)?.session(&parts.headers).await;
+        Ok(CurrentUser(session.map(|session| session.user)))
     }
 }
 
@@ -185,8 +276,9 @@ impl<S: Send + Sync> FromRequestParts<S> for RequireAuth {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         keys(parts)?
-            .from_headers(&parts.headers)
-            .map(RequireAuth)
+            .session(&parts.headers)
+            .await
+            .map(|session| RequireAuth(session.user))
             .ok_or(ApiError::Unauthorized)
     }
 }
@@ -232,11 +324,12 @@ mod tests {
         assert!(keys.verify(&token).is_none());
 
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let claims = SessionUser {
+        let claims = Claims {
             id: Uuid::now_v7(),
             email: "a@b.c".into(),
             iat: now,
             exp: now + 60,
+            sid: Uuid::new_v4(),
         };
         let hs512 = jsonwebtoken::encode(
             &Header::new(Algorithm::HS512),
@@ -245,6 +338,66 @@ mod tests {
         )
         .unwrap();
         assert!(keys.verify(&hs512).is_none());
+    }
+
+    #[test]
+    fn a_token_without_a_session_id_is_refused() {
+        let keys = SessionKeys::new(KEY, true).unwrap();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let old_shape = SessionUser {
+            id: Uuid::now_v7(),
+            email: "a@b.c".into(),
+            iat: now,
+            exp: now + 60,
+        };
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &old_shape,
+            &EncodingKey::from_secret(KEY),
+        )
+        .unwrap();
+        assert!(keys.verify(&token).is_none());
+    }
+
+    fn cookie_headers(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(header::COOKIE, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    #[tokio::test]
+    async fn several_session_cookies_count_only_when_all_name_one_valid_session() {
+        let keys = SessionKeys::new(KEY, true).unwrap();
+        let user = Uuid::now_v7();
+        let good = keys.issue(user, "a@b.c").unwrap();
+        let other = keys.issue(user, "a@b.c").unwrap();
+        let foreign = SessionKeys::new(b"another key that is long enough!!", true)
+            .unwrap()
+            .issue(user, "a@b.c")
+            .unwrap();
+
+        let one = cookie_headers(&[&format!("theme=dark; session={good}")]);
+        assert_eq!(keys.session(&one).await.unwrap().user.id, user);
+        let twice = cookie_headers(&[&format!("session={good}"), &format!("session={good}")]);
+        assert!(
+            keys.session(&twice).await.is_some(),
+            "the same session twice"
+        );
+
+        for cookies in [
+            vec![format!("session={foreign}; session={good}")],
+            vec![format!("session={good}"), format!("session={foreign}")],
+            vec![format!("session=; session={good}")],
+            vec![format!("session={good}; session={other}")],
+        ] {
+            let refs: Vec<&str> = cookies.iter().map(String::as_str).collect();
+            assert!(
+                keys.session(&cookie_headers(&refs)).await.is_none(),
+                "{cookies:?} was believed"
+            );
+        }
     }
 
     #[test]
