@@ -2,12 +2,21 @@
 //! request's `x-request-id`, and every refusal comes back as the contract's error list, so a
 //! page can put each message next to its field.
 
-use std::time::Duration;
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::{
+    extract::{ConnectInfo, FromRequestParts},
+    http::{HeaderMap, StatusCode, header, request::Parts},
+};
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::Value;
-use ticketing_common::telemetry;
+use ticketing_common::{
+    forwarded::{FORWARDED_FOR, FORWARDING_TOKEN_HEADER, ForwardingToken, Proxies},
+    telemetry,
+};
 use uuid::Uuid;
 
 /// One entry of the contract's error body.
@@ -76,17 +85,74 @@ pub struct Answer<T> {
     pub set_cookies: Vec<header::HeaderValue>,
 }
 
-/// What the pages know of the visitor's request: the cookie to forward.
+/// How the web component learns who its visitors are, and how it vouches for them to the
+/// API.
+#[derive(Debug, Clone, Default)]
+pub struct Forwarding {
+    /// Proxies in front of the web component whose `X-Forwarded-For` / `X-Forwarded-Proto`
+    /// are believed (`TRUSTED_PROXIES`).
+    pub proxies: Proxies,
+    /// Under `ticketing up`: the token that makes the process's own API believe the visitor
+    /// address the pages forward.
+    pub token: Option<ForwardingToken>,
+    /// Whether the site is served over HTTPS (the session cookie is `Secure`); the scheme a
+    /// form post's `Origin` must have when no trusted proxy says otherwise.
+    pub https: bool,
+}
+
+impl Forwarding {
+    /// The scheme the visitor used: a trusted proxy's `X-Forwarded-Proto`, otherwise
+    /// `https` when the site is served over HTTPS, else `http`.
+    pub fn scheme(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> &'static str {
+        let forwarded = peer
+            .filter(|peer| self.proxies.is_trusted(peer))
+            .and_then(|_| headers.get("x-forwarded-proto"))
+            .and_then(|value| value.to_str().ok())
+            .map(|value| {
+                value
+                    .split(',')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        match forwarded.as_deref() {
+            Some("https") => "https",
+            Some("http") => "http",
+            _ if self.https => "https",
+            _ => "http",
+        }
+    }
+}
+
+/// What the pages know of the visitor's request: the cookie to forward, and the visitor's
+/// address (the peer, or what a trusted proxy in front says), which every API call carries
+/// in `X-Forwarded-For` so the API's limits count visitors, not this component.
 #[derive(Debug, Clone, Default)]
 pub struct Visitor {
     cookie: Option<header::HeaderValue>,
+    address: Option<IpAddr>,
+    token: Option<ForwardingToken>,
 }
 
-impl Visitor {
-    pub fn from_headers(headers: &HeaderMap) -> Self {
-        Visitor {
-            cookie: headers.get(header::COOKIE).cloned(),
-        }
+impl<S: Send + Sync> FromRequestParts<S> for Visitor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let forwarding = parts
+            .extensions
+            .get::<Forwarding>()
+            .cloned()
+            .unwrap_or_default();
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| forwarding.proxies.client_address(peer.ip(), &parts.headers));
+        Ok(Visitor {
+            cookie: parts.headers.get(header::COOKIE).cloned(),
+            address,
+            token: forwarding.token,
+        })
     }
 }
 
@@ -155,6 +221,12 @@ impl Api {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(cookie) = &visitor.cookie {
             request = request.header(header::COOKIE, cookie.as_bytes());
+        }
+        if let Some(address) = visitor.address {
+            request = request.header(FORWARDED_FOR, address.to_string());
+        }
+        if let Some(token) = &visitor.token {
+            request = request.header(FORWARDING_TOKEN_HEADER, token.as_str());
         }
         if let Some(id) = telemetry::current_request_id() {
             request = request.header(telemetry::REQUEST_ID_HEADER, id);

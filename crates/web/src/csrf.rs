@@ -3,25 +3,41 @@
 //! The session cookie is `SameSite=Lax`, which already keeps it off most cross-site posts;
 //! this checks the browser's own word on where a form came from as well. A state-changing
 //! request (anything but GET, HEAD and OPTIONS) must carry an `Origin`, or failing that a
-//! `Referer`, whose host and port are the request's `Host`; otherwise it gets a plain page
-//! and nothing happens. Only the web pages are wrapped: the JSON API is not a form target.
+//! `Referer`, whose scheme, host and port are the request's own (the scheme as
+//! [`Forwarding::scheme`] tells it, the host from `Host`); otherwise it gets a plain page and
+//! nothing happens. An `http://` page of the same host cannot post to the `https://` site.
+//! Only the web pages are wrapped: the JSON API is not a form target.
+
+use std::net::SocketAddr;
 
 use axum::{
-    extract::Request,
+    extract::{ConnectInfo, Request},
     http::{Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 
-use crate::pages::message_page;
+use crate::{api::Forwarding, pages::message_page};
 
 /// Refuses a state-changing request that did not come from one of our own pages.
 pub async fn check_origin(request: Request, next: Next) -> Response {
     if matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
-    ) || same_origin(request.headers())
-    {
+    ) {
+        return next.run(request).await;
+    }
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip());
+    let scheme = request
+        .extensions()
+        .get::<Forwarding>()
+        .cloned()
+        .unwrap_or_default()
+        .scheme(peer, request.headers());
+    if same_origin(request.headers(), scheme) {
         return next.run(request).await;
     }
     tracing::warn!("form post refused: Origin/Referer does not match Host");
@@ -33,8 +49,9 @@ pub async fn check_origin(request: Request, next: Next) -> Response {
     .into_response()
 }
 
-/// Whether `Origin` (or `Referer` without one) names the host the request was sent to.
-pub fn same_origin(headers: &axum::http::HeaderMap) -> bool {
+/// Whether `Origin` (or `Referer` without one) names the scheme (`http` or `https`) and host
+/// the request was sent to.
+pub fn same_origin(headers: &axum::http::HeaderMap, scheme: &str) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return false;
     };
@@ -43,18 +60,23 @@ pub fn same_origin(headers: &axum::http::HeaderMap) -> bool {
         .or_else(|| headers.get(header::REFERER))
         .and_then(|h| h.to_str().ok());
     source
-        .and_then(authority)
-        .is_some_and(|a| a.eq_ignore_ascii_case(host))
+        .and_then(origin)
+        .is_some_and(|(their_scheme, authority)| {
+            their_scheme == scheme && authority.eq_ignore_ascii_case(host)
+        })
 }
 
-/// `host[:port]` of an absolute http(s) URL; `None` for anything else (`null`, relative).
-fn authority(url: &str) -> Option<&str> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))?;
+/// The scheme and `host[:port]` of an absolute http(s) URL; `None` for anything else
+/// (`null`, relative).
+fn origin(url: &str) -> Option<(&'static str, &str)> {
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
+        ("http", rest)
+    } else {
+        ("https", url.strip_prefix("https://")?)
+    };
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..end];
-    (!authority.is_empty() && !authority.contains('@')).then_some(authority)
+    (!authority.is_empty() && !authority.contains('@')).then_some((scheme, authority))
 }
 
 #[cfg(test)]
@@ -77,12 +99,48 @@ mod tests {
             (header::HOST, "127.0.0.1:8080"),
             (header::ORIGIN, "http://127.0.0.1:8080"),
         ]);
-        assert!(same_origin(&h));
+        assert!(same_origin(&h, "http"));
         let h = headers(&[
             (header::HOST, "shop.example"),
             (header::REFERER, "https://shop.example/tickets/1?x=1"),
         ]);
-        assert!(same_origin(&h));
+        assert!(same_origin(&h, "https"));
+    }
+
+    #[test]
+    fn a_post_from_the_same_host_over_another_scheme_is_refused() {
+        let h = headers(&[
+            (header::HOST, "shop.example"),
+            (header::ORIGIN, "http://shop.example"),
+        ]);
+        assert!(!same_origin(&h, "https"));
+        let h = headers(&[
+            (header::HOST, "shop.example"),
+            (header::REFERER, "https://shop.example/sell"),
+        ]);
+        assert!(!same_origin(&h, "http"));
+    }
+
+    #[test]
+    fn the_scheme_comes_from_a_trusted_proxy_or_from_how_the_site_is_served() {
+        let proxy: std::net::IpAddr = "10.0.0.9".parse().unwrap();
+        let stranger: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        let forwarding = Forwarding {
+            proxies: ticketing_common::forwarded::Proxies::new(vec!["10.0.0.0/8".parse().unwrap()]),
+            token: None,
+            https: false,
+        };
+        let h = headers(&[(
+            header::HeaderName::from_static("x-forwarded-proto"),
+            "https",
+        )]);
+        assert_eq!(forwarding.scheme(Some(proxy), &h), "https");
+        assert_eq!(forwarding.scheme(Some(stranger), &h), "http");
+        let secure = Forwarding {
+            https: true,
+            ..forwarding
+        };
+        assert_eq!(secure.scheme(Some(stranger), &HeaderMap::new()), "https");
     }
 
     #[test]
@@ -91,19 +149,22 @@ mod tests {
             (header::HOST, "127.0.0.1:8080"),
             (header::ORIGIN, "http://evil.example"),
         ]);
-        assert!(!same_origin(&h));
+        assert!(!same_origin(&h, "http"));
         let h = headers(&[
             (header::HOST, "127.0.0.1:8080"),
             (header::ORIGIN, "http://127.0.0.1:9999"),
         ]);
-        assert!(!same_origin(&h));
+        assert!(!same_origin(&h, "http"));
         let h = headers(&[(header::HOST, "127.0.0.1:8080"), (header::ORIGIN, "null")]);
-        assert!(!same_origin(&h));
+        assert!(!same_origin(&h, "http"));
         let h = headers(&[
             (header::HOST, "a.example"),
             (header::REFERER, "http://a.example@evil.example/"),
         ]);
-        assert!(!same_origin(&h));
-        assert!(!same_origin(&headers(&[(header::HOST, "127.0.0.1:8080")])));
+        assert!(!same_origin(&h, "http"));
+        assert!(!same_origin(
+            &headers(&[(header::HOST, "127.0.0.1:8080")]),
+            "http"
+        ));
     }
 }

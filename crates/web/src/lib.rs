@@ -3,17 +3,21 @@
 //!
 //! The component owns no data and runs no tasks. [`pages`] holds one module per resource;
 //! [`api`] is the only place that speaks HTTP to the API; [`csrf`] guards every form post;
-//! [`assets`] serves the style sheet, so the binary needs no CDN.
+//! [`headers`] adds the security headers; [`assets`] serves the style sheet and scripts, so
+//! the binary needs no CDN.
 
 pub mod api;
 pub mod assets;
 pub mod csrf;
+pub mod headers;
 pub mod pages;
 
 use std::sync::Arc;
 
 use axum::{Extension, Router, middleware};
 use ticketing_common::Component;
+
+pub use crate::api::Forwarding;
 use utoipa_axum::router::OpenApiRouter;
 
 /// The component's name.
@@ -29,14 +33,21 @@ pub struct WebSettings {
     /// Stripe's publishable key, set when payments use Stripe; the pages then load Stripe.js
     /// and its card element instead of offering the test cards.
     pub stripe_publishable_key: Option<String>,
+    /// Who the visitors are behind trusted proxies, and how the pages vouch for them.
+    pub forwarding: Forwarding,
 }
 
 /// The web pages at `/` (never under `/api`).
 pub fn component(settings: WebSettings) -> Component {
     let api = Arc::new(api::Api::new(&settings.api_base));
+    let policy = headers::content_security_policy(settings.stripe_publishable_key.is_some());
     let router: Router = pages::router()
         .merge(assets::router())
         .layer(middleware::from_fn(csrf::check_origin))
+        .layer(middleware::from_fn(move |request, next| {
+            headers::secure(policy.clone(), request, next)
+        }))
+        .layer(Extension(settings.forwarding))
         .layer(Extension(pages::CardForm {
             stripe_publishable_key: settings.stripe_publishable_key,
         }))

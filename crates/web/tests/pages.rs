@@ -109,6 +109,20 @@ async fn a_cross_origin_form_post_is_refused_and_changes_nothing() {
         .unwrap();
     assert_eq!(no_origin.status(), StatusCode::FORBIDDEN);
 
+    // The same host over another scheme is another origin: an http page cannot post to an
+    // https site, nor the other way round.
+    let other_scheme = browser
+        .post(stack.url("/tickets/new"))
+        .header(
+            header::ORIGIN,
+            stack.origin().replace("http://", "https://"),
+        )
+        .form(&[("title", "Forged"), ("price", "10")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_scheme.status(), StatusCode::FORBIDDEN);
+
     let forged_signup = client()
         .post(stack.url("/signup"))
         .header(header::REFERER, "https://evil.example/page")
@@ -266,9 +280,13 @@ async fn the_home_page_pages_through_tickets_and_has_an_empty_state() {
     assert!(!second.contains("?before="), "no further page");
 }
 
-/// Lists a ticket as `seller` and buys it as a fresh buyer; returns the buyer and the
-/// order page's HTML.
-async fn an_order_page(stack: &Stack, seller: &str, buyer: &str) -> String {
+/// Lists a ticket as `seller` and buys it as a fresh buyer; returns the buyer, the order
+/// page's path and its HTML.
+async fn an_order_page(
+    stack: &Stack,
+    seller: &str,
+    buyer: &str,
+) -> (reqwest::Client, String, String) {
     let seller = signed_up(stack, seller).await;
     let listed = seller
         .post(stack.url("/api/tickets"))
@@ -294,13 +312,14 @@ async fn an_order_page(stack: &Stack, seller: &str, buyer: &str) -> String {
     assert!(order.starts_with("/orders/"), "{order}");
     let page = buyer.get(stack.url(&order)).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
-    page.text().await.unwrap()
+    let html = page.text().await.unwrap();
+    (buyer, order, html)
 }
 
 #[tokio::test]
 async fn the_order_page_offers_stripes_card_element_or_the_test_cards() {
     let stack = Stack::start_with(Duration::from_secs(900), Some("pk_test_example")).await;
-    let html = an_order_page(
+    let (_, _, html) = an_order_page(
         &stack,
         "stripe-seller@example.com",
         "stripe-buyer@example.com",
@@ -328,9 +347,196 @@ async fn the_order_page_offers_stripes_card_element_or_the_test_cards() {
     drop(stack);
 
     let stack = Stack::start(Duration::from_secs(900)).await;
-    let html = an_order_page(&stack, "dev-seller@example.com", "dev-buyer@example.com").await;
+    let (_, _, html) =
+        an_order_page(&stack, "dev-seller@example.com", "dev-buyer@example.com").await;
     assert!(html.contains("id=\"card-success\""), "{html}");
     assert!(html.contains("id=\"card-declined\""), "{html}");
     assert!(!html.contains("js.stripe.com/v3"), "{html}");
     assert!(!html.contains("card-element"), "{html}");
+}
+
+/// Asserts the security headers of a page: a policy with no inline script and no framing,
+/// `nosniff`, a referrer policy, and no caching.
+fn assert_secure_page(path: &str, headers: &header::HeaderMap) {
+    let policy = headers
+        .get(header::CONTENT_SECURITY_POLICY)
+        .unwrap_or_else(|| panic!("{path} has no Content-Security-Policy"))
+        .to_str()
+        .unwrap();
+    assert!(policy.contains("script-src 'self'"), "{path}: {policy}");
+    assert!(!policy.contains("unsafe-inline"), "{path}: {policy}");
+    assert!(
+        policy.contains("frame-ancestors 'none'"),
+        "{path}: {policy}"
+    );
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{path}");
+    assert_eq!(headers[header::REFERRER_POLICY], "same-origin", "{path}");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store", "{path}");
+}
+
+/// Every `<script>` tag of a page: each must load a file (no inline script).
+fn inline_scripts(html: &str) -> Vec<String> {
+    html.match_indices("<script")
+        .map(|(i, _)| html[i..html[i..].find('>').map_or(html.len(), |e| i + e + 1)].to_owned())
+        .filter(|tag| !tag.contains(" src="))
+        .collect()
+}
+
+#[tokio::test]
+async fn pages_send_security_headers_and_no_inline_script() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let (buyer, order, html) = an_order_page(
+        &stack,
+        "headers-seller@example.com",
+        "headers-buyer@example.com",
+    )
+    .await;
+    assert!(
+        html.contains("<script src=\"/assets/countdown.js\""),
+        "{html}"
+    );
+
+    for path in ["/", "/signin", "/orders", order.as_str(), "/tickets/new"] {
+        let page = buyer.get(stack.url(path)).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK, "{path}");
+        assert_secure_page(path, page.headers());
+        let html = page.text().await.unwrap();
+        assert_eq!(inline_scripts(&html), Vec::<String>::new(), "{path}");
+    }
+    let script = client()
+        .get(stack.url("/assets/countdown.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), StatusCode::OK);
+    assert!(
+        script.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(
+        script.headers()[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .starts_with("public")
+    );
+    drop(stack);
+
+    // With Stripe's card element, Stripe's script and frames are allowed, and only then.
+    let stack = Stack::start_with(Duration::from_secs(900), Some("pk_test_example")).await;
+    let (buyer, order, _) =
+        an_order_page(&stack, "csp-seller@example.com", "csp-buyer@example.com").await;
+    let page = buyer.get(stack.url(&order)).send().await.unwrap();
+    assert_secure_page(&order, page.headers());
+    let policy = page.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(
+        policy.contains("script-src 'self' https://js.stripe.com"),
+        "{policy}"
+    );
+    assert!(
+        policy.contains("frame-src https://js.stripe.com"),
+        "{policy}"
+    );
+}
+
+/// A browser whose connections come from `address` (another loopback address: another
+/// visitor).
+fn visitor_at(address: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(std::net::IpAddr::from(address))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn web_sign_ins_count_against_each_visitors_own_budget() {
+    let stack = Stack::configured(support::Config {
+        window: Duration::from_secs(900),
+        stripe_publishable_key: None,
+        rate_limit_per_minute: 3,
+    })
+    .await;
+    signed_up(&stack, "limited@example.com").await;
+    let guesser = visitor_at([127, 0, 0, 2]);
+    let signin = |browser: &reqwest::Client, password: &'static str| {
+        browser
+            .post(stack.url("/signin"))
+            .header(header::ORIGIN, stack.origin())
+            .form(&[("email", "limited@example.com"), ("password", password)])
+            .send()
+    };
+
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(signin(&guesser, "wrong").await.unwrap().status());
+    }
+    let fourth = signin(&guesser, "secret1").await.unwrap();
+    let other = signin(&visitor_at([127, 0, 0, 3]), "secret1")
+        .await
+        .unwrap();
+
+    assert_eq!(statuses, [StatusCode::BAD_REQUEST; 3]);
+    assert_eq!(fourth.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        other.status(),
+        StatusCode::SEE_OTHER,
+        "another visitor's sign-in through the same web pages is not refused"
+    );
+}
+
+#[tokio::test]
+async fn signing_out_on_the_web_revokes_the_session_a_copied_cookie_carries() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let browser = client();
+    let signup = browser
+        .post(stack.url("/signup"))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[
+            ("email", "copied@example.com"),
+            ("password", "secret1"),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let copy = signup.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let with_copy = |path: &str| {
+        client()
+            .get(stack.url(path))
+            .header(header::COOKIE, copy.clone())
+            .send()
+    };
+    assert_eq!(with_copy("/orders").await.unwrap().status(), StatusCode::OK);
+
+    let signout = browser
+        .post(stack.url("/signout"))
+        .header(header::ORIGIN, stack.origin())
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(signout.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        with_copy("/orders").await.unwrap().status(),
+        StatusCode::SEE_OTHER
+    );
+    let me: serde_json::Value = with_copy("/api/users/currentuser")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me, serde_json::json!({"currentUser": null}));
 }

@@ -5,7 +5,7 @@ use askama_web::WebTemplate;
 use axum::{
     Router,
     extract::{Query, State as Extract},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -13,7 +13,8 @@ use serde::Deserialize;
 use ticketing_common::session::CurrentUser;
 use uuid::Uuid;
 
-use super::{Nav, State, money, render, visitor};
+use super::{Nav, State, money, render};
+use crate::api::Visitor;
 
 /// Tickets per page.
 const PAGE: u32 = 20;
@@ -46,11 +47,11 @@ struct Paging {
 async fn home(
     Extract(api): Extract<State>,
     user: CurrentUser,
-    headers: HeaderMap,
+    visitor: Visitor,
     Query(paging): Query<Paging>,
 ) -> Response {
     let nav = Nav::of(&user);
-    match api.tickets(&visitor(&headers), PAGE, paging.before).await {
+    match api.tickets(&visitor, PAGE, paging.before).await {
         Ok(tickets) => {
             let next = (tickets.len() == PAGE as usize)
                 .then(|| tickets.last().map(|t| t.id))

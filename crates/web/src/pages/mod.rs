@@ -14,12 +14,12 @@ use std::sync::Arc;
 use askama::Template;
 use axum::{
     Router,
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
 };
 use ticketing_common::session::CurrentUser;
 
-use crate::api::{Api, ApiFailure, Visitor};
+use crate::api::{Api, ApiFailure};
 
 /// The router's state: the API client.
 pub type State = Arc<Api>;
@@ -155,11 +155,6 @@ pub fn encode(value: &str) -> String {
         }
     }
     out
-}
-
-/// The visitor's cookie, for calling the API on their behalf.
-pub fn visitor(headers: &HeaderMap) -> Visitor {
-    Visitor::from_headers(headers)
 }
 
 /// A price as people read it.

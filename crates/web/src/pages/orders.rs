@@ -6,7 +6,7 @@ use askama::Template;
 use axum::{
     Extension, Form, Router,
     extract::{Path, Query, State as Extract},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
@@ -15,7 +15,7 @@ use ticketing_common::session::CurrentUser;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use uuid::Uuid;
 
-use super::{CardForm, Nav, State, failure_page, money, render, signin_redirect, visitor};
+use super::{CardForm, Nav, State, failure_page, money, render, signin_redirect};
 use crate::api::{Order, Visitor};
 
 pub fn router() -> Router<State> {
@@ -98,11 +98,11 @@ struct OrdersPage {
     orders: Vec<OrderView>,
 }
 
-async fn list(Extract(api): Extract<State>, user: CurrentUser, headers: HeaderMap) -> Response {
+async fn list(Extract(api): Extract<State>, user: CurrentUser, visitor: Visitor) -> Response {
     if user.0.is_none() {
         return signin_redirect("/orders");
     }
-    match api.orders(&visitor(&headers)).await {
+    match api.orders(&visitor).await {
         Ok(orders) => {
             let now = OffsetDateTime::now_utc();
             let orders = orders.into_iter().map(|o| OrderView::of(o, now)).collect();
@@ -139,7 +139,7 @@ async fn show(
     Extract(api): Extract<State>,
     Extension(card_form): Extension<CardForm>,
     user: CurrentUser,
-    headers: HeaderMap,
+    visitor: Visitor,
     Path(id): Path<Uuid>,
     Query(shown): Query<Shown>,
 ) -> Response {
@@ -147,7 +147,7 @@ async fn show(
     if user.0.is_none() {
         return signin_redirect(&here);
     }
-    match api.order(&visitor(&headers), id).await {
+    match api.order(&visitor, id).await {
         Ok(order) => {
             let order = OrderView::of(order, OffsetDateTime::now_utc());
             let confirming = shown.paid.is_some() && !order.complete;
@@ -183,7 +183,7 @@ async fn pay(
     Extract(api): Extract<State>,
     Extension(card_form): Extension<CardForm>,
     user: CurrentUser,
-    headers: HeaderMap,
+    visitor: Visitor,
     Path(id): Path<Uuid>,
     Form(payment): Form<Payment>,
 ) -> Response {
@@ -191,7 +191,7 @@ async fn pay(
     if user.0.is_none() {
         return signin_redirect(&here);
     }
-    let visitor = visitor(&headers);
+
     let token = if payment.token.trim().is_empty() {
         payment.card.trim()
     } else {
@@ -259,14 +259,14 @@ async fn cancel(
     Extract(api): Extract<State>,
     Extension(card_form): Extension<CardForm>,
     user: CurrentUser,
-    headers: HeaderMap,
+    visitor: Visitor,
     Path(id): Path<Uuid>,
 ) -> Response {
     let here = format!("/orders/{id}");
     if user.0.is_none() {
         return signin_redirect(&here);
     }
-    let visitor = visitor(&headers);
+
     match api.cancel_order(&visitor, id).await {
         Ok(()) => Redirect::to(&here).into_response(),
         Err(failure) if failure.is(StatusCode::CONFLICT) => match api.order(&visitor, id).await {

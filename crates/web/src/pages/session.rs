@@ -5,15 +5,16 @@ use askama::Template;
 use axum::{
     Form, Router,
     extract::{Query, State as Extract},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::Response,
     routing::{get, post},
 };
 use serde::Deserialize;
 use ticketing_common::session::CurrentUser;
 
-use super::{Nav, State, redirect_with_cookies, render, safe_next, visitor};
+use super::{Nav, State, redirect_with_cookies, render, safe_next};
 use crate::api::ApiFailure;
+use crate::api::Visitor;
 
 pub fn router() -> Router<State> {
     Router::new()
@@ -91,20 +92,20 @@ async fn signin_form(user: CurrentUser, Query(q): Query<Next>) -> Response {
 async fn signup(
     Extract(api): Extract<State>,
     user: CurrentUser,
-    headers: HeaderMap,
+    visitor: Visitor,
     Form(form): Form<Credentials>,
 ) -> Response {
-    submit(&api, &user, &headers, form, "signup").await
+    submit(&api, &user, &visitor, form, "signup").await
 }
 
 #[tracing::instrument(skip_all)]
 async fn signin(
     Extract(api): Extract<State>,
     user: CurrentUser,
-    headers: HeaderMap,
+    visitor: Visitor,
     Form(form): Form<Credentials>,
 ) -> Response {
-    submit(&api, &user, &headers, form, "signin").await
+    submit(&api, &user, &visitor, form, "signin").await
 }
 
 /// Sends the credentials to auth's `mode` (`signup` or `signin`): on success hands its session
@@ -113,13 +114,13 @@ async fn signin(
 async fn submit(
     api: &crate::api::Api,
     user: &CurrentUser,
-    headers: &HeaderMap,
+    visitor: &Visitor,
     form: Credentials,
     mode: &'static str,
 ) -> Response {
     let next = safe_next(form.next.as_deref());
     match api
-        .authenticate(&visitor(headers), mode, &form.email, &form.password)
+        .authenticate(visitor, mode, &form.email, &form.password)
         .await
     {
         Ok(answer) => redirect_with_cookies(&next, answer.set_cookies),
@@ -139,8 +140,8 @@ fn refused(page: AuthPage, email: String, failure: &ApiFailure) -> Response {
     render(status, &page.refused(email, failure))
 }
 
-async fn signout(Extract(api): Extract<State>, headers: HeaderMap) -> Response {
-    let cookies = match api.signout(&visitor(&headers)).await {
+async fn signout(Extract(api): Extract<State>, visitor: Visitor) -> Response {
+    let cookies = match api.signout(&visitor).await {
         Ok(answer) => answer.set_cookies,
         Err(_) => Vec::new(),
     };

@@ -7,7 +7,7 @@ use askama::Template;
 use axum::{
     Form, Router,
     extract::{Path, State as Extract},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use ticketing_common::session::CurrentUser;
 use uuid::Uuid;
 
-use super::{Nav, State, failure_page, money, render, signin_redirect, visitor};
+use super::{Nav, State, failure_page, money, render, signin_redirect};
 use crate::api::{Api, ApiFailure, Ticket, Visitor};
 
 pub fn router() -> Router<State> {
@@ -104,16 +104,13 @@ async fn new_form(user: CurrentUser) -> Response {
 async fn create(
     Extract(api): Extract<State>,
     user: CurrentUser,
-    headers: HeaderMap,
+    visitor: Visitor,
     Form(form): Form<TicketForm>,
 ) -> Response {
     if user.0.is_none() {
         return signin_redirect("/tickets/new");
     }
-    match api
-        .create_ticket(&visitor(&headers), &form.title, &form.price)
-        .await
-    {
+    match api.create_ticket(&visitor, &form.title, &form.price).await {
         Ok(ticket) => Redirect::to(&format!("/tickets/{}", ticket.id)).into_response(),
         Err(failure) if failure.is(StatusCode::UNAUTHORIZED) => signin_redirect("/tickets/new"),
         Err(failure) => sell_page(Nav::of(&user), form.title, form.price).refused(&failure),
@@ -169,10 +166,9 @@ async fn ticket_page(
 async fn show(
     Extract(api): Extract<State>,
     user: CurrentUser,
-    headers: HeaderMap,
+    visitor: Visitor,
     Path(id): Path<Uuid>,
 ) -> Response {
-    let visitor = visitor(&headers);
     match api.ticket(&visitor, id).await {
         Ok(ticket) => {
             let page = ticket_page(&api, &visitor, &user, ticket, None).await;
@@ -189,14 +185,14 @@ const NEW_TICKET_GRACE: Duration = Duration::from_secs(5);
 async fn purchase(
     Extract(api): Extract<State>,
     user: CurrentUser,
-    headers: HeaderMap,
+    visitor: Visitor,
     Path(id): Path<Uuid>,
 ) -> Response {
     let here = format!("/tickets/{id}");
     if user.0.is_none() {
         return signin_redirect(&here);
     }
-    let visitor = visitor(&headers);
+
     let deadline = tokio::time::Instant::now() + NEW_TICKET_GRACE;
     let outcome = loop {
         match api.create_order(&visitor, id).await {
@@ -236,14 +232,14 @@ async fn purchase(
 async fn edit_form(
     Extract(api): Extract<State>,
     user: CurrentUser,
-    headers: HeaderMap,
+    visitor: Visitor,
     Path(id): Path<Uuid>,
 ) -> Response {
     let here = format!("/tickets/{id}/edit");
     let Some(me) = user.0.as_ref() else {
         return signin_redirect(&here);
     };
-    match api.ticket(&visitor(&headers), id).await {
+    match api.ticket(&visitor, id).await {
         Ok(ticket) if ticket.user_id == me.id => {
             let price = format!("{:.2}", ticket.price);
             render(
@@ -264,7 +260,7 @@ async fn edit_form(
 async fn update(
     Extract(api): Extract<State>,
     user: CurrentUser,
-    headers: HeaderMap,
+    visitor: Visitor,
     Path(id): Path<Uuid>,
     Form(form): Form<TicketForm>,
 ) -> Response {
@@ -273,7 +269,7 @@ async fn update(
         return signin_redirect(&here);
     }
     match api
-        .update_ticket(&visitor(&headers), id, &form.title, &form.price)
+        .update_ticket(&visitor, id, &form.title, &form.price)
         .await
     {
         Ok(_) => Redirect::to(&format!("/tickets/{id}")).into_response(),

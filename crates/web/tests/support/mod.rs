@@ -7,17 +7,28 @@
 
 #![allow(dead_code)]
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use ticketing_common::{
     cache::CacheSettings,
     component,
-    ratelimit::RateLimiter,
+    forwarded::{ForwardingToken, Proxies},
+    ratelimit::{RateLimiter, SharedLimit},
+    session::{Revocations, SessionKeys},
     testing::{self, RedisKeys, TestBus, TestDb},
 };
-use ticketing_web::WebSettings;
+use ticketing_web::{Forwarding, WebSettings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// How to start a [`Stack`].
+pub struct Config<'a> {
+    /// How long an unpaid order lives.
+    pub window: Duration,
+    pub stripe_publishable_key: Option<&'a str>,
+    /// Sign-in attempts per visitor address per minute; 0: no sign-in limits.
+    pub rate_limit_per_minute: u32,
+}
 
 pub struct Stack {
     pub addr: SocketAddr,
@@ -36,12 +47,56 @@ impl Stack {
     /// Every component with an order window of `window`, and the web pages set up for
     /// Stripe with `stripe_publishable_key` when given.
     pub async fn start_with(window: Duration, stripe_publishable_key: Option<&str>) -> Stack {
+        Stack::configured(Config {
+            window,
+            stripe_publishable_key,
+            rate_limit_per_minute: 0,
+        })
+        .await
+    }
+
+    /// Every component as `ticketing up` wires them: revocable sessions in Redis, and the
+    /// web pages forwarding each visitor's address to the API with the process's token.
+    pub async fn configured(config: Config<'_>) -> Stack {
+        let Config {
+            window,
+            stripe_publishable_key,
+            rate_limit_per_minute,
+        } = config;
         let ns = testing::unique_namespace();
         let redis_url = testing::redis_url();
         let keys_guard = RedisKeys::of(&redis_url, &ns);
         let test_bus = TestBus::create(&ns).await;
         let bus = test_bus.bus.clone();
-        let session = testing::session_keys();
+        let revocations = Revocations::connect(&redis_url, &ns)
+            .await
+            .expect("the queue Redis");
+        let session = Arc::new(
+            SessionKeys::new(b"test-key-test-key-test-key-test-key!", false)
+                .expect("test key")
+                .with_revocations(Arc::new(revocations)),
+        );
+        let token = ForwardingToken::random();
+        let limits = if rate_limit_per_minute == 0 {
+            ticketing_auth::Limits::none()
+        } else {
+            let redis = ticketing_common::redis::connect(&redis_url)
+                .await
+                .expect("the queue Redis");
+            ticketing_auth::Limits {
+                per_address: RateLimiter::new(
+                    rate_limit_per_minute,
+                    Proxies::none().with_internal(token.clone()),
+                ),
+                failed_signins: Some(SharedLimit::new(
+                    redis,
+                    &ns,
+                    "failed-signin",
+                    ticketing_auth::FAILED_SIGNINS_PER_ACCOUNT,
+                    Duration::from_secs(60),
+                )),
+            }
+        };
 
         let auth_db = TestDb::create(&ns, ticketing_auth::NAME).await;
         ticketing_auth::MIGRATOR
@@ -78,11 +133,7 @@ impl Stack {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let components = vec![
-            ticketing_auth::component(
-                auth_db.pool.clone(),
-                session.clone(),
-                RateLimiter::new(0, Vec::new()),
-            ),
+            ticketing_auth::component(auth_db.pool.clone(), session.clone(), limits),
             ticketing_tickets::component(
                 ticketing_tickets::Tickets {
                     pool: tickets_db.pool.clone(),
@@ -107,6 +158,11 @@ impl Stack {
             ticketing_web::component(WebSettings {
                 api_base: format!("http://{addr}"),
                 stripe_publishable_key: stripe_publishable_key.map(str::to_owned),
+                forwarding: Forwarding {
+                    proxies: Proxies::none(),
+                    token: Some(token),
+                    https: false,
+                },
             }),
         ];
         let app = component::compose(components, session);

@@ -1,0 +1,16 @@
+// The order page's countdown: ticks down to the order's deadline, then hides the payment
+// form and reloads the page (the server says what became of the order).
+(function () {
+  var el = document.getElementById("countdown");
+  var left = parseInt(el.getAttribute("data-seconds"), 10);
+  var end = Date.now() + left * 1000;
+  function tick() {
+    var s = Math.max(0, Math.round((end - Date.now()) / 1000));
+    el.textContent = Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+    if (s > 0) { setTimeout(tick, 250); return; }
+    document.getElementById("pay-form").hidden = true;
+    document.getElementById("expired-note").hidden = false;
+    setTimeout(function () { location.reload(); }, 2000);
+  }
+  tick();
+})();
