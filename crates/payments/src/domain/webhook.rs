@@ -113,6 +113,77 @@ pub struct IntentRef {
     pub order_id: Option<Uuid>,
     /// The amount in the smallest currency unit.
     pub amount: Option<i64>,
+    /// What was received, when the intent says (`amount_received`).
+    pub amount_received: Option<i64>,
+    /// Lower-case ISO code.
+    pub currency: Option<String>,
+    /// The event's `livemode`: real money or Stripe's test mode.
+    pub livemode: Option<bool>,
+}
+
+/// What an event must agree with: the recorded attempt and how we charge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected<'a> {
+    pub amount_cents: i64,
+    pub currency: &'a str,
+    pub livemode: bool,
+}
+
+/// How an event disagrees with the recorded attempt. A missing field disagrees too: every
+/// event Stripe sends about a PaymentIntent carries all three.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    #[error("amount {got:?} differs from the attempt's {expected} cents")]
+    Amount { expected: i64, got: Option<i64> },
+    #[error("currency {got:?} differs from the attempt's {expected}")]
+    Currency {
+        expected: String,
+        got: Option<String>,
+    },
+    #[error("livemode {got:?} differs from the provider's {expected}")]
+    Livemode { expected: bool, got: Option<bool> },
+}
+
+impl Mismatch {
+    /// The field that disagrees, for a metric label.
+    pub fn field(&self) -> &'static str {
+        match self {
+            Mismatch::Amount { .. } => "amount",
+            Mismatch::Currency { .. } => "currency",
+            Mismatch::Livemode { .. } => "livemode",
+        }
+    }
+}
+
+impl IntentRef {
+    /// Whether the intent is the charge the attempt asked for: the same amount (and, once
+    /// anything was received, the same amount received; a failed or processing intent has
+    /// received 0), currency and mode.
+    pub fn check(&self, expected: Expected<'_>) -> Result<(), Mismatch> {
+        let amount_ok = self.amount == Some(expected.amount_cents)
+            && self
+                .amount_received
+                .is_none_or(|received| received == 0 || received == expected.amount_cents);
+        if !amount_ok {
+            return Err(Mismatch::Amount {
+                expected: expected.amount_cents,
+                got: self.amount_received.or(self.amount),
+            });
+        }
+        if self.currency.as_deref() != Some(expected.currency) {
+            return Err(Mismatch::Currency {
+                expected: expected.currency.to_owned(),
+                got: self.currency.clone(),
+            });
+        }
+        if self.livemode != Some(expected.livemode) {
+            return Err(Mismatch::Livemode {
+                expected: expected.livemode,
+                got: self.livemode,
+            });
+        }
+        Ok(())
+    }
 }
 
 #[derive(Deserialize)]
@@ -120,6 +191,7 @@ struct RawEvent {
     id: String,
     #[serde(rename = "type")]
     kind: String,
+    livemode: Option<bool>,
     data: RawData,
 }
 
@@ -144,6 +216,9 @@ pub fn parse_event(payload: &[u8]) -> Result<StripeEvent, String> {
                 .as_str()
                 .and_then(|id| Uuid::parse_str(id).ok()),
             amount: object["amount"].as_i64(),
+            amount_received: object["amount_received"].as_i64(),
+            currency: object["currency"].as_str().map(str::to_ascii_lowercase),
+            livemode: raw.livemode,
         })
     };
     let action = match raw.kind.as_str() {
@@ -283,8 +358,9 @@ mod tests {
     fn intent_events_name_the_intent_and_our_order() {
         let order = Uuid::now_v7();
         let event = json!({
-            "id": "evt_1", "type": "payment_intent.succeeded",
-            "data": {"object": {"id": "pi_1", "amount": 1999, "metadata": {"order_id": order}}}
+            "id": "evt_1", "type": "payment_intent.succeeded", "livemode": false,
+            "data": {"object": {"id": "pi_1", "amount": 1999, "amount_received": 1999,
+                "currency": "USD", "metadata": {"order_id": order}}}
         });
         assert_eq!(
             parse_event(event.to_string().as_bytes()).unwrap(),
@@ -295,6 +371,9 @@ mod tests {
                     intent_id: "pi_1".into(),
                     order_id: Some(order),
                     amount: Some(1999),
+                    amount_received: Some(1999),
+                    currency: Some("usd".into()),
+                    livemode: Some(false),
                 }),
             }
         );
@@ -309,11 +388,74 @@ mod tests {
                 intent: IntentRef {
                     intent_id: "pi_1".into(),
                     order_id: None,
-                    amount: None
+                    amount: None,
+                    amount_received: None,
+                    currency: None,
+                    livemode: None,
                 },
                 message: "Insufficient funds.".into()
             }
         );
+    }
+
+    #[test]
+    fn an_intent_matches_only_the_attempts_amount_currency_and_mode() {
+        let intent = IntentRef {
+            intent_id: "pi_1".into(),
+            order_id: Some(Uuid::now_v7()),
+            amount: Some(25_000),
+            amount_received: Some(25_000),
+            currency: Some("usd".into()),
+            livemode: Some(false),
+        };
+        let expected = Expected {
+            amount_cents: 25_000,
+            currency: "usd",
+            livemode: false,
+        };
+        assert_eq!(intent.check(expected), Ok(()));
+        let one_cent = IntentRef {
+            amount: Some(1),
+            amount_received: Some(1),
+            ..intent.clone()
+        };
+        assert_eq!(one_cent.check(expected).unwrap_err().field(), "amount");
+        let short = IntentRef {
+            amount_received: Some(1),
+            ..intent.clone()
+        };
+        assert_eq!(short.check(expected).unwrap_err().field(), "amount");
+        let no_amount = IntentRef {
+            amount: None,
+            amount_received: None,
+            ..intent.clone()
+        };
+        assert_eq!(no_amount.check(expected).unwrap_err().field(), "amount");
+        let euros = IntentRef {
+            currency: Some("eur".into()),
+            ..intent.clone()
+        };
+        assert_eq!(euros.check(expected).unwrap_err().field(), "currency");
+        let live = IntentRef {
+            livemode: Some(true),
+            ..intent.clone()
+        };
+        assert_eq!(live.check(expected).unwrap_err().field(), "livemode");
+        let unsaid = IntentRef {
+            livemode: None,
+            ..intent.clone()
+        };
+        assert_eq!(unsaid.check(expected).unwrap_err().field(), "livemode");
+        let processing = IntentRef {
+            amount_received: Some(0),
+            ..intent.clone()
+        };
+        assert_eq!(processing.check(expected), Ok(()));
+        let unsaid_received = IntentRef {
+            amount_received: None,
+            ..intent
+        };
+        assert_eq!(unsaid_received.check(expected), Ok(()));
     }
 
     #[test]

@@ -7,11 +7,25 @@ use super::record::{Recorded, UNMATCHED_CHARGES, record_charge};
 use crate::{
     Payments,
     domain::{
-        PaymentState,
-        webhook::{IntentRef, StripeEvent, WebhookAction},
+        Payment, PaymentState,
+        webhook::{Expected, IntentRef, Mismatch, StripeEvent, WebhookAction},
     },
+    provider::PaymentProvider as _,
     store::{payments, unmatched_charges},
 };
+
+/// Counts verified webhooks that disagree with the recorded attempt, by the field that
+/// disagrees (`amount`, `currency`, `livemode`) and the event (`succeeded`, `failed`).
+pub const WEBHOOK_MISMATCHES: &str = "payments_webhook_mismatches_total";
+
+/// Whether an intent is the charge `payment`'s attempt asked for.
+fn check(app: &Payments, intent: &IntentRef, payment: &Payment) -> Result<(), Mismatch> {
+    intent.check(Expected {
+        amount_cents: payment.amount_cents,
+        currency: &payment.currency,
+        livemode: app.provider.livemode(),
+    })
+}
 
 /// Applies a verified event. `Err` only for our own failures (Stripe then retries).
 #[tracing::instrument(skip_all, fields(event_id = %event.id, kind = %event.kind))]
@@ -59,15 +73,27 @@ async fn intent_succeeded(app: &Payments, intent: &IntentRef) -> anyhow::Result<
         }
         return Ok(());
     };
-    if intent
-        .amount
-        .is_some_and(|amount| amount != payment.amount_cents)
-    {
-        tracing::warn!(
-            expected = payment.amount_cents,
-            got = intent.amount,
-            "succeeded intent's amount differs from the attempt's"
-        );
+    if let Err(mismatch) = check(app, intent, &payment) {
+        // Signed with our secret, yet not the charge we asked for: complete nothing, keep it
+        // for a person to look at.
+        metrics::counter!(WEBHOOK_MISMATCHES, "field" => mismatch.field(), "event" => "succeeded")
+            .increment(1);
+        let mut conn = app.pool.acquire().await?;
+        let reason = format!("succeeded intent does not match the attempt: {mismatch}");
+        if unmatched_charges::record(
+            &mut conn,
+            &intent.intent_id,
+            Some(order_id),
+            intent.amount_received.or(intent.amount),
+            &reason,
+        )
+        .await
+        .context("cannot record the unmatched charge")?
+        {
+            metrics::counter!(UNMATCHED_CHARGES).increment(1);
+        }
+        tracing::error!(%order_id, intent = %intent.intent_id, %mismatch, "succeeded intent does not match the recorded attempt: nothing completed, kept in unmatched_charges");
+        return Ok(());
     }
     match record_charge(app, payment.id, order_id, &intent.intent_id, intent.amount).await? {
         Recorded::Now(_) => tracing::info!("payment completed by webhook"),
@@ -88,6 +114,12 @@ async fn intent_failed(app: &Payments, intent: &IntentRef, message: &str) -> any
     let Some(payment) = payments::find_by_order(&mut conn, order_id).await? else {
         return Ok(());
     };
+    if let Err(mismatch) = check(app, intent, &payment) {
+        metrics::counter!(WEBHOOK_MISMATCHES, "field" => mismatch.field(), "event" => "failed")
+            .increment(1);
+        tracing::warn!(%order_id, intent = %intent.intent_id, %mismatch, "failed intent does not match the recorded attempt: ignored");
+        return Ok(());
+    }
     if payment.state == PaymentState::Processing
         && payments::fail_processing(&mut conn, payment.id, &intent.intent_id, message).await?
     {

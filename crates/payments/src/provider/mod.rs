@@ -68,6 +68,12 @@ pub trait PaymentProvider {
     /// A short name, recorded with each payment: `stripe`, `dev`.
     fn name(&self) -> &'static str;
 
+    /// Whether the provider moves real money (Stripe with a live key): what a webhook's
+    /// `livemode` must say.
+    fn livemode(&self) -> bool {
+        false
+    }
+
     /// Charges once per idempotency key.
     fn charge(
         &self,
@@ -75,8 +81,8 @@ pub trait PaymentProvider {
     ) -> impl Future<Output = Result<Charge, ChargeError>> + Send;
 }
 
-/// The provider a service runs with: Stripe when `STRIPE_SECRET_KEY` is set, otherwise the
-/// development provider.
+/// The provider a service runs with (`PAYMENTS_PROVIDER`): Stripe, or the development
+/// provider.
 #[derive(Debug, Clone)]
 pub enum Provider {
     Stripe(StripeClient),
@@ -88,6 +94,13 @@ impl PaymentProvider for Provider {
         match self {
             Provider::Stripe(stripe) => stripe.name(),
             Provider::Dev(dev) => dev.name(),
+        }
+    }
+
+    fn livemode(&self) -> bool {
+        match self {
+            Provider::Stripe(stripe) => stripe.livemode(),
+            Provider::Dev(dev) => dev.livemode(),
         }
     }
 

@@ -29,6 +29,8 @@ pub struct StripeClient {
     /// Without the trailing slash: `https://api.stripe.com`.
     base: String,
     key: Secret<String>,
+    /// A live key (`sk_live_…`, `rk_live_…`): real money.
+    live: bool,
 }
 
 impl std::fmt::Debug for StripeClient {
@@ -63,10 +65,12 @@ impl StripeClient {
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("ticketing-payments/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let live = secret_key.expose().contains("_live_");
         Ok(StripeClient {
             http,
             base,
             key: secret_key,
+            live,
         })
     }
 
@@ -98,6 +102,10 @@ impl StripeClient {
 impl PaymentProvider for StripeClient {
     fn name(&self) -> &'static str {
         "stripe"
+    }
+
+    fn livemode(&self) -> bool {
+        self.live
     }
 
     #[tracing::instrument(skip_all, fields(order_id = %request.order_id, idempotency_key = %request.idempotency_key))]

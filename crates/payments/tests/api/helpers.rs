@@ -236,11 +236,13 @@ pub fn intent_event(
         "id": event_id,
         "object": "event",
         "api_version": "2024-06-20",
+        "livemode": false,
         "type": kind,
         "data": {"object": {
             "id": intent_id,
             "object": "payment_intent",
             "amount": amount,
+            "amount_received": if kind == "payment_intent.succeeded" { amount } else { 0 },
             "currency": "usd",
             "status": if kind == "payment_intent.succeeded" { "succeeded" } else { "requires_payment_method" },
             "metadata": {"order_id": order_id.to_string()},

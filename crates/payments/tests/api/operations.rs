@@ -64,9 +64,14 @@ async fn build_creates_and_migrates_the_namespaced_database_and_assembles_the_co
     ])
     .unwrap();
 
-    let component = ticketing_payments::build(&cli.common, &cli.payments, &bus.bus)
-        .await
-        .expect("build");
+    let component = ticketing_payments::build(
+        &cli.common,
+        &cli.payments,
+        &bus.bus,
+        ticketing_payments::Unconfigured::UseDevelopment,
+    )
+    .await
+    .expect("build");
 
     assert_eq!(component.name, "payments");
     let tasks: Vec<&str> = component.tasks.iter().map(|t| t.name.as_str()).collect();

@@ -333,3 +333,114 @@ async fn without_a_webhook_secret_every_event_is_refused_with_400() {
     );
     assert_untouched(&app, order).await;
 }
+
+/// A `$250` order whose one attempt was declined: nothing is owed, nothing is charged.
+async fn declined_payment(app: &TestApp) -> Uuid {
+    let buyer = app.user();
+    let order = app.insert_order(&buyer, 25_000).await;
+    app.pay(&buyer, order, "tok_chargeDeclined")
+        .await
+        .assert_status(StatusCode::PAYMENT_REQUIRED);
+    assert_eq!(app.payment_row(order).await.unwrap().state, "declined");
+    order
+}
+
+/// `intent_event` with some of its fields changed (`/data/object/amount`, `/livemode`...).
+fn intent_event_with(order: Uuid, changes: &[(&str, serde_json::Value)]) -> String {
+    let body = intent_event(
+        "evt_forged",
+        "payment_intent.succeeded",
+        "pi_forged",
+        order,
+        25_000,
+    );
+    let mut event: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for (pointer, value) in changes {
+        *event.pointer_mut(pointer).expect("a field of the event") = value.clone();
+    }
+    serde_json::to_string_pretty(&event).unwrap()
+}
+
+#[tokio::test]
+async fn a_signed_one_cent_webhook_after_a_declined_attempt_completes_nothing() {
+    // The attack: one declined attempt records the order's payment; a webhook signed with the
+    // endpoint's secret (an empty one, before start-up refused it) says 1 cent succeeded.
+    let app = spawn_app().await;
+    let order = declined_payment(&app).await;
+    let body = intent_event_with(
+        order,
+        &[
+            ("/data/object/amount", json!(1)),
+            ("/data/object/amount_received", json!(1)),
+        ],
+    );
+
+    app.post_signed_webhook(&body)
+        .await
+        .assert_status(StatusCode::OK);
+
+    assert_eq!(
+        app.order_state(order).await.0,
+        "created",
+        "the order is not paid"
+    );
+    assert_eq!(app.payment_row(order).await.unwrap().state, "declined");
+    assert_eq!(app.outbox_count(Subject::PaymentCreated).await, 0);
+    let unmatched = app.unmatched_charges().await;
+    assert_eq!(unmatched.len(), 1, "{unmatched:?}");
+    assert_eq!(
+        (unmatched[0].0.as_str(), unmatched[0].1),
+        ("pi_forged", Some(order))
+    );
+    assert!(unmatched[0].2.contains("amount"), "{unmatched:?}");
+    let metrics = app.get("/metrics").await.text;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("payments_webhook_mismatches_total")
+                && l.contains("field=\"amount\"")),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_in_another_currency_or_mode_or_saying_neither_completes_nothing() {
+    for (field, changes) in [
+        ("currency", vec![("/data/object/currency", json!("eur"))]),
+        ("livemode", vec![("/livemode", json!(true))]),
+        ("livemode", vec![("/livemode", serde_json::Value::Null)]),
+        (
+            "amount",
+            vec![("/data/object/amount", serde_json::Value::Null)],
+        ),
+    ] {
+        let app = spawn_app().await;
+        let order = declined_payment(&app).await;
+
+        app.post_signed_webhook(&intent_event_with(order, &changes))
+            .await
+            .assert_status(StatusCode::OK);
+
+        assert_eq!(app.order_state(order).await.0, "created", "{changes:?}");
+        assert_eq!(app.outbox_count(Subject::PaymentCreated).await, 0);
+        let unmatched = app.unmatched_charges().await;
+        assert!(
+            unmatched.len() == 1 && unmatched[0].2.contains(field),
+            "{changes:?}: {unmatched:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_matching_webhook_for_a_declined_attempt_still_completes_it() {
+    // The buyer confirmed the same intent again with another card (Stripe.js): the money moved.
+    let app = spawn_app().await;
+    let order = declined_payment(&app).await;
+
+    app.post_signed_webhook(&intent_event_with(order, &[]))
+        .await
+        .assert_status(StatusCode::OK);
+
+    assert_eq!(app.order_state(order).await.0, "complete");
+    assert!(app.unmatched_charges().await.is_empty());
+}
