@@ -61,6 +61,16 @@ pub struct OrdersSettings {
     )]
     pub expiration_sweep_grace_seconds: u64,
 
+    /// Unpaid orders (`created`, `awaiting:payment`) one buyer may hold at once; 0: no cap.
+    /// Without a cap one account could hold every ticket on sale.
+    #[arg(
+        long,
+        env = "MAX_LIVE_ORDERS_PER_USER",
+        default_value_t = 10,
+        global = true
+    )]
+    pub max_live_orders_per_user: u32,
+
     /// How often the safety sweep looks for overdue orders.
     #[arg(long, env = "EXPIRATION_SWEEP_INTERVAL_SECONDS", default_value_t = 10,
         value_parser = clap::value_parser!(u64).range(1..), global = true)]
@@ -80,17 +90,20 @@ pub struct Orders {
     pub sweep_grace: Duration,
     /// The pause between two sweeps.
     pub sweep_interval: Duration,
+    /// Unpaid orders one buyer may hold at once; `None`: no cap.
+    pub max_live_per_buyer: Option<u32>,
 }
 
 impl Orders {
     /// The service over a migrated pool with the default timings (900 s window, 60 s grace,
-    /// a sweep every 10 s).
+    /// a sweep every 10 s) and cap (10 unpaid orders per buyer).
     pub fn new(pool: PgPool) -> Self {
         Orders {
             pool,
             window: Duration::from_secs(900),
             sweep_grace: Duration::from_secs(60),
             sweep_interval: Duration::from_secs(10),
+            max_live_per_buyer: Some(10),
         }
     }
 }
@@ -113,6 +126,7 @@ pub async fn build(
         window: Duration::from_secs(settings.expiration_window_seconds.max(1)),
         sweep_grace: Duration::from_secs(settings.expiration_sweep_grace_seconds),
         sweep_interval: Duration::from_secs(settings.expiration_sweep_interval_seconds.max(1)),
+        max_live_per_buyer: Some(settings.max_live_orders_per_user).filter(|cap| *cap > 0),
     };
     Ok(component(orders, bus))
 }

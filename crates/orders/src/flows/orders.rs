@@ -17,6 +17,9 @@ pub enum CreateError {
     TicketNotFound,
     #[error("The ticket is already reserved")]
     TicketHeld,
+    /// The buyer already holds the most unpaid orders allowed.
+    #[error("You already hold {cap} unpaid orders: pay for or cancel one before ordering another")]
+    TooManyLive { cap: u32 },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -56,7 +59,9 @@ from_sqlx!(CreateError, ShowError, CancelError);
 
 /// Orders a ticket for a buyer and announces it. The insert itself decides a race for the
 /// ticket: the partial unique index lets exactly one live order per ticket exist, and the
-/// losers' transactions roll back with nothing written.
+/// losers' transactions roll back with nothing written. The buyer's cap on unpaid orders is
+/// decided in the same transaction, under a lock on the buyer, so parallel requests from one
+/// buyer are counted one after another and cannot overshoot it.
 #[tracing::instrument(skip_all, fields(ticket_id = %ticket_id, order_id = tracing::field::Empty))]
 pub async fn create_order(
     app: &Orders,
@@ -71,6 +76,9 @@ pub async fn create_order(
         return Err(CreateError::TicketHeld);
     }
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    if app.max_live_per_buyer.is_some() {
+        orders::lock_buyer(&mut tx, buyer).await?;
+    }
     let order = match orders::insert(&mut tx, Uuid::now_v7(), buyer, ticket_id, app.window).await {
         Ok(Some(order)) => order,
         Ok(None) => return Err(CreateError::TicketNotFound),
@@ -80,6 +88,19 @@ pub async fn create_order(
         }
         Err(error) => return Err(error.into()),
     };
+    if let Some(cap) = app.max_live_per_buyer {
+        // Counted after the insert, so an unknown or held ticket still answers 404 / 409
+        // first, in the contract's order of checks; the new order is one of them.
+        let live = orders::count_live_for_user(&mut tx, buyer).await?;
+        if live > i64::from(cap) {
+            tracing::info!(
+                live,
+                cap,
+                "buyer holds too many unpaid orders; order refused"
+            );
+            return Err(CreateError::TooManyLive { cap });
+        }
+    }
     outbox::enqueue(&mut tx, &Envelope::new(order.created_event())).await?;
     tx.commit().await.context("cannot commit the new order")?;
     tracing::Span::current().record("order_id", tracing::field::display(order.id));

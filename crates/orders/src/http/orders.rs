@@ -37,7 +37,7 @@ fn order_id(raw: &str) -> Result<Uuid, ApiError> {
         (status = 400, description = "Missing or invalid ticketId", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "Unknown ticket", body = ErrorBody),
-        (status = 409, description = "The ticket is held by another order", body = ErrorBody),
+        (status = 409, description = "The ticket is held by another order, or the buyer already holds MAX_LIVE_ORDERS_PER_USER unpaid orders", body = ErrorBody),
     ))]
 pub async fn create_order(
     RequireAuth(user): RequireAuth,
@@ -51,6 +51,7 @@ pub async fn create_order(
         .map_err(|e| match e {
             CreateError::TicketNotFound => ApiError::not_found("Ticket"),
             CreateError::TicketHeld => ApiError::Conflict("The ticket is already reserved".into()),
+            error @ CreateError::TooManyLive { .. } => ApiError::Conflict(error.to_string()),
             CreateError::Unexpected(e) => ApiError::Unexpected(e),
         })?;
     Ok((StatusCode::CREATED, Json(order)))

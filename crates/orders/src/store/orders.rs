@@ -60,6 +60,28 @@ pub async fn ticket_is_held(conn: &mut PgConnection, ticket_id: Uuid) -> sqlx::R
     .await
 }
 
+/// Takes a lock on one buyer until the transaction ends: a transaction-scoped advisory lock
+/// in a key space of its own (the two-key form, class 1), keyed by the buyer id's hash.
+/// Transactions placing orders for one buyer run one after another; a hash collision only
+/// makes two buyers wait for each other.
+pub async fn lock_buyer(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(1, hashtext($1::text))")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// How many unpaid orders a buyer holds.
+pub async fn count_live_for_user(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM orders WHERE user_id = $1 AND status IN {LIVE}"
+    )))
+    .bind(user_id)
+    .fetch_one(conn)
+    .await
+}
+
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Order>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM orders o JOIN tickets t ON t.id = o.ticket_id WHERE o.id = $1"

@@ -6,6 +6,7 @@ mod cancel;
 mod create;
 mod expiration;
 mod helpers;
+mod hold_cap;
 mod operations;
 mod payments;
 mod race;
