@@ -169,6 +169,158 @@ fn serve_refuses_to_start_without_a_session_key_and_up_warns_when_it_makes_one()
     assert!(String::from_utf8_lossy(&output.stderr).contains("at least 32 bytes"));
 }
 
+/// `serve payments` with `env`: its exit status and stderr, if it refused to start.
+fn serve_payments_refusal(env: &[(&str, &str)]) -> String {
+    let namespace = unique_namespace().to_string();
+    let mut command = ticketing(&namespace);
+    command
+        .env("JWT_KEY", "0123456789abcdef0123456789abcdef")
+        .env_remove("PAYMENTS_PROVIDER")
+        .env_remove("STRIPE_SECRET_KEY")
+        .env_remove("STRIPE_WEBHOOK_SECRET")
+        .args(["serve", "payments"]);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("serve payments started with {env:?}");
+    }
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.unwrap().success(), "{env:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line for {env:?}: {stderr}");
+    stderr
+}
+
+#[test]
+fn serve_payments_refuses_an_undeclared_provider_an_empty_webhook_secret_and_a_contradiction() {
+    let cases: [(&[(&str, &str)], &str); 6] = [
+        (&[], "PAYMENTS_PROVIDER is not set"),
+        // An empty variable is unset: an empty key selects nothing, so nothing is declared.
+        (&[("STRIPE_SECRET_KEY", "")], "PAYMENTS_PROVIDER is not set"),
+        (
+            &[
+                ("STRIPE_SECRET_KEY", "sk_test_123"),
+                ("STRIPE_WEBHOOK_SECRET", ""),
+            ],
+            "STRIPE_WEBHOOK_SECRET",
+        ),
+        (
+            &[("STRIPE_SECRET_KEY", "sk_test_123")],
+            "STRIPE_WEBHOOK_SECRET",
+        ),
+        (
+            &[
+                ("STRIPE_SECRET_KEY", "sk_test_123"),
+                ("STRIPE_WEBHOOK_SECRET", "hunter2"),
+            ],
+            "STRIPE_WEBHOOK_SECRET",
+        ),
+        (
+            &[
+                ("PAYMENTS_PROVIDER", "development"),
+                ("STRIPE_SECRET_KEY", "sk_test_123"),
+                ("STRIPE_WEBHOOK_SECRET", "whsec_123"),
+            ],
+            "STRIPE_SECRET_KEY is set",
+        ),
+    ];
+    for (env, expected) in cases {
+        let stderr = serve_payments_refusal(env);
+        assert!(stderr.contains(expected), "{env:?}: {stderr}");
+        assert!(
+            !stderr.contains("hunter2"),
+            "a secret in the message: {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_empty_stripe_key_counts_as_unset_beside_a_declared_development_provider() {
+    let namespace = unique_namespace().to_string();
+    let mut child = ticketing(&namespace)
+        .env("JWT_KEY", "0123456789abcdef0123456789abcdef")
+        .env("PAYMENTS_PROVIDER", "development")
+        .env("STRIPE_SECRET_KEY", "")
+        .env("STRIPE_WEBHOOK_SECRET", "")
+        .args(["serve", "payments"])
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("Ticketing payments is serving on ") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let started = rx.recv_timeout(Duration::from_secs(60));
+    sigterm(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    drop_namespace(&namespace).await;
+    assert!(started.is_ok(), "serve payments did not start");
+    assert!(status.is_some_and(|s| s.success()));
+}
+
+#[test]
+fn start_up_errors_never_show_a_password_in_a_url() {
+    let namespace = unique_namespace().to_string();
+    let output = ticketing(&namespace)
+        .env("NATS_URL", "nats://app:hunter2@127.0.0.1:1")
+        .arg("up")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("nats://app:***@127.0.0.1:1"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[tokio::test]
+async fn sessions_last_session_ttl_seconds() {
+    let namespace = unique_namespace().to_string();
+    let mut child = ticketing(&namespace)
+        .env("SESSION_TTL_SECONDS", "120")
+        .arg("up")
+        .spawn()
+        .unwrap();
+    let url = wait_for_url(&mut child);
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let signup = client
+        .post(format!("{url}api/users/signup"))
+        .json(&serde_json::json!({"email": "ttl@example.com", "password": "s3cret"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = signup.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let current: serde_json::Value = client
+        .get(format!("{url}api/users/currentuser"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    sigterm(&child);
+    wait_exit(&mut child, Duration::from_secs(20));
+    drop_namespace(&namespace).await;
+
+    assert!(cookie.contains("Max-Age=120"), "{cookie}");
+    let user = &current["currentUser"];
+    assert_eq!(
+        user["exp"].as_i64().unwrap() - user["iat"].as_i64().unwrap(),
+        120
+    );
+}
+
 #[test]
 fn help_lists_the_settings_operators_rely_on() {
     let output = Command::new(BIN).arg("--help").output().unwrap();
@@ -180,6 +332,11 @@ fn help_lists_the_settings_operators_rely_on() {
         "REDIS_URL",
         "JWT_KEY",
         "RATE_LIMIT_PER_MINUTE",
+        "PAYMENTS_PROVIDER",
+        "SESSION_TTL_SECONDS",
+        "MAX_LIVE_ORDERS_PER_USER",
+        "TRUSTED_PROXIES",
+        "REDIS_QUEUE_URL",
     ] {
         assert!(help.contains(variable), "--help lacks {variable}");
     }
@@ -211,6 +368,7 @@ fn serve(namespace: &str, component: &str) -> (Child, String) {
     let mut child = ticketing(namespace)
         .env("JWT_KEY", "0123456789abcdef0123456789abcdef")
         .env("TICKETING_API_BASE", "http://127.0.0.1:9")
+        .env("PAYMENTS_PROVIDER", "development")
         .args(["serve", component])
         .spawn()
         .unwrap();

@@ -171,6 +171,71 @@ async fn accounts_sign_up_in_and_out_through_the_public_address() {
     assert_eq!(anonymous, json!({"currentUser": null}));
 }
 
+/// The session a `Set-Cookie` of auth's starts, as a user of the test API.
+fn session_of(reply: &Reply) -> User {
+    let cookie = reply.headers[header::SET_COOKIE].to_str().unwrap();
+    User {
+        id: Uuid::parse_str(reply.json()["id"].as_str().unwrap()).unwrap(),
+        cookie: cookie.split(';').next().unwrap().to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn a_cookie_kept_from_before_sign_out_is_refused_everywhere_and_the_other_session_stays() {
+    let target = Target::start().await;
+    let email = unique_email("revoked");
+    let credentials = json!({"email": email, "password": "s3cret"});
+    let phone = session_of(
+        &post(
+            &target,
+            "/api/users/signup",
+            None,
+            Some(credentials.clone()),
+        )
+        .await,
+    );
+    let laptop = session_of(&post(&target, "/api/users/signin", None, Some(credentials)).await);
+    // An order of the user's, for payments to refuse or accept.
+    let (_, order) = list_and_order(&target, &target.user(), &phone, "Revocation").await;
+    let order_id = order["id"].as_str().unwrap().to_owned();
+    let pay = json!({"orderId": order_id, "token": "tok_visa"});
+    let ticket = json!({"title": "Mine", "price": 5});
+
+    let signout = post(&target, "/api/users/signout", Some(&phone), None).await;
+    let signed_out = Instant::now();
+    // Every service refuses the copy of the phone's cookie within a second.
+    let refused = eventually(Duration::from_secs(1), || async {
+        let tickets = post(&target, "/api/tickets", Some(&phone), Some(ticket.clone())).await;
+        let orders = call(&target, Method::GET, "/api/orders", Some(&phone), None).await;
+        let payments = post(&target, "/api/payments", Some(&phone), Some(pay.clone())).await;
+        let me = get_json(&target, "/api/users/currentuser", Some(&phone)).await;
+        let statuses = [tickets.status, orders.status, payments.status];
+        (statuses == [StatusCode::UNAUTHORIZED; 3] && me["currentUser"].is_null()).then_some(())
+    })
+    .await;
+    let refused_after = signed_out.elapsed();
+    let listed = post(&target, "/api/tickets", Some(&laptop), Some(ticket.clone())).await;
+    let orders = get_json(&target, "/api/orders", Some(&laptop)).await;
+    let paid = post(&target, "/api/payments", Some(&laptop), Some(pay.clone())).await;
+    target.stop().await;
+
+    assert_eq!(signout.status, StatusCode::OK);
+    assert!(
+        refused.is_some(),
+        "tickets, orders and payments still accepted the signed-out cookie {refused_after:?} later"
+    );
+    assert_eq!(listed.status, StatusCode::CREATED, "{}", listed.text);
+    assert!(
+        orders
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["id"] == json!(order_id)),
+        "{orders}"
+    );
+    assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.text);
+}
+
 #[tokio::test]
 async fn a_seller_edits_a_ticket_and_every_reader_sees_it_within_a_second() {
     let target = Target::start().await;
