@@ -166,3 +166,19 @@ pub async fn signout(State(state): State<AppState>, headers: HeaderMap) -> impl 
 pub async fn current_user(CurrentUser(user): CurrentUser) -> Json<CurrentUserBody> {
     Json(CurrentUserBody { current_user: user })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_print_the_password() {
+        let credentials = Credentials {
+            email: Some("ann@example.com".into()),
+            password: Some("hunter2-secret".into()),
+        };
+        let shown = format!("{credentials:?}");
+        assert!(shown.contains("ann@example.com"), "{shown}");
+        assert!(!shown.contains("hunter2-secret"), "{shown}");
+    }
+}
