@@ -294,13 +294,18 @@ impl TestApp {
             .expect("redis")
     }
 
-    /// The revoked-session keys in Redis.
-    pub async fn revoked_keys(&self) -> Vec<String> {
+    /// The app's Redis keys under `<namespace>:<pattern>`.
+    async fn keys(&self, pattern: &str) -> Vec<String> {
         redis::cmd("KEYS")
-            .arg(format!("{}:session:revoked:*", self.namespace))
+            .arg(format!("{}:{pattern}", self.namespace))
             .query_async(&mut self.redis().await)
             .await
             .expect("KEYS")
+    }
+
+    /// The revoked-session keys in Redis.
+    pub async fn revoked_keys(&self) -> Vec<String> {
+        self.keys("session:revoked:*").await
     }
 
     /// A key's remaining lifetime in seconds (-1: none, -2: no key).
@@ -314,11 +319,19 @@ impl TestApp {
 
     /// Every Redis key of the app's namespace.
     pub async fn redis_keys(&self) -> Vec<String> {
-        redis::cmd("KEYS")
-            .arg(format!("{}:*", self.namespace))
-            .query_async(&mut self.redis().await)
-            .await
-            .expect("KEYS")
+        self.keys("*").await
+    }
+
+    /// Polls until the app refuses `token` as a session, for at most `within`.
+    pub async fn refuses_within(&self, token: &str, within: Duration) -> bool {
+        testing::eventually(within, || async {
+            self.current_user_with_token(token)
+                .await
+                .is_none()
+                .then_some(())
+        })
+        .await
+        .is_some()
     }
 
     pub async fn get(&self, client: &reqwest::Client, path: &str) -> Reply {

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use std::time::{Duration, Instant};
 
-use ticketing_common::testing::{OwnRedis, eventually};
+use ticketing_common::testing::OwnRedis;
 
 use crate::helpers::AuthReply as _;
 use crate::helpers::{Options, SESSION_SECONDS, SetCookie, client, spawn, spawn_app};
@@ -126,16 +126,11 @@ async fn another_replica_refuses_the_copy_within_a_second_and_the_revocation_exp
     app.signout(&app.client).await.assert_status(StatusCode::OK);
     let signed_out = Instant::now();
 
-    let refused = eventually(Duration::from_secs(1), || async {
-        replica
-            .current_user_with_token(&copied)
-            .await
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    let refused = replica
+        .refuses_within(&copied, Duration::from_secs(1))
+        .await;
     assert!(
-        refused.is_some(),
+        refused,
         "the other replica still accepted the copy {:?} after sign-out",
         signed_out.elapsed()
     );
@@ -182,16 +177,11 @@ async fn while_the_queue_redis_is_down_sessions_are_believed_and_sign_outs_are_w
 
     redis.restart().await;
 
-    let refused = eventually(Duration::from_secs(15), || async {
-        replica
-            .current_user_with_token(&copied)
-            .await
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    let refused = replica
+        .refuses_within(&copied, Duration::from_secs(15))
+        .await;
     assert!(
-        refused.is_some(),
+        refused,
         "the sign-out taken during the outage never reached the other replica"
     );
     assert!(replica.current_user(&laptop).await.is_some());
