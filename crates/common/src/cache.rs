@@ -117,6 +117,23 @@ redis.call('PUBLISH', ARGV[1], ARGV[2])
 return #KEYS
 ";
 
+/// A load's failure as each of the readers sharing it sees it: the cause chain stays readable
+/// (a caller can still tell a saturated pool from a broken query).
+#[derive(Debug)]
+struct SharedLoadError(Arc<anyhow::Error>);
+
+impl std::fmt::Display for SharedLoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cache load failed")
+    }
+}
+
+impl std::error::Error for SharedLoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&**self.0)
+    }
+}
+
 /// A cache of serialised responses, shared by the handles of one service.
 #[derive(Clone)]
 pub struct ReadCache {
@@ -246,7 +263,9 @@ impl ReadCache {
                 }
             }
         };
-        flight.await.map_err(|error| anyhow::anyhow!("{error:#}"))
+        flight
+            .await
+            .map_err(|error| anyhow::Error::new(SharedLoadError(error)))
     }
 
     async fn fetch<F, Fut>(&self, group: &str, item: &str, load: F) -> Loaded

@@ -118,23 +118,52 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// Whether an error comes from a database pool that could not hand out a connection in time:
+/// the service is saturated, not broken, and the client may retry.
+fn pool_exhausted(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<sqlx::Error>(),
+            Some(sqlx::Error::PoolTimedOut)
+        )
+    })
+}
+
+/// How long a client should wait before retrying a 503.
+const RETRY_AFTER_UNAVAILABLE_SECS: u64 = 1;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        if let ApiError::Unexpected(error) = &self {
+        let this = match self {
+            ApiError::Unexpected(error) if pool_exhausted(&error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "database pool exhausted; answering 503"
+                );
+                ApiError::Unavailable("The service is busy; please try again in a moment".into())
+            }
+            other => other,
+        };
+        let status = this.status();
+        if let ApiError::Unexpected(error) = &this {
             tracing::error!(error = format!("{error:#}"), "request failed");
         }
         let mut response = (
             status,
             axum::Json(ErrorBody {
-                errors: self.items(),
+                errors: this.items(),
             }),
         )
             .into_response();
-        if let ApiError::TooManyRequests { retry_after_secs } = self {
+        let retry_after = match this {
+            ApiError::TooManyRequests { retry_after_secs } => Some(retry_after_secs),
+            ApiError::Unavailable(_) => Some(RETRY_AFTER_UNAVAILABLE_SECS),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(retry_after_secs),
+                axum::http::HeaderValue::from(seconds),
             );
         }
         response
@@ -150,5 +179,22 @@ pub fn is_unique_violation(error: &sqlx::Error, constraint: Option<&str>) -> boo
                 && constraint.is_none_or(|name| db.constraint() == Some(name))
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exhausted_pool_is_503_with_retry_after_not_500() {
+        let error = anyhow::Error::new(sqlx::Error::PoolTimedOut)
+            .context("database query failed")
+            .context("cannot list tickets");
+        let response = ApiError::Unexpected(error).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "1");
+        let other = ApiError::Unexpected(anyhow::anyhow!("boom")).into_response();
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -24,9 +24,13 @@ use serde_norway::{Mapping, Value};
 const NAMESPACE: &str = "ticketing";
 
 /// What the ingress (and the compose nginx) must route: path prefix → component.
-const ROUTES: [(&str, &str); 5] = [
+/// Path → component; a path starting with `=` is matched exactly (the Ingress's `Exact`,
+/// nginx's `location =` alone), the others as whole-segment prefixes.
+const ROUTES: [(&str, &str); 6] = [
     ("/api/users", "auth"),
     ("/api/tickets", "tickets"),
+    // The seed report's clients list tickets at the singular path.
+    ("=/api/ticket", "tickets"),
     ("/api/orders", "orders"),
     ("/api/payments", "payments"),
     ("/", "web"),
@@ -570,10 +574,17 @@ fn ingress_routes(deploy: &Deploy) -> (BTreeMap<String, String>, Vec<String>) {
         }
         for rule in list(ingress, "spec.rules") {
             for path in list(rule, "http.paths") {
-                let prefix = text(path, "path").unwrap_or("").to_owned();
-                if text(path, "pathType") != Some("Prefix") {
-                    problems.push(format!("Ingress path {prefix} is not pathType Prefix"));
-                }
+                let prefix = match text(path, "pathType") {
+                    Some("Prefix") => text(path, "path").unwrap_or("").to_owned(),
+                    Some("Exact") => format!("={}", text(path, "path").unwrap_or("")),
+                    other => {
+                        let path = text(path, "path").unwrap_or("");
+                        problems.push(format!(
+                            "Ingress path {path} is pathType {other:?}, not Prefix or Exact"
+                        ));
+                        path.to_owned()
+                    }
+                };
                 let service_name = text(path, "backend.service.name").unwrap_or("");
                 let Some(service) = deploy.object("Service", service_name) else {
                     problems.push(format!(
@@ -1391,18 +1402,34 @@ fn nginx_routes(deploy: &Deploy) -> (BTreeMap<String, BTreeSet<String>>, Vec<Str
     };
     let mut routes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for server in http.block.iter().filter(|d| d.name == "server") {
-        for location in server.block.iter().filter(|d| d.name == "location") {
-            let path = match location.args.as_slice() {
-                [path] => path.clone(),
-                [modifier, path] if modifier == "=" || modifier == "^~" => path.clone(),
+        let locations: Vec<&Directive> = server
+            .block
+            .iter()
+            .filter(|d| d.name == "location")
+            .collect();
+        // Paths of the prefix locations: `location = /api/users` beside `location /api/users/`
+        // is the Ingress's Prefix `/api/users`; a `location =` alone is an Exact path.
+        let prefixes: BTreeSet<String> = locations
+            .iter()
+            .filter_map(|l| match l.args.as_slice() {
+                [path] => Some(path.trim_end_matches('/').to_owned()),
+                _ => None,
+            })
+            .collect();
+        for location in locations {
+            let (exact, path) = match location.args.as_slice() {
+                [path] => (false, path.clone()),
+                [modifier, path] if modifier == "=" => (true, path.clone()),
+                [modifier, path] if modifier == "^~" => (false, path.clone()),
                 other => {
                     problems.push(format!("nginx location {other:?} is not a plain prefix"));
                     continue;
                 }
             };
-            // `/api/users` and `/api/users/` together are the Ingress's Prefix `/api/users`.
             let prefix = if path == "/" {
                 path.clone()
+            } else if exact && !prefixes.contains(&path) {
+                format!("={path}")
             } else {
                 path.trim_end_matches('/').to_owned()
             };
@@ -1832,6 +1859,30 @@ fn each_check_catches_a_broken_copy() {
             )
         },
         &check_nginx,
+    );
+    broken(
+        "nginx sending /api/ticket nowhere",
+        &|d| {
+            d.nginx = d
+                .nginx
+                .replace("location = /api/ticket {", "location = /api/tickts {")
+        },
+        &check_nginx,
+    );
+    broken(
+        "the Ingress's /api/ticket as a prefix",
+        &|d| {
+            let ingress = d.object_mut("Ingress", "ticketing");
+            for path in ingress["spec"]["rules"][0]["http"]["paths"]
+                .as_sequence_mut()
+                .unwrap()
+            {
+                if path["path"] == "/api/ticket" {
+                    path["pathType"] = "Prefix".into();
+                }
+            }
+        },
+        &check_ingress,
     );
     broken(
         "nginx missing /api/payments",

@@ -237,6 +237,39 @@ async fn a_cookie_kept_from_before_sign_out_is_refused_everywhere_and_the_other_
 }
 
 #[tokio::test]
+async fn the_seed_reports_singular_list_path_reaches_tickets() {
+    let target = Target::start().await;
+    let seller = target.user();
+    let listed = post(
+        &target,
+        "/api/tickets",
+        Some(&seller),
+        Some(json!({"title": "Singular", "price": 3})),
+    )
+    .await;
+    let id = listed.json()["id"].clone();
+    let found = eventually(Duration::from_secs(5), || async {
+        let page = get_json(&target, "/api/ticket?limit=1000", None).await;
+        page.as_array()?
+            .iter()
+            .any(|t| t["id"] == id)
+            .then_some(page)
+    })
+    .await;
+    let refused = call(&target, Method::GET, "/api/ticket?limit=0", None, None).await;
+    target.stop().await;
+
+    assert_eq!(listed.status, StatusCode::CREATED, "{}", listed.text);
+    assert!(
+        found.is_some(),
+        "the new ticket never showed at /api/ticket"
+    );
+    // Answered by tickets (its validation), not by the web pages' 404.
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    assert_eq!(refused.json()["errors"][0]["field"], json!("limit"));
+}
+
+#[tokio::test]
 async fn a_seller_edits_a_ticket_and_every_reader_sees_it_within_a_second() {
     let target = Target::start().await;
     let (seller, stranger) = (target.user(), target.user());

@@ -83,9 +83,16 @@ impl TestDb {
     /// so the test would hang. With a pool of its own the app leaves `self.pool` idle, and
     /// the drop's `DROP DATABASE … WITH (FORCE)` ends the app's connections.
     pub async fn app_pool(&self, max_connections: u32) -> PgPool {
+        self.app_pool_with(max_connections, Duration::from_secs(10))
+            .await
+    }
+
+    /// [`TestDb::app_pool`] whose requests for a connection give up after `acquire_timeout`
+    /// (tests of a starved pool).
+    pub async fn app_pool_with(&self, max_connections: u32, acquire_timeout: Duration) -> PgPool {
         sqlx::postgres::PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire_timeout)
             .connect_with(self.target.options.clone())
             .await
             .expect("connect to the test database")

@@ -1,12 +1,9 @@
 //! Order a ticket, list and show one's orders, cancel one.
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-};
+use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
-use ticketing_common::{ApiError, Json, RequireAuth, error::ErrorBody};
+use ticketing_common::{ApiError, Json, PathId, RequireAuth, error::ErrorBody};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -26,8 +23,8 @@ pub struct OrderInput {
 }
 
 /// A malformed id names nothing: 404, never 500.
-fn order_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::not_found("Order"))
+fn order_id(id: Option<Uuid>) -> Result<Uuid, ApiError> {
+    id.ok_or_else(|| ApiError::not_found("Order"))
 }
 
 /// Orders a ticket; the order holds it until paid, cancelled, or expired.
@@ -81,9 +78,9 @@ pub async fn list_orders(
 pub async fn show_order(
     RequireAuth(user): RequireAuth,
     State(app): State<Orders>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<Order>, ApiError> {
-    let id = order_id(&id)?;
+    let id = order_id(id)?;
     let order = flows::show_order(&app, user.id, id)
         .await
         .map_err(|e| match e {
@@ -107,9 +104,9 @@ pub async fn show_order(
 pub async fn cancel_order(
     RequireAuth(user): RequireAuth,
     State(app): State<Orders>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<StatusCode, ApiError> {
-    let id = order_id(&id)?;
+    let id = order_id(id)?;
     flows::cancel_order(&app, user.id, id)
         .await
         .map_err(|e| match e {

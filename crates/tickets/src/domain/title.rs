@@ -1,6 +1,7 @@
 //! Ticket titles.
 
-/// A title of 1–200 characters after trimming.
+/// A title of 1–200 characters after trimming, without control or bidirectional override
+/// characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Title(String);
 
@@ -12,6 +13,9 @@ impl Title {
         match title.chars().count() {
             0 => Err("Title is required"),
             n if n > Self::MAX => Err("Title must be at most 200 characters"),
+            _ if ticketing_common::text::check(title, false).is_err() => {
+                Err("Title must not contain control characters")
+            }
             _ => Ok(Title(title.to_owned())),
         }
     }
@@ -35,5 +39,16 @@ mod tests {
             "characters, not bytes"
         );
         assert!(Title::parse(&"x".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn control_and_override_characters_are_refused() {
+        for bad in ["Con\0cert", "Con\ncert", "\u{202E}trecnoC", "Con\u{85}cert"] {
+            assert_eq!(
+                Title::parse(bad),
+                Err("Title must not contain control characters"),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -9,6 +9,7 @@ use crate::Tickets;
 pub fn router(app: Tickets) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(tickets::create_ticket, tickets::list_tickets))
+        .routes(routes!(tickets::list_tickets_singular))
         .routes(routes!(tickets::show_ticket, tickets::update_ticket))
         .with_state(app)
 }

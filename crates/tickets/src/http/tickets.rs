@@ -1,7 +1,7 @@
 //! Create, list, show and update tickets.
 
 use axum::{
-    extract::{Path, RawQuery, State},
+    extract::{RawQuery, State},
     http::{StatusCode, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
 };
@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 use ticketing_common::{
-    ApiError, Json, RequireAuth,
+    ApiError, Json, PathId, RequireAuth,
     error::{ErrorBody, ErrorItem},
 };
 use ticketing_events::Cents;
@@ -102,8 +102,8 @@ fn json_bytes(status: StatusCode, body: Bytes) -> Response {
 }
 
 /// A malformed id names nothing: 404, never 500.
-fn ticket_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::not_found("Ticket"))
+fn ticket_id(id: Option<Uuid>) -> Result<Uuid, ApiError> {
+    id.ok_or_else(|| ApiError::not_found("Ticket"))
 }
 
 /// Lists a ticket for sale.
@@ -138,15 +138,25 @@ pub async fn list_tickets(
     ))
 }
 
+/// The same list at the singular path the seed report's clients call (`GET /api/ticket`).
+#[utoipa::path(get, path = "/api/ticket", tag = "tickets", params(ListParams),
+    responses((status = 200, body = [Ticket]), (status = 400, body = ErrorBody)))]
+pub async fn list_tickets_singular(
+    state: State<Tickets>,
+    query: RawQuery,
+) -> Result<Response, ApiError> {
+    list_tickets(state, query).await
+}
+
 /// One ticket, reserved and sold ones too. Served from the cache.
 #[utoipa::path(get, path = "/api/tickets/{id}", tag = "tickets",
     params(("id" = Uuid, Path, description = "Ticket id")),
     responses((status = 200, body = Ticket), (status = 404, body = ErrorBody)))]
 pub async fn show_ticket(
     State(app): State<Tickets>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Response, ApiError> {
-    let id = ticket_id(&id)?;
+    let id = ticket_id(id)?;
     match flows::get_ticket_json(&app, id).await? {
         Some(body) => Ok(json_bytes(StatusCode::OK, body)),
         None => Err(ApiError::not_found("Ticket")),
@@ -166,11 +176,11 @@ pub async fn show_ticket(
 pub async fn update_ticket(
     RequireAuth(user): RequireAuth,
     State(app): State<Tickets>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     Json(input): Json<TicketInput>,
 ) -> Result<Json<Ticket>, ApiError> {
     let (title, price) = input.parse()?;
-    let id = ticket_id(&id)?;
+    let id = ticket_id(id)?;
     let ticket = flows::update_ticket(&app, user.id, id, title, price)
         .await
         .map_err(|e| match e {

@@ -52,10 +52,15 @@ pub struct TestApp {
 
 /// The app with the default cache settings and the test session keys.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with_pool(POOL_SIZE, Duration::from_secs(10)).await
+}
+
+/// The app over a pool of `size` connections whose requests give up after `acquire_timeout`.
+pub async fn spawn_app_with_pool(size: u32, acquire_timeout: Duration) -> TestApp {
     let namespace = testing::unique_namespace();
     let db = TestDb::create(&namespace, ticketing_tickets::NAME).await;
     // The app's own pool, sized for the test; `TestDb`'s pool is for looking at rows.
-    let pool = db.app_pool(POOL_SIZE).await;
+    let pool = db.app_pool_with(size, acquire_timeout).await;
     ticketing_tickets::migrate(&pool)
         .await
         .expect("migrate the tickets database");

@@ -5,6 +5,7 @@
 mod create;
 mod freshness;
 mod helpers;
+mod hostile;
 mod list;
 mod listeners;
 mod show;
