@@ -25,7 +25,7 @@ use ticketing_common::{
     http::ReadyCheck,
     ratelimit::{RateLimiter, SharedLimit},
     session::SessionKeys,
-    settings::CommonSettings,
+    settings::{CommonSettings, Namespace},
 };
 
 /// The component's name, also its database suffix.
@@ -74,6 +74,32 @@ impl Limits {
             failed_signins: None,
         }
     }
+
+    /// `per_minute` attempts per client address (who the client is: `proxies`) and
+    /// [`FAILED_SIGNINS_PER_ACCOUNT`] failed sign-ins a minute per e-mail, counted in the
+    /// queue Redis at `redis_url` (connected on first use); `per_minute == 0`: no limits.
+    pub fn new(
+        per_minute: u32,
+        proxies: Proxies,
+        redis_url: &str,
+        namespace: &Namespace,
+    ) -> anyhow::Result<Self> {
+        let failed_signins = if per_minute == 0 {
+            None
+        } else {
+            Some(SharedLimit::new(
+                ticketing_common::redis::lazy(redis_url)?,
+                namespace,
+                "failed-signin",
+                FAILED_SIGNINS_PER_ACCOUNT,
+                Duration::from_secs(60),
+            ))
+        };
+        Ok(Limits {
+            per_address: RateLimiter::new(per_minute, proxies),
+            failed_signins,
+        })
+    }
 }
 
 /// Connects (creating the database if needed), migrates, and builds the component. `proxies`
@@ -86,23 +112,12 @@ pub async fn build(
 ) -> anyhow::Result<Component> {
     let pool = db::open_service(common, settings.auth_database_url.as_ref(), NAME, 16).await?;
     db::migrate_service(&pool, &MIGRATOR, NAME, false).await?;
-    let per_minute = settings.rate_limit_per_minute;
-    let failed_signins = if per_minute == 0 {
-        None
-    } else {
-        let redis = ticketing_common::redis::connect(common.queue_redis_url()).await?;
-        Some(SharedLimit::new(
-            redis,
-            &common.namespace,
-            "failed-signin",
-            FAILED_SIGNINS_PER_ACCOUNT,
-            Duration::from_secs(60),
-        ))
-    };
-    let limits = Limits {
-        per_address: RateLimiter::new(per_minute, proxies),
-        failed_signins,
-    };
+    let limits = Limits::new(
+        settings.rate_limit_per_minute,
+        proxies,
+        common.queue_redis_url(),
+        &common.namespace,
+    )?;
     Ok(component(pool, keys, limits))
 }
 

@@ -1,26 +1,33 @@
 //! Who the client is: the connection's peer, or, when the peer is a proxy we trust, the
 //! address that proxy says it forwarded for (`X-Forwarded-For`).
 //!
-//! A peer is trusted when it falls in `TRUSTED_PROXIES` (addresses or CIDR ranges), or, under
-//! `ticketing up`, when it is this process's own web component: a loopback call carrying the
-//! process's random [`ForwardingToken`]. The web pages call the API on the visitor's behalf
-//! and forward the visitor's address this way, so sign-in limits count visitors, not the web
-//! component.
+//! A peer is trusted when it falls in `TRUSTED_PROXIES` (addresses or CIDR ranges). The
+//! proxy in front must *replace* `X-Forwarded-For` with the address it saw (nginx
+//! `$remote_addr`, ingress-nginx's default), so no hop of it is the client's own words.
+//!
+//! The web pages call the API on their visitors' behalf, through the ingress, which puts its
+//! own peer (the web pod) in `X-Forwarded-For`. So web names the visitor in a header of its
+//! own, [`VISITOR_HEADER`], vouched for by a [`ForwardingToken`] that only holders of the
+//! session key can make; the API believes that header whoever the peer is, and nothing else
+//! that a client could send.
 
 use std::{net::IpAddr, sync::Arc};
 
 use axum::http::HeaderMap;
+use hmac::{Hmac, KeyInit, Mac};
 use ipnet::IpNet;
-use rand::RngCore;
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 /// The header the web component sends its forwarding token in.
 pub const FORWARDING_TOKEN_HEADER: &str = "x-ticketing-forwarded-by";
+/// The header the web component names its visitor's address in.
+pub const VISITOR_HEADER: &str = "x-ticketing-visitor";
 /// The standard header naming the client and the proxies a request went through.
 pub const FORWARDED_FOR: &str = "x-forwarded-for";
 
-/// A random secret one process's web component shows its API, so that `up` believes the
-/// visitor addresses its own pages forward and no one else's.
+/// The web component's proof that it is one of ours: an HMAC of a fixed label under the
+/// session key (`JWT_KEY`), which every component has and no client does.
 #[derive(Clone)]
 pub struct ForwardingToken(Arc<str>);
 
@@ -31,11 +38,12 @@ impl std::fmt::Debug for ForwardingToken {
 }
 
 impl ForwardingToken {
-    /// A fresh random token.
-    pub fn random() -> Self {
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        ForwardingToken(hex::encode(bytes).into())
+    /// The token of a session key.
+    pub fn derive(session_key: &[u8]) -> Self {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(session_key)
+            .expect("HMAC accepts keys of any length");
+        mac.update(b"ticketing: the web pages forward their visitor's address (v1)");
+        ForwardingToken(hex::encode(mac.finalize().into_bytes()).into())
     }
 
     pub fn as_str(&self) -> &str {
@@ -68,7 +76,7 @@ impl Proxies {
         }
     }
 
-    /// Also believes loopback calls that carry `token` (the process's own web component).
+    /// Also believes [`VISITOR_HEADER`] on a request that carries `token` (our web pages).
     pub fn with_internal(mut self, token: ForwardingToken) -> Self {
         self.internal = Some(token);
         self
@@ -79,20 +87,30 @@ impl Proxies {
         self.ranges.iter().any(|range| range.contains(address))
     }
 
-    fn is_own_web(&self, peer: &IpAddr, headers: &HeaderMap) -> bool {
-        peer.is_loopback()
-            && self.internal.as_ref().is_some_and(|token| {
-                headers
-                    .get(FORWARDING_TOKEN_HEADER)
-                    .is_some_and(|presented| token.matches(presented.as_bytes()))
-            })
+    /// The visitor our own web pages name, if the request is theirs.
+    fn visitor_of_own_web(&self, headers: &HeaderMap) -> Option<IpAddr> {
+        let token = self.internal.as_ref()?;
+        let presented = headers.get(FORWARDING_TOKEN_HEADER)?;
+        if !token.matches(presented.as_bytes()) {
+            return None;
+        }
+        headers
+            .get(VISITOR_HEADER)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
-    /// The client address: the peer, or, when the peer is trusted, the last
-    /// `X-Forwarded-For` hop that is not itself a trusted proxy (the peer when every hop is
-    /// trusted or the header is missing or unreadable).
+    /// The client address: the visitor our web pages name; or the peer, or, when the peer is
+    /// trusted, the last `X-Forwarded-For` hop that is not itself a trusted proxy (the peer
+    /// when every hop is trusted or the header is missing or unreadable).
     pub fn client_address(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        if !self.is_trusted(&peer) && !self.is_own_web(&peer, headers) {
+        if let Some(visitor) = self.visitor_of_own_web(headers) {
+            return visitor;
+        }
+        if !self.is_trusted(&peer) {
             return peer;
         }
         let forwarded = headers
@@ -171,25 +189,35 @@ mod tests {
     }
 
     #[test]
-    fn up_believes_its_own_web_component_by_its_token_and_only_over_loopback() {
-        let token = ForwardingToken::random();
+    fn the_visitor_our_web_pages_name_is_believed_only_with_the_token_of_our_key() {
+        let token = ForwardingToken::derive(b"the session key of this deployment!!");
         let p = Proxies::none().with_internal(token.clone());
-        let mut h = forwarded("198.51.100.4");
-        assert_eq!(p.client_address(ip("127.0.0.1"), &h), ip("127.0.0.1"));
+        let mut h = forwarded("10.0.0.5");
+        h.insert(VISITOR_HEADER, HeaderValue::from_static("198.51.100.4"));
+        assert_eq!(
+            p.client_address(ip("10.0.0.9"), &h),
+            ip("10.0.0.9"),
+            "no token"
+        );
         h.insert(
             FORWARDING_TOKEN_HEADER,
             HeaderValue::from_str(token.as_str()).unwrap(),
         );
-        assert_eq!(p.client_address(ip("127.0.0.1"), &h), ip("198.51.100.4"));
         assert_eq!(
-            p.client_address(ip("192.0.2.1"), &h),
-            ip("192.0.2.1"),
-            "not over loopback"
+            p.client_address(ip("10.0.0.9"), &h),
+            ip("198.51.100.4"),
+            "whoever the peer (the ingress) is"
         );
+        let other_key = ForwardingToken::derive(b"someone else's key, long enough!!!");
         h.insert(
             FORWARDING_TOKEN_HEADER,
-            HeaderValue::from_static("not-the-token"),
+            HeaderValue::from_str(other_key.as_str()).unwrap(),
         );
-        assert_eq!(p.client_address(ip("127.0.0.1"), &h), ip("127.0.0.1"));
+        assert_eq!(p.client_address(ip("10.0.0.9"), &h), ip("10.0.0.9"));
+        assert_eq!(
+            Proxies::none().client_address(ip("10.0.0.9"), &h),
+            ip("10.0.0.9"),
+            "an API that knows no token believes no visitor header"
+        );
     }
 }

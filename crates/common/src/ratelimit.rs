@@ -22,7 +22,7 @@ use axum::{
 use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 
-use crate::{error::ApiError, forwarded::Proxies, settings::Namespace};
+use crate::{error::ApiError, forwarded::Proxies, settings::Namespace, telemetry::LogThrottle};
 
 const MINUTE: Duration = Duration::from_secs(60);
 /// Keys a process-memory table tracks at most.
@@ -186,6 +186,7 @@ pub struct SharedLimit {
     limit: u32,
     window: Duration,
     local: Arc<Windows<[u8; 32]>>,
+    warnings: Arc<LogThrottle>,
 }
 
 impl std::fmt::Debug for SharedLimit {
@@ -244,6 +245,7 @@ impl SharedLimit {
             limit,
             window,
             local: Arc::new(Windows::new(limit, window)),
+            warnings: Arc::default(),
         }
     }
 
@@ -269,7 +271,9 @@ impl SharedLimit {
                     Ok(Err(error)) => error.to_string(),
                     _ => "timed out".to_owned(),
                 };
-                tracing::warn!(%reason, limit = %self.prefix, "the queue Redis does not answer: counting attempts in this process");
+                if self.warnings.ready(10) {
+                    tracing::warn!(%reason, limit = %self.prefix, "the queue Redis does not answer: counting attempts in this process");
+                }
                 self.local.hit(digest, Instant::now()).map(|()| Attempt {
                     key: digest,
                     in_redis: false,

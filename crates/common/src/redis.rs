@@ -7,15 +7,32 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::secret::redact_url;
 
+fn config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_millis(500)))
+        .set_number_of_retries(1)
+}
+
+fn client(url: &str) -> anyhow::Result<redis::Client> {
+    redis::Client::open(url).with_context(|| format!("invalid Redis URL {}", redact_url(url)))
+}
+
+/// A self-reconnecting connection that connects on first use: for what works without Redis
+/// for a while (session revocations fail open, attempt limits count in process), so a
+/// process can start, and keep starting, during a Redis outage. Fails only on a bad URL.
+pub fn lazy(url: &str) -> anyhow::Result<ConnectionManager> {
+    Ok(ConnectionManager::new_lazy_with_config(
+        client(url)?,
+        config(),
+    )?)
+}
+
 /// A self-reconnecting connection. Fails at start-up, with one clear line, if Redis does not
 /// answer; afterwards it reconnects by itself.
 pub async fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
-    let client = redis::Client::open(url)
-        .with_context(|| format!("invalid Redis URL {}", redact_url(url)))?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_millis(500)))
-        .set_number_of_retries(1);
+    let client = client(url)?;
+    let config = config();
     let mut conn = tokio::time::timeout(
         Duration::from_secs(5),
         ConnectionManager::new_with_config(client, config),

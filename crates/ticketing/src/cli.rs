@@ -10,7 +10,7 @@ use ticketing_common::{
     Component,
     bus::Bus,
     component,
-    forwarded::{ForwardingToken, Proxies},
+    forwarded::Proxies,
     http::ReadyCheck,
     session::{Revocations, SessionKeys},
     settings::CommonSettings,
@@ -129,17 +129,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
     // Every component verifies sessions, so every process checks revocations in the queue
     // Redis (and fails open while it is unreachable).
-    let revocations =
-        Revocations::connect(cli.common.queue_redis_url(), &cli.common.namespace).await?;
+    let revocations = Revocations::open(cli.common.queue_redis_url(), &cli.common.namespace)?;
     let keys = Arc::new(keys.with_revocations(Arc::new(revocations)));
-    // Under `up` the web pages call this very process over loopback; the token lets the API
-    // believe the visitor address they forward, and only theirs.
-    let forwarding_token = all_in_one.then(ForwardingToken::random);
+    // The web pages name each visitor to the API with a token derived from the session key,
+    // which the API believes whoever forwarded the call (the ingress, or this very process).
+    let forwarding_token = keys.forwarding_token().clone();
     let proxies = Proxies::new(cli.common.trusted_proxies.clone());
-    let api_proxies = match &forwarding_token {
-        Some(token) => proxies.clone().with_internal(token.clone()),
-        None => proxies.clone(),
-    };
+    let api_proxies = proxies.clone().with_internal(forwarding_token.clone());
 
     let mut components: Vec<Component> = Vec::new();
     let mut shared_checks = Vec::new();
@@ -192,7 +188,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 stripe_publishable_key: cli.stripe_publishable_key.clone(),
                 forwarding: ticketing_web::Forwarding {
                     proxies: proxies.clone(),
-                    token: forwarding_token.clone(),
+                    token: Some(forwarding_token.clone()),
                     https,
                 },
             }),

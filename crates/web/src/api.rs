@@ -14,7 +14,7 @@ use axum::{
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::Value;
 use ticketing_common::{
-    forwarded::{FORWARDED_FOR, FORWARDING_TOKEN_HEADER, ForwardingToken, Proxies},
+    forwarded::{FORWARDING_TOKEN_HEADER, ForwardingToken, Proxies, VISITOR_HEADER},
     telemetry,
 };
 use uuid::Uuid;
@@ -92,8 +92,8 @@ pub struct Forwarding {
     /// Proxies in front of the web component whose `X-Forwarded-For` / `X-Forwarded-Proto`
     /// are believed (`TRUSTED_PROXIES`).
     pub proxies: Proxies,
-    /// Under `ticketing up`: the token that makes the process's own API believe the visitor
-    /// address the pages forward.
+    /// The token that makes the API believe the visitor address the pages name (derived
+    /// from the session key); `None` names no one.
     pub token: Option<ForwardingToken>,
     /// Whether the site is served over HTTPS (the session cookie is `Secure`); the scheme a
     /// form post's `Origin` must have when no trusted proxy says otherwise.
@@ -126,8 +126,8 @@ impl Forwarding {
 }
 
 /// What the pages know of the visitor's request: the cookie to forward, and the visitor's
-/// address (the peer, or what a trusted proxy in front says), which every API call carries
-/// in `X-Forwarded-For` so the API's limits count visitors, not this component.
+/// address (the peer, or what a trusted proxy in front says), which every API call names
+/// (with the forwarding token) so the API's limits count visitors, not this component.
 #[derive(Debug, Clone, Default)]
 pub struct Visitor {
     cookie: Option<header::HeaderValue>,
@@ -222,11 +222,10 @@ impl Api {
         if let Some(cookie) = &visitor.cookie {
             request = request.header(header::COOKIE, cookie.as_bytes());
         }
-        if let Some(address) = visitor.address {
-            request = request.header(FORWARDED_FOR, address.to_string());
-        }
-        if let Some(token) = &visitor.token {
-            request = request.header(FORWARDING_TOKEN_HEADER, token.as_str());
+        if let (Some(address), Some(token)) = (visitor.address, &visitor.token) {
+            request = request
+                .header(VISITOR_HEADER, address.to_string())
+                .header(FORWARDING_TOKEN_HEADER, token.as_str());
         }
         if let Some(id) = telemetry::current_request_id() {
             request = request.header(telemetry::REQUEST_ID_HEADER, id);

@@ -1,12 +1,13 @@
 //! Sign-up and sign-in: the decisions of the auth service.
 
-use std::sync::{
-    Arc, LazyLock,
-    atomic::{AtomicUsize, Ordering},
-};
+use std::sync::{Arc, LazyLock};
 
 use sqlx::PgPool;
-use ticketing_common::{error::is_unique_violation, ratelimit::SharedLimit};
+use ticketing_common::{
+    error::is_unique_violation,
+    ratelimit::SharedLimit,
+    session::{Session, SessionKeys},
+};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -50,15 +51,6 @@ static HASHING: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
     ))
 });
 
-/// Hashes running now, and the most that ever ran at once (what the bound promises).
-static RUNNING: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-/// The most password hashes this process ever ran at once.
-pub fn peak_hashes() -> usize {
-    PEAK.load(Ordering::Relaxed)
-}
-
 /// Runs password work on the blocking pool, bounded by [`HASHING`]. The permit travels into
 /// the blocking closure and is released when the hash is done, not when the request's future
 /// is: a client that hangs up mid-hash cannot start more hashes than there are cores.
@@ -68,11 +60,7 @@ async fn hashing<T: Send + 'static>(
     let permit = HASHING.clone().acquire_owned().await?;
     Ok(tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let running = RUNNING.fetch_add(1, Ordering::Relaxed) + 1;
-        PEAK.fetch_max(running, Ordering::Relaxed);
-        let result = work();
-        RUNNING.fetch_sub(1, Ordering::Relaxed);
-        result
+        work()
     })
     .await?)
 }
@@ -118,11 +106,22 @@ pub async fn sign_in(
             )?),
             None => None,
         };
-    let user = check_credentials(pool, email, password).await?;
-    if let (Some(limit), Some(attempt)) = (failed_signins, attempt) {
+    let outcome = check_credentials(pool, email, password).await;
+    // Only a wrong password counts: a success, or our own failure to check, is given back.
+    if !matches!(outcome, Err(SignInError::InvalidCredentials))
+        && let (Some(limit), Some(attempt)) = (failed_signins, attempt)
+    {
         limit.give_back(attempt).await;
     }
-    Ok(user)
+    outcome
+}
+
+/// Ends a session on the server: every component refuses its token from now on; the user's
+/// other sessions stay.
+#[tracing::instrument(skip_all, fields(user_id = %session.user.id))]
+pub async fn sign_out(keys: &SessionKeys, session: &Session) {
+    keys.revoke(session).await;
+    tracing::info!("signed out; session revoked");
 }
 
 async fn check_credentials(
@@ -147,5 +146,41 @@ async fn check_credentials(
             email: user.email,
         }),
         _ => Err(SignInError::InvalidCredentials),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hash_whose_caller_went_away_keeps_its_permit_until_it_ends() {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        // As many callers as cores start a slow hash, then hang up.
+        let (started, mut started_rx) = tokio::sync::mpsc::unbounded_channel();
+        for _ in 0..cores {
+            let started = started.clone();
+            let caller = tokio::spawn(hashing(move || {
+                let _ = started.send(());
+                std::thread::sleep(Duration::from_millis(400));
+            }));
+            started_rx.recv().await.expect("the hash started");
+            caller.abort();
+        }
+
+        // The hashes still run: no permit is free for another.
+        assert_eq!(HASHING.available_permits(), 0);
+        let next = tokio::time::timeout(Duration::from_millis(100), hashing(|| ())).await;
+        assert!(
+            next.is_err(),
+            "a new hash started beside {cores} running ones"
+        );
+        // Once they end, work goes on.
+        tokio::time::timeout(Duration::from_secs(5), hashing(|| ()))
+            .await
+            .expect("permits come back when the hashes end")
+            .unwrap();
     }
 }

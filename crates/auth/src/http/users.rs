@@ -154,8 +154,7 @@ pub async fn signin(
     responses((status = 200, description = "Signed out; the session cookie is expired and the session revoked")))]
 pub async fn signout(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
     if let Some(session) = state.keys.session(&headers).await {
-        state.keys.revoke(&session).await;
-        tracing::info!(user_id = %session.user.id, "signed out; session revoked");
+        flows::sign_out(&state.keys, &session).await;
     }
     ([(SET_COOKIE, state.keys.clear_cookie())], Json(json!({})))
 }

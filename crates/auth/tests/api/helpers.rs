@@ -22,7 +22,6 @@ use ticketing_auth::{Limits, store::users::UserRow};
 pub use ticketing_common::testing::api::Reply;
 use ticketing_common::{
     forwarded::Proxies,
-    ratelimit::{RateLimiter, SharedLimit},
     session::{COOKIE_NAME, Revocations, SessionKeys},
     settings::Namespace,
     testing::{self, RedisKeys, TestDb, TestServer},
@@ -122,28 +121,15 @@ pub async fn spawn(options: Options) -> TestApp {
         .expect("migrate the auth database");
     let namespace = options.redis_namespace.unwrap_or(namespace);
     let redis_keys = RedisKeys::of(&options.redis_url, &namespace);
-    let revocations = Revocations::connect(&options.redis_url, &namespace)
-        .await
-        .expect("the queue Redis");
+    let revocations = Revocations::open(&options.redis_url, &namespace).expect("the queue Redis");
     let keys = Arc::new(options.keys.with_revocations(Arc::new(revocations)));
-    let failed_signins = if options.per_minute == 0 {
-        None
-    } else {
-        let redis = ticketing_common::redis::connect(&options.redis_url)
-            .await
-            .expect("the queue Redis");
-        Some(SharedLimit::new(
-            redis,
-            &namespace,
-            "failed-signin",
-            ticketing_auth::FAILED_SIGNINS_PER_ACCOUNT,
-            Duration::from_secs(60),
-        ))
-    };
-    let limits = Limits {
-        per_address: RateLimiter::new(options.per_minute, Proxies::new(options.trusted_proxies)),
-        failed_signins,
-    };
+    let limits = Limits::new(
+        options.per_minute,
+        Proxies::new(options.trusted_proxies),
+        &options.redis_url,
+        &namespace,
+    )
+    .expect("limits");
     let component = ticketing_auth::component(pool.clone(), keys.clone(), limits);
     let server = TestServer::start(vec![component], keys.clone()).await;
     TestApp {

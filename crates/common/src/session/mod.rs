@@ -24,7 +24,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub use self::revocations::Revocations;
-use crate::error::ApiError;
+use crate::{error::ApiError, forwarded::ForwardingToken};
 
 /// The name of the session cookie.
 pub const COOKIE_NAME: &str = "session";
@@ -84,6 +84,7 @@ pub struct SessionKeys {
     lifetime: time::Duration,
     secure: bool,
     revocations: Option<Arc<Revocations>>,
+    forwarding: ForwardingToken,
 }
 
 impl std::fmt::Debug for SessionKeys {
@@ -116,6 +117,7 @@ impl SessionKeys {
             lifetime: time::Duration::days(1),
             secure,
             revocations: None,
+            forwarding: ForwardingToken::derive(secret),
         })
     }
 
@@ -138,6 +140,12 @@ impl SessionKeys {
     pub fn with_revocations(mut self, revocations: Arc<Revocations>) -> Self {
         self.revocations = Some(revocations);
         self
+    }
+
+    /// The token our web pages show the API when they name their visitor (derived from the
+    /// key, so every component of a deployment agrees on it without another secret).
+    pub fn forwarding_token(&self) -> &ForwardingToken {
+        &self.forwarding
     }
 
     /// The revoked-session store, if any.

@@ -8,21 +8,14 @@
 //! revocation it could not write is kept and written by [`Revocations::run_flush`] once Redis
 //! answers again.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Mutex,
-        atomic::{AtomicI64, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use redis::aio::ConnectionManager;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::settings::Namespace;
+use crate::{settings::Namespace, telemetry::LogThrottle};
 
 /// How long a request waits for Redis before believing the session (fail open).
 const CHECK_TIMEOUT: Duration = Duration::from_millis(200);
@@ -37,6 +30,8 @@ const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 pub const REVOCATION_CHECK_ERRORS: &str = "session_revocation_check_errors_total";
 /// Revocations waiting to be written to Redis.
 pub const REVOCATIONS_PENDING: &str = "session_revocations_pending";
+/// Revocations that could be kept for the flush no more (too many waiting).
+pub const REVOCATIONS_DROPPED: &str = "session_revocations_dropped_total";
 
 /// The revoked-session store of one namespace.
 pub struct Revocations {
@@ -46,9 +41,8 @@ pub struct Revocations {
     remembered: Mutex<HashMap<Uuid, i64>>,
     /// Revocations not yet written to Redis.
     pending: Mutex<HashMap<Uuid, i64>>,
-    /// When the last "Redis unreachable" warning was logged (unix seconds), so an outage
-    /// logs one line every few seconds, not one per request.
-    last_warning: AtomicI64,
+    /// One "Redis unreachable" line every few seconds in an outage, not one per request.
+    warnings: LogThrottle,
 }
 
 impl std::fmt::Debug for Revocations {
@@ -71,16 +65,14 @@ impl Revocations {
             prefix: format!("{}:session:revoked:", namespace.redis_prefix()),
             remembered: Mutex::default(),
             pending: Mutex::default(),
-            last_warning: AtomicI64::new(0),
+            warnings: LogThrottle::default(),
         }
     }
 
-    /// Connects to the queue Redis (one clear line if it is not there).
-    pub async fn connect(url: &str, namespace: &Namespace) -> anyhow::Result<Self> {
-        Ok(Revocations::new(
-            crate::redis::connect(url).await?,
-            namespace,
-        ))
+    /// The store on the queue Redis at `url`, connected on first use: a process starts, and
+    /// checks sessions (failing open), while that Redis is down.
+    pub fn open(url: &str, namespace: &Namespace) -> anyhow::Result<Self> {
+        Ok(Revocations::new(crate::redis::lazy(url)?, namespace))
     }
 
     fn key(&self, session: Uuid) -> String {
@@ -109,14 +101,7 @@ impl Revocations {
 
     fn believed(&self, reason: &str) -> bool {
         metrics::counter!(REVOCATION_CHECK_ERRORS).increment(1);
-        let now = now();
-        let last = self.last_warning.load(Ordering::Relaxed);
-        if now - last >= 10
-            && self
-                .last_warning
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if self.warnings.ready(10) {
             tracing::warn!(
                 reason,
                 "the queue Redis does not answer: sessions are believed unless this process knows them revoked"
@@ -134,6 +119,12 @@ impl Revocations {
             let mut pending = self.pending.lock().expect("pending revocations");
             if pending.len() < MAX_REMEMBERED {
                 pending.insert(session, expires_at);
+            } else {
+                // Bounded: past this, only this process remembers the sign-out.
+                metrics::counter!(REVOCATIONS_DROPPED).increment(1);
+                tracing::error!(
+                    "too many sign-outs wait for the queue Redis: this one is remembered here only"
+                );
             }
             metrics::gauge!(REVOCATIONS_PENDING).set(pending.len() as f64);
         }

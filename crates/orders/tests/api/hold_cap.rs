@@ -8,7 +8,7 @@ use ticketing_events::Subject;
 use tokio::{sync::Barrier, task::JoinSet};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, User, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, User, payment_created, spawn_app, spawn_app_with};
 
 /// `tickets.len()` orders from one buyer, one per ticket, released together.
 async fn burst(app: &Arc<TestApp>, buyer: &User, tickets: &[Uuid]) -> Vec<StatusCode> {
@@ -90,6 +90,17 @@ async fn a_cancelled_or_paid_order_frees_a_place_and_other_buyers_have_their_own
     app.order(&buyer, twelfth)
         .await
         .assert_status(StatusCode::CREATED);
+    // At the cap again; paying one frees a place too.
+    let thirteenth = app.insert_ticket("Seat 12", 1000).await;
+    app.order(&buyer, thirteenth)
+        .await
+        .assert_status(StatusCode::CONFLICT);
+    app.publish(&payment_created(orders[1])).await;
+    app.wait_for_order(orders[1], "paid", |o| o.status == "complete")
+        .await;
+    app.order(&buyer, thirteenth)
+        .await
+        .assert_status(StatusCode::CREATED);
 }
 
 #[tokio::test]
@@ -106,6 +117,16 @@ async fn an_unknown_or_held_ticket_is_still_404_or_409_for_a_buyer_at_the_cap() 
     app.order(&buyer, Uuid::now_v7())
         .await
         .assert_status(StatusCode::NOT_FOUND);
+    // A ticket someone else holds: the usual 409 for it, not the cap's.
+    let taken = app.insert_ticket("Taken", 1000).await;
+    app.create_order(&app.user(), taken).await;
+    let held = app.order(&buyer, taken).await;
+    held.assert_status(StatusCode::CONFLICT);
+    assert!(
+        held.error().errors[0].message.contains("already reserved"),
+        "{}",
+        held.text
+    );
     let refused = app
         .order(&buyer, app.insert_ticket("Seat 2", 1000).await)
         .await;

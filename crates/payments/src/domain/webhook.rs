@@ -156,18 +156,20 @@ impl Mismatch {
 }
 
 impl IntentRef {
-    /// Whether the intent is the charge the attempt asked for: the same amount (and, once
-    /// anything was received, the same amount received; a failed or processing intent has
-    /// received 0), currency and mode.
-    pub fn check(&self, expected: Expected<'_>) -> Result<(), Mismatch> {
+    /// Whether the intent is the charge the attempt asked for: the same amount, currency and
+    /// mode; and for an intent that `succeeded`, the same amount received (a failed one
+    /// received nothing).
+    pub fn check(&self, expected: Expected<'_>, succeeded: bool) -> Result<(), Mismatch> {
         let amount_ok = self.amount == Some(expected.amount_cents)
-            && self
-                .amount_received
-                .is_none_or(|received| received == 0 || received == expected.amount_cents);
+            && (!succeeded || self.amount_received == Some(expected.amount_cents));
         if !amount_ok {
             return Err(Mismatch::Amount {
                 expected: expected.amount_cents,
-                got: self.amount_received.or(self.amount),
+                got: if succeeded {
+                    self.amount_received
+                } else {
+                    self.amount
+                },
             });
         }
         if self.currency.as_deref() != Some(expected.currency) {
@@ -413,49 +415,63 @@ mod tests {
             currency: "usd",
             livemode: false,
         };
-        assert_eq!(intent.check(expected), Ok(()));
+        assert_eq!(intent.check(expected, true), Ok(()));
         let one_cent = IntentRef {
             amount: Some(1),
             amount_received: Some(1),
             ..intent.clone()
         };
-        assert_eq!(one_cent.check(expected).unwrap_err().field(), "amount");
+        assert_eq!(
+            one_cent.check(expected, true).unwrap_err().field(),
+            "amount"
+        );
         let short = IntentRef {
             amount_received: Some(1),
             ..intent.clone()
         };
-        assert_eq!(short.check(expected).unwrap_err().field(), "amount");
+        assert_eq!(short.check(expected, true).unwrap_err().field(), "amount");
+        for received in [None, Some(0)] {
+            let nothing = IntentRef {
+                amount_received: received,
+                ..intent.clone()
+            };
+            assert_eq!(
+                nothing.check(expected, true).unwrap_err().field(),
+                "amount",
+                "a success that received {received:?}"
+            );
+            assert_eq!(
+                nothing.check(expected, false),
+                Ok(()),
+                "a failure received nothing"
+            );
+        }
         let no_amount = IntentRef {
             amount: None,
-            amount_received: None,
             ..intent.clone()
         };
-        assert_eq!(no_amount.check(expected).unwrap_err().field(), "amount");
+        assert_eq!(
+            no_amount.check(expected, false).unwrap_err().field(),
+            "amount"
+        );
         let euros = IntentRef {
             currency: Some("eur".into()),
             ..intent.clone()
         };
-        assert_eq!(euros.check(expected).unwrap_err().field(), "currency");
+        assert_eq!(euros.check(expected, true).unwrap_err().field(), "currency");
         let live = IntentRef {
             livemode: Some(true),
             ..intent.clone()
         };
-        assert_eq!(live.check(expected).unwrap_err().field(), "livemode");
+        assert_eq!(live.check(expected, false).unwrap_err().field(), "livemode");
         let unsaid = IntentRef {
             livemode: None,
-            ..intent.clone()
-        };
-        assert_eq!(unsaid.check(expected).unwrap_err().field(), "livemode");
-        let processing = IntentRef {
-            amount_received: Some(0),
-            ..intent.clone()
-        };
-        assert_eq!(processing.check(expected), Ok(()));
-        let unsaid_received = IntentRef {
-            amount_received: None,
             ..intent
         };
-        assert_eq!(unsaid_received.check(expected), Ok(()));
+        assert_eq!(
+            unsaid.check(expected, true).unwrap_err().field(),
+            "livemode"
+        );
     }
 
     #[test]

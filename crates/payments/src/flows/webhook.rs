@@ -2,6 +2,7 @@
 //! once and retries anything but a 2xx, so a replayed event must find its work done.
 
 use anyhow::Context;
+use uuid::Uuid;
 
 use super::record::{Recorded, UNMATCHED_CHARGES, record_charge};
 use crate::{
@@ -19,12 +20,40 @@ use crate::{
 pub const WEBHOOK_MISMATCHES: &str = "payments_webhook_mismatches_total";
 
 /// Whether an intent is the charge `payment`'s attempt asked for.
-fn check(app: &Payments, intent: &IntentRef, payment: &Payment) -> Result<(), Mismatch> {
-    intent.check(Expected {
-        amount_cents: payment.amount_cents,
-        currency: &payment.currency,
-        livemode: app.provider.livemode(),
-    })
+fn check(
+    app: &Payments,
+    intent: &IntentRef,
+    payment: &Payment,
+    succeeded: bool,
+) -> Result<(), Mismatch> {
+    intent.check(
+        Expected {
+            amount_cents: payment.amount_cents,
+            currency: &payment.currency,
+            livemode: app.provider.livemode(),
+        },
+        succeeded,
+    )
+}
+
+/// Keeps money no payment can hold in `unmatched_charges` for a person to look at, counted
+/// once however often the webhook comes.
+async fn keep_unmatched(
+    app: &Payments,
+    intent: &IntentRef,
+    order_id: Uuid,
+    amount: Option<i64>,
+    reason: &str,
+) -> anyhow::Result<()> {
+    let mut conn = app.pool.acquire().await?;
+    if unmatched_charges::record(&mut conn, &intent.intent_id, Some(order_id), amount, reason)
+        .await
+        .context("cannot record the unmatched charge")?
+    {
+        metrics::counter!(UNMATCHED_CHARGES).increment(1);
+        tracing::error!(%order_id, intent = %intent.intent_id, reason, "money no payment holds: kept in unmatched_charges");
+    }
+    Ok(())
 }
 
 /// Applies a verified event. `Err` only for our own failures (Stripe then retries).
@@ -57,43 +86,29 @@ async fn intent_succeeded(app: &Payments, intent: &IntentRef) -> anyhow::Result<
     let Some(payment) = payment else {
         // Every charge we make has its attempt recorded first; money for an order without
         // one is kept for an operator rather than dropped.
-        let mut conn = app.pool.acquire().await?;
-        if unmatched_charges::record(
-            &mut conn,
-            &intent.intent_id,
-            Some(order_id),
+        return keep_unmatched(
+            app,
+            intent,
+            order_id,
             intent.amount,
             "succeeded intent for an order without a payment",
         )
-        .await
-        .context("cannot record the unmatched charge")?
-        {
-            metrics::counter!(UNMATCHED_CHARGES).increment(1);
-            tracing::error!(%order_id, intent = %intent.intent_id, "succeeded intent for an order without a payment: kept in unmatched_charges");
-        }
-        return Ok(());
+        .await;
     };
-    if let Err(mismatch) = check(app, intent, &payment) {
+    if let Err(mismatch) = check(app, intent, &payment, true) {
         // Signed with our secret, yet not the charge we asked for: complete nothing, keep it
         // for a person to look at.
         metrics::counter!(WEBHOOK_MISMATCHES, "field" => mismatch.field(), "event" => "succeeded")
             .increment(1);
-        let mut conn = app.pool.acquire().await?;
         let reason = format!("succeeded intent does not match the attempt: {mismatch}");
-        if unmatched_charges::record(
-            &mut conn,
-            &intent.intent_id,
-            Some(order_id),
+        return keep_unmatched(
+            app,
+            intent,
+            order_id,
             intent.amount_received.or(intent.amount),
             &reason,
         )
-        .await
-        .context("cannot record the unmatched charge")?
-        {
-            metrics::counter!(UNMATCHED_CHARGES).increment(1);
-        }
-        tracing::error!(%order_id, intent = %intent.intent_id, %mismatch, "succeeded intent does not match the recorded attempt: nothing completed, kept in unmatched_charges");
-        return Ok(());
+        .await;
     }
     match record_charge(app, payment.id, order_id, &intent.intent_id, intent.amount).await? {
         Recorded::Now(_) => tracing::info!("payment completed by webhook"),
@@ -114,7 +129,7 @@ async fn intent_failed(app: &Payments, intent: &IntentRef, message: &str) -> any
     let Some(payment) = payments::find_by_order(&mut conn, order_id).await? else {
         return Ok(());
     };
-    if let Err(mismatch) = check(app, intent, &payment) {
+    if let Err(mismatch) = check(app, intent, &payment, false) {
         metrics::counter!(WEBHOOK_MISMATCHES, "field" => mismatch.field(), "event" => "failed")
             .increment(1);
         tracing::warn!(%order_id, intent = %intent.intent_id, %mismatch, "failed intent does not match the recorded attempt: ignored");

@@ -12,8 +12,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use ticketing_common::{
     cache::CacheSettings,
     component,
-    forwarded::{ForwardingToken, Proxies},
-    ratelimit::{RateLimiter, SharedLimit},
+    forwarded::Proxies,
     session::{Revocations, SessionKeys},
     testing::{self, RedisKeys, TestBus, TestDb},
 };
@@ -68,35 +67,20 @@ impl Stack {
         let keys_guard = RedisKeys::of(&redis_url, &ns);
         let test_bus = TestBus::create(&ns).await;
         let bus = test_bus.bus.clone();
-        let revocations = Revocations::connect(&redis_url, &ns)
-            .await
-            .expect("the queue Redis");
+        let revocations = Revocations::open(&redis_url, &ns).expect("the queue Redis");
         let session = Arc::new(
             SessionKeys::new(b"test-key-test-key-test-key-test-key!", false)
                 .expect("test key")
                 .with_revocations(Arc::new(revocations)),
         );
-        let token = ForwardingToken::random();
-        let limits = if rate_limit_per_minute == 0 {
-            ticketing_auth::Limits::none()
-        } else {
-            let redis = ticketing_common::redis::connect(&redis_url)
-                .await
-                .expect("the queue Redis");
-            ticketing_auth::Limits {
-                per_address: RateLimiter::new(
-                    rate_limit_per_minute,
-                    Proxies::none().with_internal(token.clone()),
-                ),
-                failed_signins: Some(SharedLimit::new(
-                    redis,
-                    &ns,
-                    "failed-signin",
-                    ticketing_auth::FAILED_SIGNINS_PER_ACCOUNT,
-                    Duration::from_secs(60),
-                )),
-            }
-        };
+        let token = session.forwarding_token().clone();
+        let limits = ticketing_auth::Limits::new(
+            rate_limit_per_minute,
+            Proxies::none().with_internal(token.clone()),
+            &redis_url,
+            &ns,
+        )
+        .expect("limits");
 
         let auth_db = TestDb::create(&ns, ticketing_auth::NAME).await;
         ticketing_auth::MIGRATOR
