@@ -3,7 +3,8 @@
 //! Two layers in front of the database:
 //! - **Redis**, shared by every replica: cache-aside entries with a TTL (± 10 % jitter).
 //! - **Process memory**, per replica, for at most `memory_ttl` (1 s by default), trusted only
-//!   while this replica is subscribed to the invalidation channel.
+//!   while this replica is subscribed to the invalidation channel, and held to a byte budget
+//!   (`memory_bytes`, a moka cache weighing each entry by its size).
 //!
 //! Entries belong to a *group* (`t:<id>` for one ticket, `list` for every list page). A group
 //! has a generation counter in Redis, and an entry's Redis key contains the generation it was
@@ -12,8 +13,11 @@
 //! unreachable at once, and every replica drops its memory copies when the message arrives.
 //!
 //! - **No stale set.** A reader notes the generation before it reads the database and fills
-//!   Redis only if the generation is unchanged (checked inside Redis, atomically); it fills
-//!   memory only if no invalidation arrived since it started.
+//!   Redis only if the generation is unchanged (checked inside Redis, atomically); a memory
+//!   entry carries the local epoch its reader started at and is ignored if its group was
+//!   invalidated since.
+//! - **Nothing for nothing.** A lookup creates no Redis key: a group's generation is made by
+//!   the first fill (or invalidation), so reads of unknown ids leave no trace.
 //! - **No stampede.** Concurrent misses on one entry share one load (single flight), and TTL
 //!   jitter spreads expiries.
 //! - **Redis trouble.** Every Redis call has a short timeout. On an error the cache steps aside
@@ -24,7 +28,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex, RwLock,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -55,6 +59,8 @@ pub struct CacheSettings {
     pub redis_timeout: Duration,
     /// How long the cache steps aside after a Redis error.
     pub cool_down: Duration,
+    /// The memory layer's budget in bytes (keys and values); past it, entries are evicted.
+    pub memory_bytes: u64,
 }
 
 impl Default for CacheSettings {
@@ -65,6 +71,7 @@ impl Default for CacheSettings {
             memory_ttl: Duration::from_secs(1),
             redis_timeout: Duration::from_millis(100),
             cool_down: Duration::from_secs(1),
+            memory_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -73,32 +80,43 @@ impl Default for CacheSettings {
 pub type Loaded = anyhow::Result<Option<Bytes>>;
 type Flight = Shared<BoxFuture<'static, Result<Option<Bytes>, Arc<anyhow::Error>>>>;
 
-/// Upper bound on entries kept in memory; past it the memory layer starts over.
-const MEMORY_MAX_ENTRIES: usize = 10_000;
+/// Bytes an entry costs beyond its key and value (moka's bookkeeping, our stamp).
+const MEMORY_ENTRY_OVERHEAD: usize = 96;
+/// How long the memory layer remembers that a group was invalidated: longer than any entry
+/// lives (`memory_ttl`) plus the slowest load; an entry whose reader started before the
+/// oldest record still kept is ignored.
+const INVALIDATION_MEMORY: Duration = Duration::from_secs(30);
+/// Invalidation records kept at most; past it every older entry is ignored at once.
+const MAX_INVALIDATION_RECORDS: usize = 100_000;
 /// Generation counters outlive any entry by far, so a counter never resets under a live entry.
 const GENERATION_TTL_MS: u64 = 24 * 3600 * 1000;
 
-/// Returns `{1, value}` on a hit, `{0, generation}` on a miss. KEYS[1] generation key;
-/// ARGV[1] value-key prefix, ARGV[2] value-key suffix, ARGV[3] generation ttl ms.
+/// Returns `{1, value}` on a hit, `{0, generation}` on a miss, and `{0, ""}` when the group
+/// has no generation yet (never filled, or its counter was evicted): a lookup writes nothing.
+/// KEYS[1] generation key; ARGV[1] value-key prefix, ARGV[2] value-key suffix.
 const LOOKUP: &str = r"
 local generation = redis.call('GET', KEYS[1])
-if not generation then
-  -- A group never seen, or whose counter was evicted: start it at Redis' clock in
-  -- microseconds, a value no older entry of the group can carry.
-  local t = redis.call('TIME')
-  redis.call('SET', KEYS[1], t[1] .. string.format('%06d', tonumber(t[2])), 'PX', ARGV[3], 'NX')
-  generation = redis.call('GET', KEYS[1])
-end
+if not generation then return {0, ''} end
 local value = redis.call('GET', ARGV[1] .. generation .. ARGV[2])
 if value then return {1, value} end
 return {0, generation}
 ";
 
-/// Stores a value only if the generation is still the one the reader saw.
-/// KEYS[1] generation key; ARGV: generation, prefix, suffix, value, ttl ms.
+/// Stores a value only if the generation is still the one the reader saw. A reader that saw
+/// none starts the group at Redis' clock in microseconds, a value no older entry of the group
+/// can carry, and only if the group still has none: an invalidation since then made one.
+/// KEYS[1] generation key; ARGV: generation (or ""), prefix, suffix, value, ttl ms,
+/// generation ttl ms.
 const FILL: &str = r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', ARGV[2] .. ARGV[1] .. ARGV[3], ARGV[4], 'PX', ARGV[5])
+local generation = ARGV[1]
+if generation == '' then
+  local t = redis.call('TIME')
+  generation = t[1] .. string.format('%06d', tonumber(t[2]))
+  if not redis.call('SET', KEYS[1], generation, 'PX', ARGV[6], 'NX') then return 0 end
+elseif redis.call('GET', KEYS[1]) ~= generation then
+  return 0
+end
+redis.call('SET', ARGV[2] .. generation .. ARGV[3], ARGV[4], 'PX', ARGV[5])
 return 1
 ";
 
@@ -186,6 +204,7 @@ impl ReadCache {
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
         let redis = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        let memory = Memory::new(settings.memory_bytes, settings.memory_ttl);
         Ok(ReadCache {
             inner: Arc::new(Inner {
                 name,
@@ -199,7 +218,7 @@ impl ReadCache {
                 invalidate: Script::new(INVALIDATE),
                 health: Health::default(),
                 pending: Mutex::default(),
-                memory: Memory::default(),
+                memory,
                 inflight: Mutex::default(),
                 flights: AtomicU64::new(0),
                 stats: Stats::default(),
@@ -223,7 +242,7 @@ impl ReadCache {
         if !inner.settings.enabled {
             return load().await;
         }
-        if let Some(value) = inner.memory.get(group, item, inner.settings.memory_ttl) {
+        if let Some(value) = inner.memory.get(group, item) {
             inner.stats.record(inner.name, Outcome::MemoryHit);
             return Ok(Some(value));
         }
@@ -283,7 +302,7 @@ impl ReadCache {
         }
         let mut redis = inner.redis.clone();
         let mut lookup = inner.lookup.key(&generation_key);
-        lookup.arg(&prefix).arg(&suffix).arg(GENERATION_TTL_MS);
+        lookup.arg(&prefix).arg(&suffix);
         let lookup = lookup.invoke_async::<(u8, Vec<u8>)>(&mut redis);
         let generation = match tokio::time::timeout(inner.settings.redis_timeout, lookup).await {
             Ok(Ok((1, value))) => {
@@ -319,7 +338,8 @@ impl ReadCache {
                 .arg(&prefix)
                 .arg(&suffix)
                 .arg(value.as_ref())
-                .arg(ttl.as_millis() as u64);
+                .arg(ttl.as_millis() as u64)
+                .arg(GENERATION_TTL_MS);
             let fill = fill.invoke_async::<u8>(&mut redis);
             match tokio::time::timeout(inner.settings.redis_timeout, fill).await {
                 Ok(Ok(stored)) => {
@@ -546,70 +566,141 @@ impl Health {
     }
 }
 
-/// One group's entries in memory: item → (value, stored at).
-type Group = HashMap<String, (Bytes, Instant)>;
+/// A value in memory and the local epoch its reader started at.
+#[derive(Clone)]
+struct Stored {
+    value: Bytes,
+    epoch: u64,
+}
 
-/// The per-replica memory layer.
-#[derive(Default)]
+/// The per-replica memory layer: a byte-bounded cache of entries that expire after
+/// `memory_ttl`, and the recent invalidations that make older entries of a group unreadable.
 struct Memory {
     enabled: AtomicBool,
-    /// Bumped by every invalidation; a reader fills memory only if it did not move.
+    /// Bumped by every invalidation; an entry is stamped with the epoch its reader started at.
     epoch: AtomicU64,
-    groups: RwLock<HashMap<String, Group>>,
+    entries: moka::sync::Cache<String, Stored>,
+    invalidations: Mutex<Invalidations>,
+}
+
+/// When each group was last invalidated (the epoch it moved to), kept for
+/// [`INVALIDATION_MEMORY`]; `floor` is the newest epoch among forgotten records, so an entry
+/// stamped before it is ignored whatever its group.
+#[derive(Default)]
+struct Invalidations {
+    by_group: HashMap<String, (u64, Instant)>,
+    floor: u64,
+}
+
+impl Invalidations {
+    fn newest_for(&self, group: &str) -> u64 {
+        self.by_group
+            .get(group)
+            .map_or(self.floor, |(epoch, _)| (*epoch).max(self.floor))
+    }
+
+    fn record(&mut self, group: &str, epoch: u64) {
+        if self.by_group.len() >= MAX_INVALIDATION_RECORDS {
+            let now = Instant::now();
+            let floor = &mut self.floor;
+            self.by_group.retain(|_, (epoch, at)| {
+                let keep = now.duration_since(*at) < INVALIDATION_MEMORY;
+                if !keep {
+                    *floor = (*floor).max(*epoch);
+                }
+                keep
+            });
+            if self.by_group.len() >= MAX_INVALIDATION_RECORDS {
+                self.floor = epoch;
+                self.by_group.clear();
+            }
+        }
+        self.by_group
+            .insert(group.to_owned(), (epoch, Instant::now()));
+    }
+}
+
+fn memory_key(group: &str, item: &str) -> String {
+    format!("{group}\n{item}")
 }
 
 impl Memory {
+    fn new(bytes: u64, ttl: Duration) -> Self {
+        Memory {
+            enabled: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+            entries: moka::sync::Cache::builder()
+                .max_capacity(bytes)
+                .weigher(|key: &String, stored: &Stored| {
+                    u32::try_from(key.len() + stored.value.len() + MEMORY_ENTRY_OVERHEAD)
+                        .unwrap_or(u32::MAX)
+                })
+                .time_to_live(ttl)
+                .build(),
+            invalidations: Mutex::default(),
+        }
+    }
+
     fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
     }
 
-    fn get(&self, group: &str, item: &str, ttl: Duration) -> Option<Bytes> {
+    fn get(&self, group: &str, item: &str) -> Option<Bytes> {
         if !self.enabled.load(Ordering::Acquire) {
             return None;
         }
-        let groups = self.groups.read().expect("memory lock");
-        let (value, stored) = groups.get(group)?.get(item)?;
-        (stored.elapsed() < ttl).then(|| value.clone())
+        let stored = self.entries.get(&memory_key(group, item))?;
+        let newest = self
+            .invalidations
+            .lock()
+            .expect("invalidations lock")
+            .newest_for(group);
+        // An entry whose reader started before its group's last invalidation may hold what
+        // that invalidation replaced.
+        (stored.epoch >= newest).then_some(stored.value)
     }
 
     fn insert(&self, group: &str, item: &str, value: Bytes, epoch: u64) {
-        if !self.enabled.load(Ordering::Acquire) {
+        if !self.enabled.load(Ordering::Acquire) || self.epoch() != epoch {
             return;
         }
-        let mut groups = self.groups.write().expect("memory lock");
-        // Checked under the write lock, so an invalidation cannot slip in between.
-        if self.epoch() != epoch {
-            return;
-        }
-        if groups.values().map(HashMap::len).sum::<usize>() >= MEMORY_MAX_ENTRIES {
-            groups.clear();
-        }
-        groups
-            .entry(group.to_owned())
-            .or_default()
-            .insert(item.to_owned(), (value, Instant::now()));
+        self.entries
+            .insert(memory_key(group, item), Stored { value, epoch });
     }
 
     fn invalidate(&self, groups: &[String]) {
-        let mut map = self.groups.write().expect("memory lock");
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut invalidations = self.invalidations.lock().expect("invalidations lock");
         for group in groups {
-            map.remove(group);
+            invalidations.record(group, epoch);
         }
     }
 
+    /// Trusts memory again (subscribed): nothing older than now is believed.
     fn enable(&self) {
-        let mut map = self.groups.write().expect("memory lock");
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        map.clear();
+        self.forget_everything();
         self.enabled.store(true, Ordering::Release);
     }
 
     fn disable(&self) {
-        let mut map = self.groups.write().expect("memory lock");
         self.enabled.store(false, Ordering::Release);
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        map.clear();
+        self.forget_everything();
+    }
+
+    fn forget_everything(&self) {
+        let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut invalidations = self.invalidations.lock().expect("invalidations lock");
+        invalidations.by_group.clear();
+        invalidations.floor = epoch;
+        drop(invalidations);
+        self.entries.invalidate_all();
+    }
+
+    /// Bytes the entries weigh now (after pending evictions run).
+    #[cfg(test)]
+    fn weight(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.weighted_size()
     }
 }
 
@@ -648,6 +739,68 @@ impl Stats {
         };
         metrics::gauge!("cache_hit_ratio", "cache" => name)
             .set(hits as f64 / (hits + misses) as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory(bytes: u64) -> Memory {
+        let memory = Memory::new(bytes, Duration::from_secs(60));
+        memory.enable();
+        memory
+    }
+
+    #[test]
+    fn the_memory_layer_keeps_to_its_byte_budget() {
+        let budget = 1024 * 1024;
+        let memory = memory(budget);
+        let value = Bytes::from(vec![b'x'; 1024]);
+        for n in 0..10_000 {
+            memory.insert(&format!("t:{n}"), "", value.clone(), memory.epoch());
+        }
+        let weight = memory.weight();
+        assert!(
+            weight <= budget,
+            "{weight} bytes kept for a budget of {budget}"
+        );
+        assert!(weight > budget / 2, "the budget is used: {weight}");
+    }
+
+    #[test]
+    fn an_entry_read_before_its_groups_invalidation_is_never_served() {
+        let memory = memory(1024 * 1024);
+        let started = memory.epoch();
+        memory.insert("list", "20:-", Bytes::from_static(b"old"), started);
+        assert_eq!(memory.get("list", "20:-"), Some(Bytes::from_static(b"old")));
+        memory.insert("t:1", "", Bytes::from_static(b"one"), started);
+
+        memory.invalidate(&["list".to_owned()]);
+
+        assert_eq!(memory.get("list", "20:-"), None);
+        assert_eq!(
+            memory.get("t:1", ""),
+            Some(Bytes::from_static(b"one")),
+            "other groups stay"
+        );
+        // A reader that started before the invalidation fills afterwards: ignored.
+        memory.insert("list", "20:-", Bytes::from_static(b"stale"), started);
+        assert_eq!(memory.get("list", "20:-"), None);
+        let fresh = memory.epoch();
+        memory.insert("list", "20:-", Bytes::from_static(b"new"), fresh);
+        assert_eq!(memory.get("list", "20:-"), Some(Bytes::from_static(b"new")));
+    }
+
+    #[test]
+    fn while_not_subscribed_memory_is_neither_read_nor_filled() {
+        let memory = memory(1024 * 1024);
+        memory.insert("t:1", "", Bytes::from_static(b"one"), memory.epoch());
+        memory.disable();
+        assert_eq!(memory.get("t:1", ""), None);
+        memory.insert("t:1", "", Bytes::from_static(b"one"), memory.epoch());
+        memory.enable();
+        assert_eq!(memory.get("t:1", ""), None, "enabling starts empty");
     }
 }
 

@@ -5,17 +5,25 @@
 //! its readiness checks. The binary, or a test, merges components, binds a socket and calls
 //! [`serve`]; `up` passes every component, `serve <name>` one.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
+use axum::extract::{ConnectInfo, Request};
 use futures::future::BoxFuture;
-use tokio::{net::TcpListener, task::JoinSet};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+};
+use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     http::{self, ReadyCheck},
     session::SessionKeys,
+    settings::HttpSettings,
 };
 
 type StartTask =
@@ -80,13 +88,28 @@ pub fn compose(components: Vec<Component>, keys: Arc<SessionKeys>) -> App {
 /// How long in-flight work may take to finish after the shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Serves the app on `listener` and runs its tasks until `shutdown`; then stops taking
-/// requests, lets in-flight requests and tasks finish, and returns. A task that fails stops
-/// the whole process (an orchestrator restarts it).
+/// Serves the app on `listener` with the default [`HttpSettings`] (tests).
 pub async fn serve(
     listener: TcpListener,
     app: App,
     shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    serve_with(listener, app, shutdown, &HttpSettings::default()).await
+}
+
+/// Serves the app on `listener` and runs its tasks until `shutdown`; then stops taking
+/// requests, lets in-flight requests and tasks finish, and returns. A task that fails stops
+/// the whole process (an orchestrator restarts it).
+///
+/// The server protects itself: a connection whose request headers do not arrive within the
+/// header timeout (also the idle keep-alive timeout) is closed, a request not answered
+/// within the request timeout gets a 503, and at most `http_max_connections` connections
+/// are open at once.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: App,
+    shutdown: CancellationToken,
+    settings: &HttpSettings,
 ) -> anyhow::Result<()> {
     let mut set = JoinSet::new();
     for task in app.tasks {
@@ -102,24 +125,13 @@ pub async fn serve(
             result.with_context(|| format!("task {name} failed"))
         });
     }
-    let server = axum::serve(
-        listener,
-        app.router
-            .into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    // In-flight requests get the drain timeout too; a stalled client cannot hold shutdown.
-    let stop = shutdown.clone();
-    let served = tokio::select! {
-        served = server => served.context("HTTP server failed"),
-        _ = async move {
-            stop.cancelled().await;
-            tokio::time::sleep(DRAIN_TIMEOUT).await;
-        } => {
-            tracing::warn!("requests still open {DRAIN_TIMEOUT:?} after the shutdown signal; closing them");
-            Ok(())
-        }
-    };
+    let request_timeout = Duration::from_secs(settings.http_request_timeout_seconds);
+    let router = app
+        .router
+        .layer(axum::middleware::from_fn(move |request, next| {
+            http::within(request_timeout, request, next)
+        }));
+    serve_connections(listener, router, shutdown.clone(), settings).await;
     shutdown.cancel();
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         let mut first_error = None;
@@ -133,7 +145,6 @@ pub async fn serve(
         first_error
     })
     .await;
-    served?;
     match drained {
         Ok(None) => Ok(()),
         Ok(Some(error)) => Err(error),
@@ -143,5 +154,66 @@ pub async fn serve(
             );
             Ok(())
         }
+    }
+}
+
+/// Accepts connections until `shutdown`, each served by hyper with the header timeout, then
+/// lets open connections finish their requests (for at most [`DRAIN_TIMEOUT`]).
+async fn serve_connections(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: CancellationToken,
+    settings: &HttpSettings,
+) {
+    let connections = Arc::new(Semaphore::new(
+        usize::try_from(settings.http_max_connections).unwrap_or(usize::MAX),
+    ));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(settings.http_header_timeout_seconds))
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    loop {
+        // A free place first: at the cap, clients wait in the accept queue.
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => permit.expect("never closed"),
+            () = shutdown.cancelled() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request)
+        });
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                // Timeouts, resets and malformed requests: the client's business.
+                tracing::debug!(%error, %peer, "connection ended");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    // In-flight requests get the drain timeout; a stalled client cannot hold shutdown.
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "requests still open {DRAIN_TIMEOUT:?} after the shutdown signal; closing them"
+        );
     }
 }

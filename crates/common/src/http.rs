@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Instant};
 use axum::{
     Extension, Router,
     extract::{MatchedPath, Request, State},
-    http::{HeaderValue, StatusCode},
+    http::{HeaderValue, Method, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
@@ -154,6 +154,19 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("Route not found".into())
 }
 
+/// Answers 503 (with `Retry-After`) for a request not answered within `limit`. The handler's
+/// future is dropped; work it spawned (a charge, a cache load) goes on.
+pub async fn within(limit: std::time::Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(?limit, "request timed out");
+            ApiError::Unavailable("The request took too long; please try again".into())
+                .into_response()
+        }
+    }
+}
+
 /// Request id, span and metrics for every request.
 pub async fn observe(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -167,10 +180,20 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().clone();
+    // A label from a closed set: a made-up method is `other`, not a series of its own.
+    let method = match *request.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
     let span = tracing::info_span!(
         "http_request",
-        method = %method,
+        method = %request.method(),
         route = %route,
         request_id = %request_id,
         status = tracing::field::Empty,
@@ -206,10 +229,9 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
             "request finished"
         );
     }
-    metrics::counter!(m::HTTP_REQUESTS, "method" => method.to_string(), "route" => route.clone(), "status" => status.as_str().to_owned())
+    metrics::counter!(m::HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status.as_str().to_owned())
         .increment(1);
-    metrics::histogram!(m::HTTP_DURATION, "method" => method.to_string(), "route" => route)
-        .record(elapsed);
+    metrics::histogram!(m::HTTP_DURATION, "method" => method, "route" => route).record(elapsed);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response
             .headers_mut()

@@ -202,6 +202,42 @@ pub struct CommonSettings {
     /// (rate limits): addresses or CIDR ranges, comma-separated (`10.0.0.0/8,127.0.0.1`).
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy_range, global = true)]
     pub trusted_proxies: Vec<IpNet>,
+
+    #[command(flatten)]
+    pub http: HttpSettings,
+}
+
+/// How each process's HTTP server protects itself from slow, idle and numerous clients.
+#[derive(Debug, Clone, Args)]
+pub struct HttpSettings {
+    /// A request's headers must arrive within this many seconds of the connection opening (or
+    /// of the previous response, so it is also the idle keep-alive timeout); otherwise the
+    /// connection is closed.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECONDS", default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub http_header_timeout_seconds: u64,
+
+    /// A request must be answered within this many seconds (503 otherwise); long enough for
+    /// the slowest legitimate request.
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECONDS", default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub http_request_timeout_seconds: u64,
+
+    /// Open connections this process accepts at once; further clients wait in the kernel's
+    /// accept queue.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(1..=1_000_000), global = true)]
+    pub http_max_connections: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            http_header_timeout_seconds: 10,
+            http_request_timeout_seconds: 30,
+            http_max_connections: 10_000,
+        }
+    }
 }
 
 impl CommonSettings {

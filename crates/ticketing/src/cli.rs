@@ -215,7 +215,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     tracing::info!(%local, namespace = %cli.common.namespace, "listening");
-    component::serve(listener, app, shutdown).await?;
+    component::serve_with(listener, app, shutdown, &cli.common.http).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -13,6 +13,16 @@ use uuid::Uuid;
 
 const LIST: &str = "list";
 
+/// Page sizes whose first page is cached: the default (100) and the sizes clients ask for
+/// (the web pages ask for 20). Any other page, another size or a later page (`before`),
+/// reads through: an anonymous client naming pages nobody else asks for fills no cache.
+const CACHED_PAGE_SIZES: [i64; 5] = [10, 20, 25, 50, 100];
+
+/// Whether a list page is one ordinary clients share, hence worth caching.
+pub fn cached_page(limit: i64, before: Option<Uuid>) -> bool {
+    before.is_none() && CACHED_PAGE_SIZES.contains(&limit)
+}
+
 /// The tickets read cache.
 #[derive(Clone, Debug)]
 pub struct TicketCache {
@@ -44,7 +54,7 @@ impl TicketCache {
         self.cache.get_or_load(&ticket_group(id), "", load).await
     }
 
-    /// One page of the list's JSON.
+    /// One page of the list's JSON; only [`cached_page`]s go through the cache.
     pub async fn list_page<F, Fut>(
         &self,
         limit: i64,
@@ -55,11 +65,10 @@ impl TicketCache {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Loaded> + Send + 'static,
     {
-        let item = format!(
-            "{limit}:{}",
-            before.map_or_else(|| "-".to_owned(), |id| id.to_string())
-        );
-        self.cache.get_or_load(LIST, &item, load).await
+        if !cached_page(limit, before) {
+            return load().await;
+        }
+        self.cache.get_or_load(LIST, &limit.to_string(), load).await
     }
 
     /// A ticket was created: only the list changes.
@@ -92,4 +101,18 @@ impl TicketCache {
 
 fn ticket_group(id: Uuid) -> String {
     format!("t:{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_first_pages_of_common_sizes_are_cached() {
+        assert!(cached_page(100, None));
+        assert!(cached_page(20, None));
+        assert!(!cached_page(21, None));
+        assert!(!cached_page(1000, None));
+        assert!(!cached_page(20, Some(Uuid::now_v7())));
+    }
 }

@@ -55,6 +55,12 @@ pub struct TicketsSettings {
     #[arg(long, env = "CACHE_TTL_SECONDS", default_value_t = 60, global = true)]
     pub cache_ttl_seconds: u64,
 
+    /// Bytes the read cache may keep in this process's memory (keys and values); past it
+    /// the oldest entries are evicted.
+    #[arg(long, env = "CACHE_MEMORY_BYTES", default_value_t = 32 * 1024 * 1024,
+        value_parser = clap::value_parser!(u64).range(0..=(1u64 << 40)), global = true)]
+    pub cache_memory_bytes: u64,
+
     /// Turn the read cache off (every read goes to PostgreSQL), e.g. to compare.
     #[arg(long, env = "CACHE_ENABLED", default_value_t = true, action = ArgAction::Set, global = true)]
     pub cache_enabled: bool,
@@ -92,6 +98,7 @@ pub async fn build(
     let cache_settings = CacheSettings {
         enabled: settings.cache_enabled,
         ttl: Duration::from_secs(settings.cache_ttl_seconds.max(1)),
+        memory_bytes: settings.cache_memory_bytes,
         ..CacheSettings::default()
     };
     let cache =

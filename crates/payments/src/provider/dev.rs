@@ -2,7 +2,7 @@
 //! idempotency.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -35,12 +35,19 @@ struct Inner {
     state: Mutex<State>,
 }
 
+/// Calls remembered for [`DevProvider::calls`]; older ones are forgotten.
+const MAX_CALLS: usize = 1_000;
+/// Idempotency keys remembered (Stripe keeps them a day); the oldest are forgotten first.
+const MAX_ANSWERS: usize = 100_000;
+
 #[derive(Debug, Default)]
 struct State {
-    /// Every request received, in order.
-    calls: Vec<ChargeRequest>,
-    /// The first request and its answer, per idempotency key.
+    /// The last [`MAX_CALLS`] requests received, in order.
+    calls: VecDeque<ChargeRequest>,
+    /// The first request and its answer, per idempotency key; at most [`MAX_ANSWERS`].
     answers: HashMap<String, (ChargeRequest, Result<Charge, ChargeError>)>,
+    /// The keys of `answers`, oldest first.
+    answered: VecDeque<String>,
     /// While set, every call fails as an outage would, before charging anything.
     unavailable: bool,
 }
@@ -77,9 +84,9 @@ impl DevProvider {
         self.state().unavailable = unavailable;
     }
 
-    /// Every call received so far, in order.
+    /// The calls received lately (the last thousand), in order.
     pub fn calls(&self) -> Vec<ChargeRequest> {
-        self.state().calls.clone()
+        self.state().calls.iter().cloned().collect()
     }
 
     /// Every charge made so far (one per idempotency key that succeeded).
@@ -107,7 +114,10 @@ impl DevProvider {
     /// succeeded just before a crash).
     pub fn charge_now(&self, request: &ChargeRequest) -> Result<Charge, ChargeError> {
         let mut state = self.state();
-        state.calls.push(request.clone());
+        if state.calls.len() >= MAX_CALLS {
+            state.calls.pop_front();
+        }
+        state.calls.push_back(request.clone());
         if state.unavailable {
             return Err(ChargeError::Unavailable(
                 "the development provider is simulating an outage".into(),
@@ -134,6 +144,12 @@ impl DevProvider {
                 )));
             }
         };
+        if state.answered.len() >= MAX_ANSWERS
+            && let Some(oldest) = state.answered.pop_front()
+        {
+            state.answers.remove(&oldest);
+        }
+        state.answered.push_back(request.idempotency_key.clone());
         state.answers.insert(
             request.idempotency_key.clone(),
             (request.clone(), answer.clone()),
@@ -215,6 +231,21 @@ mod tests {
             Err(ChargeError::Unavailable(_))
         ));
         assert!(dev.charges().is_empty());
+    }
+
+    #[tokio::test]
+    async fn old_calls_and_answers_are_forgotten() {
+        let dev = DevProvider::new();
+        for n in 0..MAX_CALLS + 10 {
+            dev.charge(&request(&format!("k{n}"), TOKEN_DECLINED))
+                .await
+                .unwrap_err();
+        }
+        let calls = dev.calls();
+        assert_eq!(calls.len(), MAX_CALLS);
+        assert_eq!(calls[0].idempotency_key, "k10", "the oldest went first");
+        let state = dev.state();
+        assert_eq!(state.answers.len(), state.answered.len());
     }
 
     #[tokio::test]
