@@ -142,5 +142,6 @@ pub fn component(pool: PgPool, keys: Arc<SessionKeys>, limits: Limits) -> Compon
         ),
         tasks,
         checks: vec![ReadyCheck::postgres("postgres:auth", pool)],
+        events: None,
     }
 }

@@ -16,12 +16,12 @@ use std::{
 use ticketing_common::{
     CancellationToken,
     bus::{
-        listener::{Listener, ListenerSettings},
+        listener::{Listener, ListenerSettings, Subscription},
         outbox::{self, Relay},
     },
     testing::{TestBus, TestDb, unique_namespace},
 };
-use ticketing_events::{Envelope, ExpirationComplete, Subject};
+use ticketing_events::{Envelope, ExpirationComplete};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -72,22 +72,10 @@ async fn run(events: usize, writers: usize, backlog_first: bool) {
 
     let latencies: Arc<Mutex<Vec<Duration>>> = Arc::new(Mutex::new(Vec::with_capacity(events)));
     let seen = latencies.clone();
-    let listener = Listener::new(&bus.bus, "bench", Subject::ExpirationComplete).with_settings(
-        ListenerSettings {
-            concurrency: 256,
-            ..ListenerSettings::default()
-        },
-    );
-    listener.ensure_consumer().await.unwrap();
-    let mut total = 0;
-    let mut written = Duration::ZERO;
-    if backlog_first {
-        let started = Instant::now();
-        total = write(&db.pool, events, writers).await;
-        written = started.elapsed();
-    }
-    let consuming = tokio::spawn(listener.run(
-        move |envelope: Envelope<ExpirationComplete>| {
+    let listener = Listener::new(
+        &bus.bus,
+        "bench",
+        Subscription::handler(move |envelope: Envelope<ExpirationComplete>| {
             let seen = seen.clone();
             async move {
                 let age = OffsetDateTime::now_utc() - envelope.occurred_at;
@@ -96,9 +84,21 @@ async fn run(events: usize, writers: usize, backlog_first: bool) {
                     .push(age.try_into().unwrap_or_default());
                 Ok(())
             }
-        },
-        stop.clone(),
-    ));
+        }),
+    )
+    .with_settings(ListenerSettings {
+        concurrency: 256,
+        ..ListenerSettings::default()
+    });
+    listener.ensure_consumer().await.unwrap();
+    let mut total = 0;
+    let mut written = Duration::ZERO;
+    if backlog_first {
+        let started = Instant::now();
+        total = write(&db.pool, events, writers).await;
+        written = started.elapsed();
+    }
+    let consuming = tokio::spawn(listener.run(stop.clone()));
     let relaying =
         tokio::spawn(Relay::new(db.pool.clone(), bus.bus.clone(), "bench").run(stop.clone()));
 

@@ -21,6 +21,7 @@ use tower::ServiceExt;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
+    bus::{listener::Subscription, parked::Parking},
     http::{self, ReadyCheck},
     session::SessionKeys,
     settings::HttpSettings,
@@ -60,6 +61,16 @@ pub struct Component {
     pub router: OpenApiRouter,
     pub tasks: Vec<Task>,
     pub checks: Vec<ReadyCheck>,
+    /// The events it handles and where it parks what it cannot apply (`None`: it reads
+    /// none); its listener tasks run these, and operators replay parked events through them.
+    pub events: Option<Events>,
+}
+
+/// A service's event handling: its subscriptions and where it parks.
+#[derive(Debug, Clone)]
+pub struct Events {
+    pub parking: Parking,
+    pub subscriptions: Vec<Subscription>,
 }
 
 /// Components merged into one router plus the tasks to run beside it.

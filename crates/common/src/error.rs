@@ -170,6 +170,41 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Whether an error comes from a dependency that is down, slow or saturated (a database
+/// connection lost or refused, a pool exhausted, a Redis or network timeout, a transaction
+/// the database chose to abort), so the same work may succeed if simply tried again later.
+/// Anything else (a constraint, a bug, a value that cannot be read) would fail again.
+pub fn is_transient(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        if let Some(error) = cause.downcast_ref::<sqlx::Error>() {
+            return match error {
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    // Connection exceptions, resources, operator intervention (shutdown),
+                    // system errors; serialization failures and deadlocks.
+                    ["08", "53", "57", "58"]
+                        .iter()
+                        .any(|class| code.starts_with(class))
+                        || code == "40001"
+                        || code == "40P01"
+                }),
+                _ => false,
+            };
+        }
+        if let Some(error) = cause.downcast_ref::<redis::RedisError>() {
+            return error.is_io_error()
+                || error.is_timeout()
+                || error.is_connection_dropped()
+                || error.is_connection_refusal();
+        }
+        cause.is::<std::io::Error>() || cause.is::<tokio::time::error::Elapsed>()
+    })
+}
+
 /// Whether a database error is a unique-constraint violation (SQLSTATE 23505), optionally on a
 /// given constraint: how "someone else got there first" is recognised without a racy pre-check.
 pub fn is_unique_violation(error: &sqlx::Error, constraint: Option<&str>) -> bool {
@@ -185,6 +220,17 @@ pub fn is_unique_violation(error: &sqlx::Error, constraint: Option<&str>) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outages_are_transient_and_mistakes_are_not() {
+        let pool = anyhow::Error::new(sqlx::Error::PoolTimedOut).context("cannot apply");
+        assert!(is_transient(&pool));
+        let io = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(is_transient(&io.context("reading")));
+        let decode = anyhow::Error::new(sqlx::Error::RowNotFound);
+        assert!(!is_transient(&decode));
+        assert!(!is_transient(&anyhow::anyhow!("handler panicked")));
+    }
 
     #[test]
     fn an_exhausted_pool_is_503_with_retry_after_not_500() {

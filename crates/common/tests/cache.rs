@@ -300,3 +300,36 @@ async fn a_redis_that_stops_answering_costs_a_read_at_most_a_short_timeout() {
     );
     freezer.await.unwrap();
 }
+
+/// The keys under a cache's prefix.
+async fn keys_of(running: &Running) -> Vec<String> {
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("KEYS")
+        .arg(format!("{}:*", running.prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn looking_up_what_does_not_exist_leaves_no_key_in_redis() {
+    let running = started(&redis_url()).await;
+
+    for n in 0..200 {
+        let found = running
+            .cache
+            .get_or_load(&format!("t:{n}"), "", || async { Ok(None) })
+            .await
+            .unwrap();
+        assert!(found.is_none());
+    }
+
+    assert_eq!(keys_of(&running).await, Vec::<String>::new());
+    // A value found makes its generation and its entry, and is then served from Redis.
+    let source = Source::new("v1");
+    assert_eq!(read(&running.cache, &source).await, "v1");
+    let keys = keys_of(&running).await;
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.iter().any(|k| k.contains(":gen:")), "{keys:?}");
+}

@@ -13,13 +13,16 @@
 pub mod queue;
 pub mod worker;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use async_nats::jetstream::message::PublishMessage;
 use ticketing_common::{
-    CancellationToken, Component,
-    bus::{Bus, listener::Listener},
-    component::Task,
+    Component,
+    bus::{
+        Bus,
+        listener::{self, HandlerError, Subscription},
+    },
+    component::{Events, Task},
     http::ReadyCheck,
     settings::CommonSettings,
 };
@@ -117,10 +120,16 @@ pub fn component(queue: Queue, bus: &Bus, workers: usize) -> Component {
     tasks.push(Task::new("expiration-wake", move |stop| {
         listen_for_wakes(wake_queue, wakers, stop)
     }));
-    let (listen_queue, listen_bus) = (queue.clone(), bus.clone());
-    tasks.push(Task::new("expiration-order-created", move |stop| {
-        order_created(listen_queue, listen_bus, stop)
-    }));
+    let events = Events {
+        parking: queue.parking(),
+        subscriptions: vec![Subscription::on(&queue, order_created)],
+    };
+    tasks.extend(listener::tasks(
+        bus,
+        NAME,
+        &events.parking,
+        &events.subscriptions,
+    ));
     let check_queue = queue.clone();
     Component {
         name: NAME,
@@ -133,29 +142,15 @@ pub fn component(queue: Queue, bus: &Bus, workers: usize) -> Component {
             }),
             ReadyCheck::nats(bus.clone()),
         ],
+        events: Some(events),
     }
 }
 
 /// `order.created` → schedule the order's expiry at its `expiresAt`. A redelivered event
 /// finds the job (or its tombstone) and adds nothing.
-pub async fn order_created(
-    queue: Queue,
-    bus: Bus,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let queue = Arc::new(queue);
-    Listener::new(&bus, NAME, Subject::OrderCreated)
-        .run(
-            move |event: Envelope<OrderCreated>| {
-                let queue = queue.clone();
-                async move {
-                    let due_ms = (event.data.expires_at.unix_timestamp_nanos() / 1_000_000) as i64;
-                    let added = queue.enqueue(event.data.id, due_ms).await?;
-                    tracing::info!(order_id = %event.data.id, added, "expiry scheduled");
-                    Ok(())
-                }
-            },
-            shutdown,
-        )
-        .await
+async fn order_created(queue: Queue, event: Envelope<OrderCreated>) -> Result<(), HandlerError> {
+    let due_ms = (event.data.expires_at.unix_timestamp_nanos() / 1_000_000) as i64;
+    let added = queue.enqueue(event.data.id, due_ms).await?;
+    tracing::info!(order_id = %event.data.id, added, "expiry scheduled");
+    Ok(())
 }

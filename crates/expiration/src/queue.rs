@@ -24,6 +24,7 @@ use redis::{
     Script,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
+use ticketing_common::bus::parked::Parking;
 use uuid::Uuid;
 
 /// How long a fired job's tombstone keeps a redelivered `order.created` from enqueueing it
@@ -232,6 +233,15 @@ impl Queue {
 
     pub fn client(&self) -> &redis::Client {
         &self.client
+    }
+
+    /// Where expiration parks the events it cannot apply: a hash in this same Redis, which
+    /// persists and never evicts.
+    pub fn parking(&self) -> Parking {
+        Parking::Redis {
+            redis: self.redis.clone(),
+            key: self.key("parked"),
+        }
     }
 
     /// Fails unless Redis' `maxmemory-policy` is `noeviction`.

@@ -23,8 +23,8 @@ use std::time::Duration;
 use sqlx::PgPool;
 use ticketing_common::{
     Component, Secret,
-    bus::{Bus, outbox},
-    component::Task,
+    bus::{Bus, listener, outbox, parked::Parking},
+    component::{Events, Task},
     db,
     http::ReadyCheck,
     settings::CommonSettings,
@@ -134,36 +134,29 @@ pub async fn build(
 /// The component over a migrated pool: routes, relay, listeners, safety sweep.
 pub fn component(orders: Orders, bus: &Bus) -> Component {
     let relay = outbox::Relay::new(orders.pool.clone(), bus.clone(), NAME);
-    let (created, updated, expired, paid, swept) = (
-        orders.clone(),
-        orders.clone(),
-        orders.clone(),
-        orders.clone(),
-        orders.clone(),
-    );
-    let (bus1, bus2, bus3, bus4) = (bus.clone(), bus.clone(), bus.clone(), bus.clone());
+    let events = Events {
+        parking: Parking::Postgres(orders.pool.clone()),
+        subscriptions: listeners::subscriptions(&orders),
+    };
+    let swept = orders.clone();
+    let mut tasks = vec![
+        Task::new("orders-outbox-relay", move |stop| relay.run(stop)),
+        Task::new("orders-sweep", move |stop| flows::run_sweep(swept, stop)),
+    ];
+    tasks.extend(listener::tasks(
+        bus,
+        NAME,
+        &events.parking,
+        &events.subscriptions,
+    ));
     Component {
         name: NAME,
         router: http::router(orders.clone()),
-        tasks: vec![
-            Task::new("orders-outbox-relay", move |stop| relay.run(stop)),
-            Task::new("orders-ticket-created", move |stop| {
-                listeners::ticket_created(created, bus1, stop)
-            }),
-            Task::new("orders-ticket-updated", move |stop| {
-                listeners::ticket_updated(updated, bus2, stop)
-            }),
-            Task::new("orders-expiration-complete", move |stop| {
-                listeners::expiration_complete(expired, bus3, stop)
-            }),
-            Task::new("orders-payment-created", move |stop| {
-                listeners::payment_created(paid, bus4, stop)
-            }),
-            Task::new("orders-sweep", move |stop| flows::run_sweep(swept, stop)),
-        ],
+        tasks,
         checks: vec![
             ReadyCheck::postgres("postgres:orders", orders.pool),
             ReadyCheck::nats(bus.clone()),
         ],
+        events: Some(events),
     }
 }

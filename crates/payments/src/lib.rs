@@ -29,8 +29,8 @@ use std::time::Duration;
 use sqlx::PgPool;
 use ticketing_common::{
     Component, Secret,
-    bus::{Bus, outbox},
-    component::Task,
+    bus::{Bus, listener, outbox, parked::Parking},
+    component::{Events, Task},
     db,
     http::ReadyCheck,
     settings::CommonSettings,
@@ -244,24 +244,28 @@ pub fn provider(
 /// The component over a migrated pool: routes, outbox relay, order replica listeners.
 pub fn component(payments: Payments, bus: &Bus) -> Component {
     let relay = outbox::Relay::new(payments.pool.clone(), bus.clone(), NAME);
-    let (created, cancelled) = (payments.clone(), payments.clone());
-    let (bus1, bus2) = (bus.clone(), bus.clone());
+    let events = Events {
+        parking: Parking::Postgres(payments.pool.clone()),
+        subscriptions: listeners::subscriptions(&payments),
+    };
+    let mut tasks = vec![Task::new("payments-outbox-relay", move |stop| {
+        relay.run(stop)
+    })];
+    tasks.extend(listener::tasks(
+        bus,
+        NAME,
+        &events.parking,
+        &events.subscriptions,
+    ));
     Component {
         name: NAME,
         router: http::router(payments.clone()),
-        tasks: vec![
-            Task::new("payments-outbox-relay", move |stop| relay.run(stop)),
-            Task::new("payments-order-created", move |stop| {
-                listeners::order_created(created, bus1, stop)
-            }),
-            Task::new("payments-order-cancelled", move |stop| {
-                listeners::order_cancelled(cancelled, bus2, stop)
-            }),
-        ],
+        tasks,
         checks: vec![
             ReadyCheck::postgres("postgres:payments", payments.pool),
             ReadyCheck::nats(bus.clone()),
         ],
+        events: Some(events),
     }
 }
 

@@ -68,6 +68,11 @@ pub enum Command {
         #[arg(long, env = "TICKETING_ADDR", default_value = "127.0.0.1:8080")]
         addr: String,
     },
+    /// Events the services could not apply and parked: list them, replay them.
+    Events {
+        #[command(subcommand)]
+        action: crate::events::Action,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -99,6 +104,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let (names, addr, all_in_one) = match &cli.command {
         Command::Up { addr } => (ComponentName::ALL.to_vec(), addr.clone(), true),
         Command::Serve { component, addr } => (vec![*component], addr.clone(), false),
+        Command::Events { action } => return crate::events::run(&cli, action).await,
     };
     let addr: SocketAddr = addr.parse().with_context(|| {
         format!("TICKETING_ADDR {addr:?} is not an address like 127.0.0.1:8080")

@@ -2,6 +2,7 @@
 //! them until SIGINT/SIGTERM. Everything else lives in the libraries.
 
 mod cli;
+mod events;
 
 use std::process::ExitCode;
 

@@ -11,6 +11,7 @@ use std::{
     time::Duration,
 };
 
+use futures::StreamExt;
 use support::drop_namespace;
 use ticketing_common::testing::unique_namespace;
 
@@ -435,4 +436,245 @@ async fn serve_runs_each_component_alone() {
             "{component} exit status {status:?}"
         );
     }
+}
+
+/// The resident memory of a process, in bytes (`VmRSS` of `/proc/<pid>/status`).
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
+/// `used_memory` and the number of keys of a Redis.
+async fn redis_footprint(url: &str) -> (u64, u64) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let used = info
+        .lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("used_memory");
+    let keys: u64 = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
+    (used, keys)
+}
+
+/// The path of the `n`th read of a flood: lists with arbitrary sizes and cursors, tickets by
+/// arbitrary id, and the first pages ordinary clients ask for.
+fn flood_path(n: u64) -> String {
+    let id = uuid::Uuid::new_v4();
+    match n % 4 {
+        0 => format!("api/tickets?limit={}&before={id}", 1 + n % 1000),
+        1 => format!("api/tickets/{id}"),
+        2 => format!("api/tickets?limit={}", 1 + n % 1000),
+        _ => format!("api/ticket?limit={}&before={id}", 1 + (n * 7) % 1000),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_thousand_distinct_anonymous_reads_stay_within_the_memory_and_key_budgets() {
+    // A Redis of its own, so its memory and keys are this test's alone.
+    let redis = ticketing_common::testing::OwnRedis::start(&[]).await;
+    let namespace = unique_namespace().to_string();
+    let mut child = ticketing(&namespace)
+        .env("REDIS_URL", redis.url())
+        .env("RATE_LIMIT_PER_MINUTE", "0")
+        .env("JWT_KEY", "0123456789abcdef0123456789abcdef")
+        .arg("up")
+        .spawn()
+        .unwrap();
+    let url = wait_for_url(&mut child);
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    http.post(format!("{url}api/users/signup"))
+        .json(&serde_json::json!({"email": "seller@example.com", "password": "s3cret"}))
+        .send()
+        .await
+        .unwrap();
+    for n in 0..50 {
+        let listed = http
+            .post(format!("{url}api/tickets"))
+            .json(&serde_json::json!({"title": format!("Show {n}"), "price": 10}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.status(), 201);
+    }
+    let read = |paths: Vec<String>| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            futures::stream::iter(paths)
+                .map(|path| {
+                    let (http, url) = (http.clone(), url.clone());
+                    async move {
+                        let reply = http.get(format!("{url}{path}")).send().await.unwrap();
+                        assert!(
+                            !reply.status().is_server_error(),
+                            "{path}: {}",
+                            reply.status()
+                        );
+                        let _ = reply.bytes().await;
+                    }
+                })
+                .buffer_unordered(32)
+                .collect::<Vec<()>>()
+                .await
+        }
+    };
+    // Warm up: every kind of read, so what is measured is growth, not first use.
+    read((0..400).map(flood_path).collect()).await;
+    let (rss_before, (redis_before, keys_before)) =
+        (rss(child.id()), redis_footprint(&redis.url()).await);
+
+    read((400..5_400).map(flood_path).collect()).await;
+
+    let (rss_after, (redis_after, keys_after)) =
+        (rss(child.id()), redis_footprint(&redis.url()).await);
+    sigterm(&child);
+    wait_exit(&mut child, Duration::from_secs(20));
+    drop_namespace(&namespace).await;
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    let rss_growth = rss_after.saturating_sub(rss_before);
+    let redis_growth = redis_after.saturating_sub(redis_before);
+    eprintln!(
+        "5,000 distinct anonymous reads: process RSS {:.1} -> {:.1} MiB (+{:.1}), Redis used_memory {:.1} -> {:.1} MiB (+{:.1}), keys {keys_before} -> {keys_after}",
+        mib(rss_before),
+        mib(rss_after),
+        mib(rss_growth),
+        mib(redis_before),
+        mib(redis_after),
+        mib(redis_growth),
+    );
+    assert!(
+        rss_growth <= 64 << 20,
+        "the process grew {:.1} MiB",
+        mib(rss_growth)
+    );
+    assert!(
+        redis_growth <= 64 << 20,
+        "Redis grew {:.1} MiB",
+        mib(redis_growth)
+    );
+    assert!(
+        keys_after.saturating_sub(keys_before) <= 300,
+        "Redis keys {keys_before} -> {keys_after}"
+    );
+}
+
+/// Runs `ticketing events <args>` on a namespace; its exit status and output.
+fn events(namespace: &str, args: &[&str]) -> (bool, String) {
+    let output = ticketing(namespace)
+        .env("JWT_KEY", "0123456789abcdef0123456789abcdef")
+        .arg("events")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn parked_events_are_listed_and_replayed_through_the_handler_that_parked_them() {
+    use ticketing_common::{
+        bus::parked::{ParkedEvent, Parking},
+        db::DatabaseTarget,
+        testing::{database_url, eventually, nats_url},
+    };
+    let namespace = unique_namespace().to_string();
+    let mut child = ticketing(&namespace).arg("up").spawn().unwrap();
+    wait_for_url(&mut child);
+    // Something orders can never read arrives: it is parked, not dropped.
+    let nats = async_nats::connect(nats_url()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(nats);
+    jetstream
+        .publish(format!("{namespace}.payment.created"), "not json".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let orders_db = DatabaseTarget::resolve(&database_url(), None, &format!("{namespace}_orders"))
+        .unwrap()
+        .connect(2)
+        .await
+        .unwrap();
+    let parking = Parking::Postgres(orders_db.clone());
+    let garbage = eventually(Duration::from_secs(15), || async {
+        parking.list().await.unwrap().into_iter().next()
+    })
+    .await
+    .expect("the unreadable event was parked");
+    // And an event parked earlier that can apply now (its cause was fixed).
+    let ticket = uuid::Uuid::now_v7();
+    let envelope = ticketing_events::Envelope::new(ticketing_events::TicketCreated {
+        id: ticket,
+        version: 0,
+        title: "Replayed".into(),
+        price: ticketing_events::Cents(500),
+        user_id: uuid::Uuid::now_v7(),
+    });
+    let fixable = ParkedEvent {
+        id: uuid::Uuid::now_v7(),
+        service: "orders".into(),
+        subject: "ticket.created".into(),
+        event_id: Some(envelope.id),
+        payload: serde_json::to_vec(&envelope).unwrap(),
+        error: "failed 5 times: a bug since fixed".into(),
+        deliveries: 5,
+        parked_at: time::OffsetDateTime::now_utc(),
+        replays: 0,
+    };
+    parking.park(&fixable).await.unwrap();
+
+    let (listed_ok, listed) = events(&namespace, &["parked"]);
+    let (one_ok, one) = events(&namespace, &["replay", &fixable.id.to_string()]);
+    let known: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tickets WHERE id = $1)")
+        .bind(ticket)
+        .fetch_one(&orders_db)
+        .await
+        .unwrap();
+    let (all_ok, all) = events(&namespace, &["replay", "--all"]);
+    let left = parking.list().await.unwrap();
+    sigterm(&child);
+    wait_exit(&mut child, Duration::from_secs(20));
+    orders_db.close().await;
+    drop_namespace(&namespace).await;
+
+    assert!(listed_ok, "{listed}");
+    for id in [garbage.id, fixable.id] {
+        assert!(
+            listed.contains(&id.to_string()),
+            "{id} not listed: {listed}"
+        );
+    }
+    assert!(
+        listed.contains("payment.created") && listed.contains("undecodable"),
+        "{listed}"
+    );
+    assert!(
+        one_ok && one.contains(&format!("applied   {}", fixable.id)),
+        "{one}"
+    );
+    assert!(known, "the replayed ticket.created reached orders' replica");
+    assert!(
+        !all_ok,
+        "an event that still cannot apply fails the command: {all}"
+    );
+    assert!(all.contains(&format!("refused   {}", garbage.id)), "{all}");
+    assert_eq!(left.iter().map(|e| e.id).collect::<Vec<_>>(), [garbage.id]);
+    assert_eq!(left[0].replays, 1);
 }

@@ -23,9 +23,9 @@ use clap::ArgAction;
 use sqlx::PgPool;
 use ticketing_common::{
     Component, Secret,
-    bus::{Bus, outbox},
+    bus::{Bus, listener, outbox, parked::Parking},
     cache::CacheSettings,
-    component::Task,
+    component::{Events, Task},
     db,
     http::ReadyCheck,
     settings::CommonSettings,
@@ -111,21 +111,24 @@ pub fn component(tickets: Tickets, bus: &Bus) -> Component {
     let relay = outbox::Relay::new(tickets.pool.clone(), bus.clone(), NAME);
     let cache = tickets.cache.clone();
     let ready_cache = tickets.cache.clone();
-    let (created, cancelled) = (tickets.clone(), tickets.clone());
-    let (bus1, bus2) = (bus.clone(), bus.clone());
+    let events = Events {
+        parking: Parking::Postgres(tickets.pool.clone()),
+        subscriptions: listeners::subscriptions(&tickets),
+    };
+    let mut tasks = vec![
+        Task::new("tickets-outbox-relay", move |stop| relay.run(stop)),
+        Task::new("tickets-cache", move |stop| cache.run(stop)),
+    ];
+    tasks.extend(listener::tasks(
+        bus,
+        NAME,
+        &events.parking,
+        &events.subscriptions,
+    ));
     Component {
         name: NAME,
         router: http::router(tickets.clone()),
-        tasks: vec![
-            Task::new("tickets-outbox-relay", move |stop| relay.run(stop)),
-            Task::new("tickets-cache", move |stop| cache.run(stop)),
-            Task::new("tickets-order-created", move |stop| {
-                listeners::order_created(created, bus1, stop)
-            }),
-            Task::new("tickets-order-cancelled", move |stop| {
-                listeners::order_cancelled(cancelled, bus2, stop)
-            }),
-        ],
+        tasks,
         checks: vec![
             ReadyCheck::postgres("postgres:tickets", tickets.pool),
             ReadyCheck::nats(bus.clone()),
@@ -136,5 +139,6 @@ pub fn component(tickets: Tickets, bus: &Bus) -> Component {
             })
             .optional(),
         ],
+        events: Some(events),
     }
 }

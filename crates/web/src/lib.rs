@@ -57,5 +57,6 @@ pub fn component(settings: WebSettings) -> Component {
         router: OpenApiRouter::from(router),
         tasks: Vec::new(),
         checks: Vec::new(),
+        events: None,
     }
 }

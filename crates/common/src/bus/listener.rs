@@ -1,14 +1,22 @@
-//! Runs a handler over one durable consumer.
+//! Runs a service's subscriptions, one durable consumer per subject.
 //!
-//! For each message: decode the envelope, call the handler inside a span whose parent is the
-//! trace that wrote the event, and then
+//! A [`Subscription`] says what a service does with one event type ("on `T`, call this
+//! flow"); its subject comes from the type. [`tasks`] turns a service's subscriptions into
+//! the tasks that run them. For each message: decode the envelope, call the handler inside a
+//! span whose parent is the trace that wrote the event, and then
 //! - `Ok` → ack (the handler has committed by the time it returns);
-//! - [`HandlerError::NotYet`] → NAK with a short delay (an event that overtook its
-//!   predecessor), redelivered until the predecessor lands;
-//! - [`HandlerError::Failed`] → NAK with a backoff doubling to 30 s, and after `max_deliver`
-//!   failed tries (about ten minutes by default, so an outage of a dependency does not lose
-//!   events) stop redelivering: log it, count it in `events_poisoned_total`, terminate it;
-//! - an undecodable message is poison at once.
+//! - [`HandlerError::NotYet`] → NAK with a short, growing delay (an event that overtook its
+//!   predecessor), until the predecessor lands, or, past `not_yet_deadline` since the event
+//!   was published, park it (its predecessor was parked or lost);
+//! - [`HandlerError::Failed`] for a transient reason (a database, Redis or network outage:
+//!   [`crate::error::is_transient`]) → NAK with a backoff doubling to 30 s, for as long as it
+//!   takes: an outage never loses an event;
+//! - any other failure (or a panic) → NAK with backoff, and after `max_failures` tries park it;
+//! - an undecodable message → park it at once.
+//!
+//! Parked events are kept with their error ([`super::parked`]), counted, and replayable; a
+//! message is acknowledged only once it is applied or parked. If parking itself fails the
+//! message comes back later.
 //!
 //! Messages are handled concurrently (up to `concurrency` at once); handlers must therefore be
 //! safe to run in any order, which the version rules in `CONTRACT.md` require anyway.
@@ -16,13 +24,18 @@
 use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
 
 use async_nats::jetstream::{AckKind, Message};
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, future::BoxFuture};
 use ticketing_events::{Envelope, Event, Subject};
+use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field};
+use uuid::Uuid;
 
-use super::Bus;
-use crate::{metrics as m, telemetry};
+use super::{
+    Bus,
+    parked::{EVENTS_PARKED, ParkedEvent, Parking},
+};
+use crate::{component::Task, error::is_transient, metrics as m, telemetry};
 
 /// Why a handler did not apply an event.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +43,8 @@ pub enum HandlerError {
     /// The event depends on one that has not arrived yet; try again shortly.
     #[error("not yet: {0}")]
     NotYet(String),
-    /// Applying failed; retried a bounded number of times.
+    /// Applying failed: retried while the cause is transient, parked after a few tries
+    /// otherwise.
     #[error(transparent)]
     Failed(#[from] anyhow::Error),
 }
@@ -41,18 +55,129 @@ impl From<sqlx::Error> for HandlerError {
     }
 }
 
+/// Why an event was not applied when replayed.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("undecodable: {0}")]
+    Undecodable(String),
+    #[error("not yet: {0}")]
+    NotYet(String),
+    #[error("failed: {0}")]
+    Failed(String),
+}
+
+/// A decoded message, ready to apply.
+struct Prepared {
+    event_id: Uuid,
+    work: BoxFuture<'static, Result<(), HandlerError>>,
+}
+
+type Prepare = dyn Fn(&[u8]) -> Result<Prepared, String> + Send + Sync;
+
+/// What one service does with one event type: decode it, call the flow.
+#[derive(Clone)]
+pub struct Subscription {
+    subject: Subject,
+    prepare: Arc<Prepare>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subscription {
+    /// On event `T`, call `flow(app, event)` (with a clone of `app` each time).
+    pub fn on<T, A, F, Fut>(app: &A, flow: F) -> Subscription
+    where
+        T: Event,
+        A: Clone + Send + Sync + 'static,
+        F: Fn(A, Envelope<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        let app = app.clone();
+        Subscription::handler(move |event: Envelope<T>| flow(app.clone(), event))
+    }
+
+    /// On event `T`, call `handler(event)`.
+    pub fn handler<T, F, Fut>(handler: F) -> Subscription
+    where
+        T: Event,
+        F: Fn(Envelope<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        let prepare = move |payload: &[u8]| -> Result<Prepared, String> {
+            let envelope: Envelope<T> =
+                serde_json::from_slice(payload).map_err(|error| error.to_string())?;
+            Ok(Prepared {
+                event_id: envelope.id,
+                work: Box::pin(handler(envelope)),
+            })
+        };
+        Subscription {
+            subject: T::SUBJECT,
+            prepare: Arc::new(prepare),
+        }
+    }
+
+    /// The subject it reads.
+    pub fn subject(&self) -> Subject {
+        self.subject
+    }
+
+    /// Applies one message's payload now (a replay of a parked event).
+    pub async fn apply(&self, payload: &[u8]) -> Result<(), Refusal> {
+        let prepared = (self.prepare)(payload).map_err(Refusal::Undecodable)?;
+        match AssertUnwindSafe(prepared.work).catch_unwind().await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(HandlerError::NotYet(reason))) => Err(Refusal::NotYet(reason)),
+            Ok(Err(HandlerError::Failed(error))) => Err(Refusal::Failed(format!("{error:#}"))),
+            Err(_) => Err(Refusal::Failed("handler panicked".into())),
+        }
+    }
+}
+
+/// The tasks that run a service's subscriptions, one per subject (`<service>-<subject>`),
+/// parking what they cannot apply in `parking`.
+pub fn tasks(
+    bus: &Bus,
+    service: &str,
+    parking: &Parking,
+    subscriptions: &[Subscription],
+) -> Vec<Task> {
+    subscriptions
+        .iter()
+        .map(|subscription| {
+            let listener =
+                Listener::new(bus, service, subscription.clone()).with_parking(parking.clone());
+            Task::new(
+                format!(
+                    "{service}-{}",
+                    subscription.subject().as_str().replace('.', "-")
+                ),
+                move |stop| listener.run(stop),
+            )
+        })
+        .collect()
+}
+
 /// Tuning of a listener.
 #[derive(Debug, Clone)]
 pub struct ListenerSettings {
-    /// Failed tries of a message (in this process) before it is given up as poison. "Not
-    /// yet" answers do not count.
-    pub max_deliver: i64,
-    /// Deliveries of a "not yet" message before it is given up (its predecessor never came).
-    pub max_not_yet: i64,
+    /// Failed tries of a message (in this process) for a reason that is not transient before
+    /// it is parked. Transient failures and "not yet" answers do not count.
+    pub max_failures: i64,
+    /// How long after it was published a "not yet" message is parked instead of waiting on.
+    pub not_yet_deadline: Duration,
     /// Delay before a "not yet" message comes back; grows with each delivery up to 5 s.
     pub not_yet_delay: Duration,
-    /// Delay before a failed message comes back; doubles with each failure up to 30 s.
+    /// Delay before a failed message comes back; doubles with each failure up to
+    /// `max_retry_delay`.
     pub retry_delay: Duration,
+    pub max_retry_delay: Duration,
     /// Messages handled at once by this replica.
     pub concurrency: usize,
 }
@@ -60,37 +185,47 @@ pub struct ListenerSettings {
 impl Default for ListenerSettings {
     fn default() -> Self {
         ListenerSettings {
-            // 0.5 s doubling to 30 s: about ten minutes of failures (a database failover, a
-            // broker restart) before an event is given up.
-            max_deliver: 24,
-            // 0.1 s growing to 5 s: a predecessor may be late by hours before this gives up.
-            max_not_yet: 5_000,
+            max_failures: 5,
+            // A predecessor still missing after ten minutes was parked or lost: waiting on
+            // would hold the event forever.
+            not_yet_deadline: Duration::from_secs(600),
             not_yet_delay: Duration::from_millis(100),
             retry_delay: Duration::from_millis(500),
+            max_retry_delay: Duration::from_secs(30),
             concurrency: 32,
         }
     }
 }
 
-/// One service's subscription to one subject.
+/// One service's subscription to one subject, running over its durable consumer.
 #[derive(Debug, Clone)]
 pub struct Listener {
     bus: Bus,
     service: String,
-    subject: Subject,
+    subscription: Subscription,
     settings: ListenerSettings,
+    /// Where what cannot be applied goes; without it, such a message is given up (logged
+    /// and counted): only for tests of the runner itself.
+    parking: Option<Parking>,
     /// Failed tries per stream sequence, kept apart from JetStream's delivery count, which
     /// also counts "not yet" redeliveries.
     failures: Arc<std::sync::Mutex<std::collections::HashMap<u64, i64>>>,
 }
 
+/// What to do with a message that was not applied.
+enum Next {
+    Retry(Duration, &'static str),
+    Park(String, &'static str),
+}
+
 impl Listener {
-    pub fn new(bus: &Bus, service: &str, subject: Subject) -> Self {
+    pub fn new(bus: &Bus, service: &str, subscription: Subscription) -> Self {
         Listener {
             bus: bus.clone(),
             service: service.to_owned(),
-            subject,
+            subscription,
             settings: ListenerSettings::default(),
+            parking: None,
             failures: Arc::default(),
         }
     }
@@ -100,33 +235,31 @@ impl Listener {
         self
     }
 
+    pub fn with_parking(mut self, parking: Parking) -> Self {
+        self.parking = Some(parking);
+        self
+    }
+
+    fn subject(&self) -> Subject {
+        self.subscription.subject
+    }
+
     /// Creates the durable consumer now, so events published from here on are kept for this
     /// service even before [`Listener::run`] starts pulling.
     pub async fn ensure_consumer(&self) -> anyhow::Result<()> {
         self.bus
-            .consumer(&self.service, self.subject)
+            .consumer(&self.service, self.subject())
             .await
             .map(drop)
     }
 
     /// Handles messages until `shutdown`, then lets in-flight handlers finish.
-    pub async fn run<T, F, Fut>(self, handler: F, shutdown: CancellationToken) -> anyhow::Result<()>
-    where
-        T: Event,
-        F: Fn(Envelope<T>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), HandlerError>> + Send,
-    {
-        assert_eq!(
-            T::SUBJECT,
-            self.subject,
-            "handler payload does not match the listener subject"
-        );
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let _ = m::handle(); // counters recorded before the recorder exists would be lost
-        let handler = Arc::new(handler);
         let mut backoff = Duration::from_millis(200);
         while !shutdown.is_cancelled() {
             let messages = async {
-                let consumer = self.bus.consumer(&self.service, self.subject).await?;
+                let consumer = self.bus.consumer(&self.service, self.subject()).await?;
                 // Pull no more than we handle at once, so replicas share the work and a slow
                 // replica does not sit on messages another could handle.
                 anyhow::Ok(
@@ -140,7 +273,7 @@ impl Listener {
             let messages = match messages.await {
                 Ok(messages) => messages,
                 Err(error) => {
-                    tracing::warn!(service = %self.service, subject = %self.subject, error = format!("{error:#}"), "cannot subscribe; retrying");
+                    tracing::warn!(service = %self.service, subject = %self.subject(), error = format!("{error:#}"), "cannot subscribe; retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(backoff) => {}
@@ -154,15 +287,14 @@ impl Listener {
             (&mut messages)
                 .take_until(shutdown.clone().cancelled_owned())
                 .for_each_concurrent(self.settings.concurrency, |message| {
-                    let handler = Arc::clone(&handler);
                     let this = &self;
                     async move {
                         match message {
-                            Ok(message) => this.handle(message, &*handler).await,
-                            Err(error) => tracing::debug!(subject = %this.subject, %error, "consumer stream hiccup"),
+                            Ok(message) => this.handle(message).await,
+                            Err(error) => tracing::debug!(subject = %this.subject(), %error, "consumer stream hiccup"),
                         }
                     }
-                                })
+                })
                 .await;
             if shutdown.is_cancelled() {
                 // Messages already pulled but not handled would otherwise wait out the ack
@@ -184,16 +316,11 @@ impl Listener {
         Ok(())
     }
 
-    async fn handle<T, F, Fut>(&self, message: Message, handler: &F)
-    where
-        T: Event,
-        F: Fn(Envelope<T>) -> Fut,
-        Fut: Future<Output = Result<(), HandlerError>>,
-    {
-        let (delivered, sequence) = message
+    async fn handle(&self, message: Message) {
+        let (delivered, sequence, published) = message
             .info()
-            .map(|info| (info.delivered, info.stream_sequence))
-            .unwrap_or((1, 0));
+            .map(|info| (info.delivered, info.stream_sequence, info.published))
+            .unwrap_or((1, 0, OffsetDateTime::now_utc()));
         let header = |name: &str| {
             message
                 .headers
@@ -205,7 +332,7 @@ impl Listener {
         let span = tracing::info_span!(
             "handle_event",
             service = %self.service,
-            subject = %self.subject,
+            subject = %self.subject(),
             event_id = field::Empty,
             delivery = delivered,
             request_id = request_id.as_deref().unwrap_or(""),
@@ -220,24 +347,21 @@ impl Listener {
                 }),
             );
         }
-        let labels = [
-            ("service", self.service.clone()),
-            ("subject", self.subject.as_str().to_owned()),
-        ];
         if delivered > 1 {
-            metrics::counter!(m::EVENTS_REDELIVERED, &labels).increment(1);
+            metrics::counter!(m::EVENTS_REDELIVERED, &self.labels()).increment(1);
         }
         async {
-            let envelope: Envelope<T> = match serde_json::from_slice(&message.payload) {
-                Ok(envelope) => envelope,
+            let prepared = match (self.subscription.prepare)(&message.payload) {
+                Ok(prepared) => prepared,
                 Err(error) => {
-                    tracing::error!(%error, "undecodable event: giving up on it");
-                    self.finish(&message, AckKind::Term, "poison").await;
+                    let next = Next::Park(format!("undecodable: {error}"), "undecodable");
+                    self.settle(&message, next, None, delivered, sequence).await;
                     return;
                 }
             };
-            tracing::Span::current().record("event_id", field::display(envelope.id));
-            let work = AssertUnwindSafe(handler(envelope)).catch_unwind();
+            let event_id = prepared.event_id;
+            tracing::Span::current().record("event_id", field::display(event_id));
+            let work = AssertUnwindSafe(prepared.work).catch_unwind();
             let work = keep_while_working(&message, work);
             let result = match request_id.clone() {
                 Some(id) => telemetry::REQUEST_ID.scope(id, work).await,
@@ -245,49 +369,125 @@ impl Listener {
             };
             let result = result
                 .unwrap_or_else(|_| Err(HandlerError::Failed(anyhow::anyhow!("handler panicked"))));
-            let failures = match &result {
-                Err(HandlerError::Failed(_)) => self.count_failure(sequence),
-                _ => 0,
-            };
-            match result {
+            let next = match result {
                 Ok(()) => {
                     tracing::debug!("event handled");
                     self.forget(sequence);
                     self.finish(&message, AckKind::Ack, "ack").await;
+                    return;
                 }
-                Err(HandlerError::NotYet(reason)) if delivered < self.settings.max_not_yet => {
-                    tracing::debug!(%reason, "event arrived early; redelivering later");
-                    let steps = u32::try_from(delivered).unwrap_or(u32::MAX).min(50);
-                    let delay = (self.settings.not_yet_delay * steps).min(Duration::from_secs(5));
-                    self.finish(&message, AckKind::Nak(Some(delay)), "not_yet")
-                        .await;
+                Err(HandlerError::NotYet(reason)) => {
+                    let waited = (OffsetDateTime::now_utc() - published).unsigned_abs();
+                    if waited > self.settings.not_yet_deadline {
+                        Next::Park(
+                            format!(
+                                "too early for {waited:?}, its predecessor never came: {reason}"
+                            ),
+                            "too_early",
+                        )
+                    } else {
+                        tracing::debug!(%reason, "event arrived early; redelivering later");
+                        let steps = u32::try_from(delivered).unwrap_or(u32::MAX).min(50);
+                        let delay =
+                            (self.settings.not_yet_delay * steps).min(Duration::from_secs(5));
+                        Next::Retry(delay, "not_yet")
+                    }
                 }
-                Err(HandlerError::Failed(error)) if failures < self.settings.max_deliver => {
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        failures,
-                        "event handler failed; will retry"
-                    );
+                Err(HandlerError::Failed(error)) => {
+                    let failures = self.count_failure(sequence);
+                    let transient = is_transient(&error);
                     let doublings = u32::try_from(failures - 1).unwrap_or(0).min(16);
                     let delay = (self.settings.retry_delay * 2u32.pow(doublings))
-                        .min(Duration::from_secs(30));
-                    self.finish(&message, AckKind::Nak(Some(delay)), "failed")
-                        .await;
+                        .min(self.settings.max_retry_delay);
+                    if transient || failures < self.settings.max_failures {
+                        tracing::warn!(
+                            error = format!("{error:#}"),
+                            failures,
+                            transient,
+                            "event handler failed; will retry"
+                        );
+                        Next::Retry(delay, "failed")
+                    } else {
+                        Next::Park(format!("failed {failures} times: {error:#}"), "failing")
+                    }
                 }
-                Err(error) => {
-                    tracing::error!(
-                        error = format!("{error:#}"),
-                        deliveries = delivered,
-                        failures,
-                        "giving up on event after repeated failures"
-                    );
-                    self.forget(sequence);
-                    self.finish(&message, AckKind::Term, "poison").await;
-                }
-            }
+            };
+            self.settle(&message, next, Some(event_id), delivered, sequence)
+                .await;
         }
         .instrument(span)
         .await;
+    }
+
+    /// Hands a message back for later, or parks it (and acknowledges it once parked).
+    async fn settle(
+        &self,
+        message: &Message,
+        next: Next,
+        event_id: Option<Uuid>,
+        delivered: i64,
+        sequence: u64,
+    ) {
+        let (error, reason) = match next {
+            Next::Retry(delay, outcome) => {
+                self.finish(message, AckKind::Nak(Some(delay)), outcome)
+                    .await;
+                return;
+            }
+            Next::Park(error, reason) => (error, reason),
+        };
+        let labels = [
+            ("service", self.service.clone()),
+            ("subject", self.subject().as_str().to_owned()),
+            ("reason", reason.to_owned()),
+        ];
+        let Some(parking) = &self.parking else {
+            tracing::error!(%error, "cannot apply this event and there is nowhere to park it: giving up on it");
+            metrics::counter!(m::EVENTS_POISONED, &self.labels()).increment(1);
+            self.forget(sequence);
+            self.finish(message, AckKind::Term, "poison").await;
+            return;
+        };
+        let subject = self.subject().as_str();
+        let parked = ParkedEvent {
+            id: ParkedEvent::id_for(&self.service, subject, sequence),
+            service: self.service.clone(),
+            subject: subject.to_owned(),
+            event_id,
+            payload: message.payload.to_vec(),
+            error: error.clone(),
+            deliveries: delivered,
+            parked_at: OffsetDateTime::now_utc(),
+            replays: 0,
+        };
+        match parking.park(&parked).await {
+            Ok(()) => {
+                tracing::error!(%error, parked = %parked.id, "event parked: it can be replayed once its cause is fixed (ticketing events replay)");
+                metrics::counter!(EVENTS_PARKED, &labels).increment(1);
+                self.forget(sequence);
+                self.finish(message, AckKind::Term, "parked").await;
+            }
+            Err(park_error) => {
+                // Never dropped: it comes back, and is parked (or applied) then.
+                tracing::error!(
+                    error = format!("{park_error:#}"),
+                    "cannot park the event; it will come back"
+                );
+                self.finish(
+                    message,
+                    AckKind::Nak(Some(self.settings.max_retry_delay)),
+                    "failed",
+                )
+                .await;
+            }
+        }
+    }
+
+    fn labels(&self) -> [(&'static str, String); 2] {
+        [
+            ("service", self.service.clone()),
+            ("subject", self.subject().as_str().to_owned()),
+        ]
     }
 
     /// Counts a failed try of the message at `sequence`; returns the count so far.
@@ -306,14 +506,7 @@ impl Listener {
     }
 
     async fn finish(&self, message: &Message, kind: AckKind, outcome: &'static str) {
-        let labels = [
-            ("service", self.service.clone()),
-            ("subject", self.subject.as_str().to_owned()),
-        ];
-        if outcome == "poison" {
-            metrics::counter!(m::EVENTS_POISONED, &labels).increment(1);
-        }
-        metrics::counter!(m::EVENTS_CONSUMED, "service" => self.service.clone(), "subject" => self.subject.as_str(), "outcome" => outcome)
+        metrics::counter!(m::EVENTS_CONSUMED, "service" => self.service.clone(), "subject" => self.subject().as_str(), "outcome" => outcome)
             .increment(1);
         if let Err(error) = message.ack_with(kind).await {
             // The server redelivers after the ack wait; handlers are idempotent.

@@ -4,12 +4,14 @@
 //!   consumer per (service, subject).
 //! - [`outbox`] is the only way events leave a service: [`outbox::enqueue`] inside the
 //!   caller's transaction, and [`outbox::Relay`] publishing committed rows.
-//! - [`listener`] runs a handler over a consumer: ack after commit, NAK with delay for "not
-//!   yet", a bounded number of tries for failures.
+//! - [`listener`] runs a service's [`listener::Subscription`]s over their consumers: ack after
+//!   commit, NAK with delay for "not yet", retries for as long as a failure is transient, and
+//!   [`parked`] events (kept, counted, replayable) for what can never be applied.
 //! - [`processed`] records applied event ids for handlers that have no version to compare.
 
 pub mod listener;
 pub mod outbox;
+pub mod parked;
 pub mod processed;
 
 use std::time::Duration;

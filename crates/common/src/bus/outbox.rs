@@ -66,6 +66,10 @@ pub async fn install_schema(pool: &PgPool) -> anyhow::Result<()> {
         .execute(&mut *tx)
         .await
         .context("cannot create the outbox tables")?;
+    sqlx::raw_sql(super::parked::SCHEMA)
+        .execute(&mut *tx)
+        .await
+        .context("cannot create the parked events table")?;
     tx.commit().await?;
     Ok(())
 }

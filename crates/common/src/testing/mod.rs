@@ -358,3 +358,69 @@ impl Drop for RedisKeys {
         });
     }
 }
+
+/// A TCP forwarder in front of a real server that a test can close (every connection cut,
+/// new ones refused) and open again on the same port: an outage of that server as its
+/// clients see it, without touching the shared server itself.
+pub struct TcpGate {
+    pub port: u16,
+    target: SocketAddr,
+    open: std::sync::Mutex<Option<CancellationToken>>,
+}
+
+impl TcpGate {
+    /// A gate to `target`, open.
+    pub async fn start(target: SocketAddr) -> TcpGate {
+        let gate = TcpGate {
+            port: free_port(),
+            target,
+            open: std::sync::Mutex::new(None),
+        };
+        gate.open().await;
+        gate
+    }
+
+    /// Accepts and forwards connections (again).
+    pub async fn open(&self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("the gate's port");
+        let token = CancellationToken::new();
+        let (accepting, target) = (token.clone(), self.target);
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    () = accepting.cancelled() => return,
+                };
+                let Ok((mut inbound, _)) = accepted else {
+                    continue;
+                };
+                let cut = accepting.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        () = cut.cancelled() => {}
+                    }
+                });
+            }
+        });
+        *self.open.lock().expect("gate lock") = Some(token);
+    }
+
+    /// Cuts every connection through the gate and refuses new ones.
+    pub fn close(&self) {
+        if let Some(token) = self.open.lock().expect("gate lock").take() {
+            token.cancel();
+        }
+    }
+}
+
+impl Drop for TcpGate {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

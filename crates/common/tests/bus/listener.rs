@@ -10,8 +10,9 @@ use std::{
 use ticketing_common::{
     CancellationToken,
     bus::{
-        listener::{HandlerError, Listener, ListenerSettings},
+        listener::{HandlerError, Listener, ListenerSettings, Subscription},
         outbox::Relay,
+        parked::{self, Parking, Replayed},
     },
     testing::eventually,
 };
@@ -22,11 +23,17 @@ use crate::helpers::World;
 
 fn quick() -> ListenerSettings {
     ListenerSettings {
-        max_deliver: 3,
+        max_failures: 3,
         not_yet_delay: Duration::from_millis(50),
         retry_delay: Duration::from_millis(50),
+        max_retry_delay: Duration::from_millis(200),
         ..ListenerSettings::default()
     }
+}
+
+/// The world's `parked_events` table.
+fn parking(world: &World) -> Parking {
+    Parking::Postgres(world.pool().clone())
 }
 
 /// Publishes `n` events through the outbox; returns their ids.
@@ -70,18 +77,19 @@ async fn a_handled_event_is_acked_and_not_delivered_again() {
     let calls = Arc::new(AtomicUsize::new(0));
     let stop = CancellationToken::new();
     let seen = calls.clone();
-    let listener =
-        Listener::new(world.bus(), &service, Subject::ExpirationComplete).with_settings(quick());
-    let running = tokio::spawn(listener.run(
-        move |_: Envelope<ExpirationComplete>| {
+    let listener = Listener::new(
+        world.bus(),
+        &service,
+        Subscription::handler(move |_: Envelope<ExpirationComplete>| {
             let seen = seen.clone();
             async move {
                 seen.fetch_add(1, Ordering::SeqCst);
                 Ok(())
             }
-        },
-        stop.clone(),
-    ));
+        }),
+    )
+    .with_settings(quick());
+    let running = tokio::spawn(listener.run(stop.clone()));
 
     publish(&world, 3).await;
     let done = eventually(Duration::from_secs(10), || async {
@@ -103,10 +111,10 @@ async fn a_failing_handler_is_redelivered_until_it_succeeds() {
     let calls = Arc::new(AtomicUsize::new(0));
     let stop = CancellationToken::new();
     let seen = calls.clone();
-    let listener =
-        Listener::new(world.bus(), &service, Subject::ExpirationComplete).with_settings(quick());
-    let running = tokio::spawn(listener.run(
-        move |_: Envelope<ExpirationComplete>| {
+    let listener = Listener::new(
+        world.bus(),
+        &service,
+        Subscription::handler(move |_: Envelope<ExpirationComplete>| {
             let seen = seen.clone();
             async move {
                 if seen.fetch_add(1, Ordering::SeqCst) < 2 {
@@ -114,9 +122,10 @@ async fn a_failing_handler_is_redelivered_until_it_succeeds() {
                 }
                 Ok(())
             }
-        },
-        stop.clone(),
-    ));
+        }),
+    )
+    .with_settings(quick());
+    let running = tokio::spawn(listener.run(stop.clone()));
 
     publish(&world, 1).await;
     let done = eventually(Duration::from_secs(10), || async {
@@ -147,10 +156,10 @@ async fn an_early_event_is_nakked_with_a_delay_and_applied_once_its_predecessor_
         attempts.clone(),
         applied.clone(),
     );
-    let listener =
-        Listener::new(world.bus(), &service, Subject::ExpirationComplete).with_settings(quick());
-    let running = tokio::spawn(listener.run(
-        move |_: Envelope<ExpirationComplete>| {
+    let listener = Listener::new(
+        world.bus(),
+        &service,
+        Subscription::handler(move |_: Envelope<ExpirationComplete>| {
             let (ready, tries, done) = (ready.clone(), tries.clone(), done.clone());
             async move {
                 tries.fetch_add(1, Ordering::SeqCst);
@@ -160,12 +169,13 @@ async fn an_early_event_is_nakked_with_a_delay_and_applied_once_its_predecessor_
                 done.fetch_add(1, Ordering::SeqCst);
                 Ok(())
             }
-        },
-        stop.clone(),
-    ));
+        }),
+    )
+    .with_settings(quick());
+    let running = tokio::spawn(listener.run(stop.clone()));
 
     publish(&world, 1).await;
-    // More "not yet" answers than max_deliver: waiting is not failing.
+    // More "not yet" answers than max_failures: waiting is not failing.
     let waited = eventually(Duration::from_secs(10), || async {
         (attempts.load(Ordering::SeqCst) >= 5).then_some(())
     })
@@ -185,29 +195,8 @@ async fn an_early_event_is_nakked_with_a_delay_and_applied_once_its_predecessor_
     assert_eq!(applied.load(Ordering::SeqCst), 1);
 }
 
-#[tokio::test]
-async fn a_poison_message_stops_after_max_deliver_tries_and_is_counted() {
-    let world = World::new().await;
-    let service = service_name();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let stop = CancellationToken::new();
-    let seen = calls.clone();
-    let listener =
-        Listener::new(world.bus(), &service, Subject::ExpirationComplete).with_settings(quick());
-    listener.ensure_consumer().await.unwrap();
-    let running = tokio::spawn(listener.run(
-        move |_: Envelope<ExpirationComplete>| {
-            let seen = seen.clone();
-            async move {
-                seen.fetch_add(1, Ordering::SeqCst);
-                Err(HandlerError::Failed(anyhow::anyhow!("always broken")))
-            }
-        },
-        stop.clone(),
-    ));
-
-    publish(&world, 1).await;
-    // An undecodable message on the same subject is poison at once.
+/// Publishes a message that is not an envelope on the listener's subject.
+async fn publish_garbage(world: &World) {
     world
         .bus()
         .jetstream()
@@ -219,24 +208,162 @@ async fn a_poison_message_stops_after_max_deliver_tries_and_is_counted() {
         .unwrap()
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn an_event_that_keeps_failing_or_cannot_be_read_is_parked_and_counted_not_dropped() {
+    let world = World::new().await;
+    let service = service_name();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let stop = CancellationToken::new();
+    let seen = calls.clone();
+    let listener = Listener::new(
+        world.bus(),
+        &service,
+        Subscription::handler(move |_: Envelope<ExpirationComplete>| {
+            let seen = seen.clone();
+            async move {
+                seen.fetch_add(1, Ordering::SeqCst);
+                Err(HandlerError::Failed(anyhow::anyhow!("always broken")))
+            }
+        }),
+    )
+    .with_settings(quick())
+    .with_parking(parking(&world));
+    listener.ensure_consumer().await.unwrap();
+    let running = tokio::spawn(listener.run(stop.clone()));
+
+    let ids = publish(&world, 1).await;
+    publish_garbage(&world).await;
     let settled = eventually(Duration::from_secs(10), || async {
-        (metric_value(&service, "events_poisoned_total") == 2.0
+        (metric_value(&service, "events_parked_total") == 2.0
             && outstanding(&world, &service).await == 0)
             .then_some(())
     })
     .await;
 
-    assert!(settled.is_some(), "both messages given up and counted");
+    assert!(settled.is_some(), "both messages parked and counted");
     assert_eq!(
         calls.load(Ordering::SeqCst),
         3,
-        "the failing event was tried max_deliver times"
+        "the failing event was tried max_failures times"
     );
-    // Terminated messages are not redelivered, however long we wait past the retry delay.
+    let parked = parking(&world).list().await.unwrap();
+    assert_eq!(parked.len(), 2, "{parked:?}");
+    let failing = parked.iter().find(|p| p.event_id == Some(ids[0])).unwrap();
+    assert!(failing.error.contains("always broken"), "{failing:?}");
+    assert_eq!(failing.subject, "expiration.complete");
+    let garbage = parked.iter().find(|p| p.event_id.is_none()).unwrap();
+    assert_eq!(garbage.payload, b"not json");
+    assert!(garbage.error.starts_with("undecodable"), "{garbage:?}");
+    // Parked messages are not redelivered, however long we wait past the retry delay.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     stop.cancel();
     running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_for_as_long_as_it_lasts() {
+    let world = World::new().await;
+    let service = service_name();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let stop = CancellationToken::new();
+    let seen = calls.clone();
+    let listener = Listener::new(
+        world.bus(),
+        &service,
+        Subscription::handler(move |_: Envelope<ExpirationComplete>| {
+            let seen = seen.clone();
+            async move {
+                // A database that is down for a good while: many more tries than
+                // max_failures, each a connection refused.
+                if seen.fetch_add(1, Ordering::SeqCst) < 12 {
+                    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+                    return Err(HandlerError::Failed(
+                        anyhow::Error::new(sqlx::Error::Io(refused)).context("cannot apply"),
+                    ));
+                }
+                Ok(())
+            }
+        }),
+    )
+    .with_settings(quick())
+    .with_parking(parking(&world));
+    let running = tokio::spawn(listener.run(stop.clone()));
+
+    publish(&world, 1).await;
+    let done = eventually(Duration::from_secs(20), || async {
+        (calls.load(Ordering::SeqCst) == 13 && outstanding(&world, &service).await == 0)
+            .then_some(())
+    })
+    .await;
+
+    assert!(done.is_some(), "applied once the outage ended");
+    assert!(
+        parking(&world).list().await.unwrap().is_empty(),
+        "nothing parked"
+    );
+    stop.cancel();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn an_event_too_early_past_the_deadline_is_parked_and_replayed_once_it_can_apply() {
+    let world = World::new().await;
+    let service = service_name();
+    let predecessor_applied = Arc::new(AtomicBool::new(false));
+    let applied = Arc::new(AtomicUsize::new(0));
+    let stop = CancellationToken::new();
+    let (ready, done) = (predecessor_applied.clone(), applied.clone());
+    let subscription = Subscription::handler(move |_: Envelope<ExpirationComplete>| {
+        let (ready, done) = (ready.clone(), done.clone());
+        async move {
+            if !ready.load(Ordering::SeqCst) {
+                return Err(HandlerError::NotYet("version 1 not applied yet".into()));
+            }
+            done.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    });
+    let listener = Listener::new(world.bus(), &service, subscription.clone())
+        .with_settings(ListenerSettings {
+            not_yet_deadline: Duration::from_secs(1),
+            ..quick()
+        })
+        .with_parking(parking(&world));
+    let running = tokio::spawn(listener.run(stop.clone()));
+
+    let ids = publish(&world, 1).await;
+    let parked = eventually(Duration::from_secs(10), || async {
+        let parked = parking(&world).list().await.unwrap();
+        (parked.len() == 1 && outstanding(&world, &service).await == 0).then_some(parked)
+    })
+    .await
+    .expect("parked once past the deadline");
+    stop.cancel();
+    running.await.unwrap().unwrap();
+    assert_eq!(parked[0].event_id, Some(ids[0]));
+    assert!(parked[0].error.contains("too early"), "{:?}", parked[0]);
+
+    // Still too early: the replay keeps it, with the new error.
+    let again = parked::replay(
+        &parking(&world),
+        std::slice::from_ref(&subscription),
+        &parked[0],
+    )
+    .await
+    .unwrap();
+    assert!(matches!(again, Replayed::Refused(_)), "{again:?}");
+    assert_eq!(parking(&world).list().await.unwrap()[0].replays, 1);
+    // Its predecessor came: the replay applies it through the same handler, once.
+    predecessor_applied.store(true, Ordering::SeqCst);
+    let replayed = parked::replay(&parking(&world), &[subscription], &parked[0])
+        .await
+        .unwrap();
+    assert_eq!(replayed, Replayed::Applied);
+    assert_eq!(applied.load(Ordering::SeqCst), 1);
+    assert!(parking(&world).list().await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,10 +379,10 @@ async fn two_replicas_on_one_durable_consumer_share_the_work_and_handle_each_eve
     let mut replicas = Vec::new();
     for replica in 0..2 {
         let handled = handled.clone();
-        let listener = Listener::new(world.bus(), &service, Subject::ExpirationComplete)
-            .with_settings(settings.clone());
-        replicas.push(tokio::spawn(listener.run(
-            move |envelope: Envelope<ExpirationComplete>| {
+        let listener = Listener::new(
+            world.bus(),
+            &service,
+            Subscription::handler(move |envelope: Envelope<ExpirationComplete>| {
                 let handled = handled.clone();
                 async move {
                     tokio::time::sleep(Duration::from_millis(2)).await; // a transaction's worth of work
@@ -267,9 +394,10 @@ async fn two_replicas_on_one_durable_consumer_share_the_work_and_handle_each_eve
                         .push(replica);
                     Ok(())
                 }
-            },
-            stop.clone(),
-        )));
+            }),
+        )
+        .with_settings(settings.clone());
+        replicas.push(tokio::spawn(listener.run(stop.clone())));
     }
 
     let ids = publish(&world, 300).await;
@@ -304,19 +432,20 @@ async fn a_listener_stopping_as_events_arrive_stops_promptly_and_another_replica
     let handled: Arc<Mutex<HashMap<Uuid, Vec<usize>>>> = Arc::default();
     let start = |replica: usize, stop: CancellationToken| {
         let handled = handled.clone();
-        let listener = Listener::new(world.bus(), &service, Subject::ExpirationComplete)
-            .with_settings(quick());
-        tokio::spawn(listener.run(
-            move |envelope: Envelope<ExpirationComplete>| {
+        let listener = Listener::new(
+            world.bus(),
+            &service,
+            Subscription::handler(move |envelope: Envelope<ExpirationComplete>| {
                 let handled = handled.clone();
                 async move {
                     let mut handled = handled.lock().unwrap();
                     handled.entry(envelope.id).or_default().push(replica);
                     Ok(())
                 }
-            },
-            stop,
-        ))
+            }),
+        )
+        .with_settings(quick());
+        tokio::spawn(listener.run(stop))
     };
     let first_stop = CancellationToken::new();
     let first = start(0, first_stop.clone());
@@ -366,10 +495,10 @@ async fn a_handler_slower_than_the_ack_wait_keeps_its_event_and_it_is_handled_on
     let mut replicas = Vec::new();
     for replica in 0..2 {
         let handled = handled.clone();
-        let listener = Listener::new(world.bus(), &service, Subject::ExpirationComplete)
-            .with_settings(quick());
-        replicas.push(tokio::spawn(listener.run(
-            move |envelope: Envelope<ExpirationComplete>| {
+        let listener = Listener::new(
+            world.bus(),
+            &service,
+            Subscription::handler(move |envelope: Envelope<ExpirationComplete>| {
                 let handled = handled.clone();
                 async move {
                     handled
@@ -382,9 +511,10 @@ async fn a_handler_slower_than_the_ack_wait_keeps_its_event_and_it_is_handled_on
                     tokio::time::sleep(slow).await;
                     Ok(())
                 }
-            },
-            stop.clone(),
-        )));
+            }),
+        )
+        .with_settings(quick());
+        replicas.push(tokio::spawn(listener.run(stop.clone())));
     }
 
     let ids = publish(&world, 1).await;

@@ -10,14 +10,14 @@ use sqlx::PgPool;
 use ticketing_common::{
     CancellationToken, Component,
     bus::{
-        listener::Listener,
+        listener::{Listener, Subscription},
         outbox::{self, Relay},
     },
     settings::LogFormat,
     telemetry,
     testing::{TestServer, eventually, session_keys},
 };
-use ticketing_events::{Envelope, ExpirationComplete, Subject};
+use ticketing_events::{Envelope, ExpirationComplete};
 use tracing_subscriber::{EnvFilter, fmt::MakeWriter};
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
@@ -88,23 +88,25 @@ async fn the_listener_span_continues_the_trace_and_request_id_of_the_http_reques
             .with_state(world.pool().clone()),
         tasks: vec![],
         checks: vec![],
+        events: None,
     };
     let server = TestServer::start(vec![probe], session_keys()).await;
     let handled_trace: Arc<Mutex<Option<String>>> = Arc::default();
     let stop = CancellationToken::new();
     let seen = handled_trace.clone();
-    let listener = Listener::new(world.bus(), "tracer", Subject::ExpirationComplete);
-    let running = tokio::spawn(listener.run(
-        move |_: Envelope<ExpirationComplete>| {
+    let listener = Listener::new(
+        world.bus(),
+        "tracer",
+        Subscription::handler(move |_: Envelope<ExpirationComplete>| {
             let seen = seen.clone();
             async move {
                 tracing::info!("event handled");
                 *seen.lock().unwrap() = Some(telemetry::trace_id(&tracing::Span::current()));
                 Ok(())
             }
-        },
-        stop.clone(),
-    ));
+        }),
+    );
+    let running = tokio::spawn(listener.run(stop.clone()));
 
     let response = reqwest::Client::new()
         .post(server.url("/emit"))

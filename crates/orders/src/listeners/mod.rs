@@ -1,6 +1,6 @@
-//! Events that change orders' state: each decodes the event and calls a flow; the runner acks
-//! after the flow's transaction committed, redelivers "not yet" shortly, and retries failures
-//! a bounded number of times.
+//! Events that change orders' state: each calls one flow; the runner acks after the flow's
+//! transaction committed, redelivers "not yet" shortly, retries transient failures for as
+//! long as they last, and parks what can never be applied.
 //!
 //! - `ticket.created`, `ticket.updated` → the ticket replica ([`flows::add_ticket`],
 //!   [`flows::update_ticket`]);
@@ -8,80 +8,42 @@
 //! - `payment.created` → complete the order, or record a payment for a cancelled one
 //!   ([`flows::complete_for_payment`]).
 
-use ticketing_common::{
-    CancellationToken,
-    bus::{Bus, listener::Listener},
-};
+use ticketing_common::bus::listener::{HandlerError, Subscription};
 use ticketing_events::{
-    Envelope, ExpirationComplete, PaymentCreated, Subject, TicketCreated, TicketUpdated,
+    Envelope, ExpirationComplete, PaymentCreated, TicketCreated, TicketUpdated,
 };
 
-use crate::{NAME, Orders, flows};
+use crate::{Orders, flows};
+
+/// Every event orders reads, and the flow each calls.
+pub fn subscriptions(app: &Orders) -> Vec<Subscription> {
+    vec![
+        Subscription::on(app, ticket_created),
+        Subscription::on(app, ticket_updated),
+        Subscription::on(app, expiration_complete),
+        Subscription::on(app, payment_created),
+    ]
+}
 
 /// `ticket.created` → learn the ticket.
-pub async fn ticket_created(
-    app: Orders,
-    bus: Bus,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    Listener::new(&bus, NAME, Subject::TicketCreated)
-        .run(
-            move |event: Envelope<TicketCreated>| {
-                let app = app.clone();
-                async move { flows::add_ticket(&app, &event.data).await }
-            },
-            shutdown,
-        )
-        .await
+async fn ticket_created(app: Orders, event: Envelope<TicketCreated>) -> Result<(), HandlerError> {
+    flows::add_ticket(&app, &event.data).await
 }
 
 /// `ticket.updated` → apply the ticket's next version.
-pub async fn ticket_updated(
-    app: Orders,
-    bus: Bus,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    Listener::new(&bus, NAME, Subject::TicketUpdated)
-        .run(
-            move |event: Envelope<TicketUpdated>| {
-                let app = app.clone();
-                async move { flows::update_ticket(&app, &event.data).await }
-            },
-            shutdown,
-        )
-        .await
+async fn ticket_updated(app: Orders, event: Envelope<TicketUpdated>) -> Result<(), HandlerError> {
+    flows::update_ticket(&app, &event.data).await
 }
 
 /// `expiration.complete` → cancel the order if it is still unpaid.
-pub async fn expiration_complete(
+async fn expiration_complete(
     app: Orders,
-    bus: Bus,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    Listener::new(&bus, NAME, Subject::ExpirationComplete)
-        .run(
-            move |event: Envelope<ExpirationComplete>| {
-                let app = app.clone();
-                async move { flows::expire_order(&app, event.data.order_id).await }
-            },
-            shutdown,
-        )
-        .await
+    event: Envelope<ExpirationComplete>,
+) -> Result<(), HandlerError> {
+    flows::expire_order(&app, event.data.order_id).await
 }
 
 /// `payment.created` → mark the order paid.
-pub async fn payment_created(
-    app: Orders,
-    bus: Bus,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    Listener::new(&bus, NAME, Subject::PaymentCreated)
-        .run(
-            move |event: Envelope<PaymentCreated>| {
-                let app = app.clone();
-                async move { flows::complete_for_payment(&app, &event.data).await }
-            },
-            shutdown,
-        )
-        .await
+async fn payment_created(app: Orders, event: Envelope<PaymentCreated>) -> Result<(), HandlerError> {
+    flows::complete_for_payment(&app, &event.data).await
 }

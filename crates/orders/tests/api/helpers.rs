@@ -9,7 +9,7 @@
 //! expiration and payments services by publishing their events straight to the stream, and
 //! read back what orders published from the same stream.
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -18,7 +18,7 @@ use sqlx::PgPool;
 pub use ticketing_common::testing::api::{ApiClient, Reply, User};
 use ticketing_common::{
     bus::Bus,
-    testing::{self, TestBus, TestDb, TestServer, api},
+    testing::{self, TcpGate, TestBus, TestDb, TestServer, api},
 };
 use ticketing_events::{
     Cents, Envelope, Event, ExpirationComplete, PaymentCreated, Subject, TicketCreated,
@@ -532,4 +532,51 @@ impl std::ops::Deref for TestApp {
     fn deref(&self) -> &ApiClient {
         &self.api
     }
+}
+
+/// The app with its pool connecting through a [`TcpGate`] to the test server, so a test can
+/// take the database away from it (and give it back); a request for a connection gives up
+/// after a second.
+pub async fn spawn_app_behind_gate() -> (TestApp, TcpGate) {
+    let namespace = testing::unique_namespace();
+    let db = TestDb::create(&namespace, ticketing_orders::NAME).await;
+    // For the test to look at rows, around the gate.
+    let direct = db.app_pool(2).await;
+    ticketing_orders::migrate(&direct)
+        .await
+        .expect("migrate the orders database");
+    let server: SocketAddr = format!(
+        "{}:{}",
+        db.target.options.get_host(),
+        db.target.options.get_port()
+    )
+    .parse()
+    .expect("the database server's address");
+    let gate = TcpGate::start(server).await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_with(db.target.options.clone().host("127.0.0.1").port(gate.port))
+        .await
+        .expect("a pool through the gate");
+    let test_bus = TestBus::create(&namespace).await;
+    let bus = test_bus.bus.clone();
+    let keys = testing::session_keys();
+    let orders = Orders {
+        sweep_interval: Duration::from_secs(3600),
+        ..Orders::new(pool.clone())
+    };
+    let component = ticketing_orders::component(orders.clone(), &bus);
+    let server = TestServer::start(vec![component], keys.clone()).await;
+    let api = ApiClient::new(server.url(""), keys);
+    let app = TestApp {
+        _server: server,
+        pool: direct,
+        orders,
+        bus,
+        api,
+        _bus: test_bus,
+        _db: db,
+    };
+    (app, gate)
 }

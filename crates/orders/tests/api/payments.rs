@@ -1,12 +1,15 @@
 //! `payment.created` completes a live order; a payment for a cancelled order is never dropped
 //! silently: the order stays cancelled, the payment is recorded, logged and counted.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
+use ticketing_common::testing::eventually;
 use ticketing_events::{OrderCancelled, Subject};
 use ticketing_orders::flows::PAYMENTS_FOR_CANCELLED;
 
 use crate::helpers::OrderReply as _;
-use crate::helpers::{counter, payment_created, spawn_app};
+use crate::helpers::{counter, payment_created, spawn_app, spawn_app_behind_gate};
 
 #[tokio::test]
 async fn payment_created_completes_a_live_order_once_and_its_ticket_stays_held() {
@@ -61,4 +64,52 @@ async fn a_payment_for_a_cancelled_order_keeps_it_cancelled_and_is_recorded_and_
     assert_eq!(app.order_state(next.id).await, ("created".into(), 0));
     assert_eq!(app.outbox_count(Subject::OrderCancelled).await, 1);
     assert_eq!(app.order_events::<OrderCancelled>(order.id).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_payment_created_during_a_long_database_outage_completes_the_order_when_it_returns() {
+    let (app, gate) = spawn_app_behind_gate().await;
+    let buyer = app.user();
+    let order = app
+        .create_order(&buyer, app.insert_ticket("Concert", 1000).await)
+        .await;
+
+    gate.close();
+    app.publish(&payment_created(order.id)).await;
+    // Far more failed tries than a handler gets for a mistake: an outage is waited out.
+    let failed_long = eventually(Duration::from_secs(60), || async {
+        (failed_tries() > 5).then_some(())
+    })
+    .await;
+    assert!(
+        failed_long.is_some(),
+        "the handler kept trying while the database was gone"
+    );
+    gate.open().await;
+
+    // The next try comes within the retry delay reached (at most 30 s).
+    let completed = eventually(Duration::from_secs(45), || async {
+        app.order_row(order.id)
+            .await
+            .filter(|o| o.status == "complete")
+    })
+    .await
+    .expect("completed once the database came back");
+    assert_eq!(completed.version, 1);
+    let parked: i64 = sqlx::query_scalar("SELECT count(*) FROM parked_events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(parked, 0, "nothing was parked");
+}
+
+/// Failed tries of events in this process.
+fn failed_tries() -> u64 {
+    ticketing_common::metrics::render()
+        .lines()
+        .filter(|line| {
+            line.starts_with("events_consumed_total") && line.contains("outcome=\"failed\"")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }

@@ -1,47 +1,31 @@
-//! Events that keep the order replica: each decodes the event and calls a flow; the runner
-//! acks after the flow's write committed and redelivers "not yet" shortly.
+//! Events that keep the order replica: each calls one flow; the runner acks after the flow's
+//! write committed, redelivers "not yet" shortly, and parks what can never be applied.
 //!
 //! - `order.created` → learn the order ([`flows::add_order`]);
 //! - `order.cancelled` → it can no longer be paid ([`flows::cancel_order`]).
 
-use ticketing_common::{
-    CancellationToken,
-    bus::{Bus, listener::Listener},
-};
-use ticketing_events::{Envelope, OrderCancelled, OrderCreated, Subject};
+use ticketing_common::bus::listener::{HandlerError, Subscription};
+use ticketing_events::{Envelope, OrderCancelled, OrderCreated};
 
-use crate::{NAME, Payments, flows};
+use crate::{Payments, flows};
 
-/// `order.created` → learn the order.
-pub async fn order_created(
-    app: Payments,
-    bus: Bus,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    Listener::new(&bus, NAME, Subject::OrderCreated)
-        .run(
-            move |event: Envelope<OrderCreated>| {
-                let app = app.clone();
-                async move { flows::add_order(&app, &event.data).await }
-            },
-            shutdown,
-        )
-        .await
+/// Every event payments reads, and the flow each calls.
+pub fn subscriptions(app: &Payments) -> Vec<Subscription> {
+    vec![
+        Subscription::on(app, order_created),
+        Subscription::on(app, order_cancelled),
+    ]
 }
 
-/// `order.cancelled` → mark the order cancelled.
-pub async fn order_cancelled(
+/// `order.created` → learn the order.
+async fn order_created(app: Payments, event: Envelope<OrderCreated>) -> Result<(), HandlerError> {
+    flows::add_order(&app, &event.data).await
+}
+
+/// `order.cancelled` → the order can no longer be paid.
+async fn order_cancelled(
     app: Payments,
-    bus: Bus,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    Listener::new(&bus, NAME, Subject::OrderCancelled)
-        .run(
-            move |event: Envelope<OrderCancelled>| {
-                let app = app.clone();
-                async move { flows::cancel_order(&app, &event.data).await }
-            },
-            shutdown,
-        )
-        .await
+    event: Envelope<OrderCancelled>,
+) -> Result<(), HandlerError> {
+    flows::cancel_order(&app, &event.data).await
 }

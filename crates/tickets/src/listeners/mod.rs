@@ -1,44 +1,31 @@
-//! Order events that move tickets: each decodes the event and calls a flow; the runner acks
-//! after the flow's transaction committed.
+//! Order events that move tickets: each calls one flow; the runner acks after the flow's
+//! transaction committed, and parks what can never be applied.
+//!
+//! - `order.created` → reserve the ticket ([`flows::reserve_for_order`]);
+//! - `order.cancelled` → release it if that order holds it ([`flows::release_for_order`]).
 
-use ticketing_common::{
-    CancellationToken,
-    bus::{Bus, listener::Listener},
-};
-use ticketing_events::{Envelope, OrderCancelled, OrderCreated, Subject};
+use ticketing_common::bus::listener::{HandlerError, Subscription};
+use ticketing_events::{Envelope, OrderCancelled, OrderCreated};
 
-use crate::{NAME, Tickets, flows};
+use crate::{Tickets, flows};
+
+/// Every event tickets reads, and the flow each calls.
+pub fn subscriptions(app: &Tickets) -> Vec<Subscription> {
+    vec![
+        Subscription::on(app, order_created),
+        Subscription::on(app, order_cancelled),
+    ]
+}
 
 /// `order.created` → reserve the ticket.
-pub async fn order_created(
-    app: Tickets,
-    bus: Bus,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    Listener::new(&bus, NAME, Subject::OrderCreated)
-        .run(
-            move |event: Envelope<OrderCreated>| {
-                let app = app.clone();
-                async move { flows::reserve_for_order(&app, event.data.ticket.id, event.data.id).await }
-            },
-            shutdown,
-        )
-        .await
+async fn order_created(app: Tickets, event: Envelope<OrderCreated>) -> Result<(), HandlerError> {
+    flows::reserve_for_order(&app, event.data.ticket.id, event.data.id).await
 }
 
 /// `order.cancelled` → release the ticket if that order holds it.
-pub async fn order_cancelled(
+async fn order_cancelled(
     app: Tickets,
-    bus: Bus,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    Listener::new(&bus, NAME, Subject::OrderCancelled)
-        .run(
-            move |event: Envelope<OrderCancelled>| {
-                let app = app.clone();
-                async move { flows::release_for_order(&app, event.data.ticket.id, event.data.id).await }
-            },
-            shutdown,
-        )
-        .await
+    event: Envelope<OrderCancelled>,
+) -> Result<(), HandlerError> {
+    flows::release_for_order(&app, event.data.ticket.id, event.data.id).await
 }
