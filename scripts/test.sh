@@ -15,6 +15,9 @@ bash scripts/services.sh
 echo "==> browser (Debian chromium + chromium-driver for the web UI tests)"
 bash scripts/browser-deps.sh
 
+echo "==> schemathesis (fuzzes the OpenAPI document in the tests)"
+bash scripts/schemathesis.sh
+
 if ! command -v cargo >/dev/null; then
   echo "ERROR: cargo not found. Install Rust (https://rustup.rs) and run this again." >&2
   exit 1

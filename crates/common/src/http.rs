@@ -82,7 +82,14 @@ pub fn finish(
     keys: Arc<SessionKeys>,
 ) -> Router {
     openapi.info.title = "Ticketing".into();
-    openapi.info.description = Some("The public HTTP API of Ticketing; see CONTRACT.md.".into());
+    openapi.info.description = Some(
+        "The public HTTP API of Ticketing; see CONTRACT.md. Operations that need a session take \
+         the `session` cookie set by sign-up and sign-in (401 without one). Any other method on \
+         a documented path answers 405 with `Allow`; any operation may answer 503 with \
+         `Retry-After` while a dependency is down or saturated."
+            .into(),
+    );
+    document_sessions_and_unavailability(&mut openapi);
     openapi.info.version = env!("CARGO_PKG_VERSION").into();
     openapi.info.contact = None;
     openapi.info.license = Some(utoipa::openapi::License::new("MIT"));
@@ -101,6 +108,62 @@ pub fn finish(
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(observe))
         .layer(Extension(keys))
+}
+
+/// What every operation has in common, said once here rather than on each: the `session`
+/// cookie as a security scheme, required by every operation that can answer 401 (and
+/// accepted by the others), and the 503 any operation may answer.
+fn document_sessions_and_unavailability(openapi: &mut OpenApi) {
+    use utoipa::openapi::{
+        Ref, ResponseBuilder,
+        content::ContentBuilder,
+        security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme},
+    };
+    let components = openapi.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "session",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            crate::session::COOKIE_NAME,
+            "The session: a signed JWT set by sign-up and sign-in (HttpOnly).",
+        ))),
+    );
+    let unavailable = ResponseBuilder::new()
+        .description("A dependency is down or saturated, or the request took too long; nothing was changed. Retry after `Retry-After` seconds.")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
+    for item in openapi.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let responses = &mut operation.responses.responses;
+            if operation.security.is_none() {
+                let needs_session = responses.contains_key("401");
+                operation.security = Some(if needs_session {
+                    vec![SecurityRequirement::new("session", Vec::<String>::new())]
+                } else {
+                    vec![
+                        SecurityRequirement::default(),
+                        SecurityRequirement::new("session", Vec::<String>::new()),
+                    ]
+                });
+            }
+            responses
+                .entry("503".into())
+                .or_insert_with(|| unavailable.clone().into());
+        }
+    }
 }
 
 async fn healthz() -> axum::Json<serde_json::Value> {

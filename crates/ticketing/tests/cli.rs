@@ -338,6 +338,10 @@ fn help_lists_the_settings_operators_rely_on() {
         "MAX_LIVE_ORDERS_PER_USER",
         "TRUSTED_PROXIES",
         "REDIS_QUEUE_URL",
+        "CACHE_MEMORY_BYTES",
+        "HTTP_HEADER_TIMEOUT_SECONDS",
+        "HTTP_REQUEST_TIMEOUT_SECONDS",
+        "HTTP_MAX_CONNECTIONS",
     ] {
         assert!(help.contains(variable), "--help lacks {variable}");
     }
@@ -677,4 +681,135 @@ async fn parked_events_are_listed_and_replayed_through_the_handler_that_parked_t
     assert!(all.contains(&format!("refused   {}", garbage.id)), "{all}");
     assert_eq!(left.iter().map(|e| e.id).collect::<Vec<_>>(), [garbage.id]);
     assert_eq!(left[0].replays, 1);
+}
+
+/// The schemathesis the project pins, in a virtual environment under `target/` (made, and
+/// the pinned release installed from PyPI, on first use; `scripts/schemathesis.sh`, which
+/// the test command runs first, does the same and installs python3-venv when missing).
+fn schemathesis() -> std::path::PathBuf {
+    const RELEASE: &str = "schemathesis==4.32.5";
+    let venv =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/schemathesis-venv");
+    let bin = venv.join("bin/schemathesis");
+    let installed = venv.join(".installed");
+    if std::fs::read_to_string(&installed).is_ok_and(|pinned| pinned == RELEASE) && bin.exists() {
+        return bin;
+    }
+    eprintln!("installing {RELEASE} into {} (once)", venv.display());
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .expect("python3 (Debian's python3 with venv, or CPython 3.10+)");
+    assert!(made.success(), "python3 -m venv failed");
+    let pip = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", RELEASE])
+        .status()
+        .unwrap();
+    assert!(
+        pip.success(),
+        "pip install {RELEASE} failed (is PyPI reachable?)"
+    );
+    std::fs::write(installed, RELEASE).unwrap();
+    bin
+}
+
+#[tokio::test]
+async fn schemathesis_finds_no_server_error_and_no_schema_mismatch_signed_in_or_anonymous() {
+    let schemathesis = schemathesis();
+    let namespace = unique_namespace().to_string();
+    let mut child = ticketing(&namespace)
+        .env("JWT_KEY", "0123456789abcdef0123456789abcdef")
+        // The limits' 429 is documented, but would leave sign-in and sign-up untested.
+        .env("RATE_LIMIT_PER_MINUTE", "0")
+        .arg("up")
+        .spawn()
+        .unwrap();
+    let url = wait_for_url(&mut child);
+    let signup = reqwest::Client::new()
+        .post(format!("{url}api/users/signup"))
+        .json(&serde_json::json!({"email": "fuzzer@example.com", "password": "s3cret"}))
+        .send()
+        .await
+        .unwrap();
+    let session = signup.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("session=")
+        .to_owned();
+    let config = std::env::temp_dir().join(format!("schemathesis-{namespace}.toml"));
+    // The session goes where the document's `session` security scheme says: a cookie, left
+    // out by the cases that test what happens without one.
+    std::fs::write(
+        &config,
+        "[auth.openapi.session]\napi_key = \"${SESSION}\"\n",
+    )
+    .unwrap();
+    let run = |signed_in: bool| {
+        let mut command = Command::new(&schemathesis);
+        if signed_in {
+            command
+                .arg("--config-file")
+                .arg(&config)
+                .env("SESSION", &session);
+        }
+        command
+            .args(["run", &format!("{url}api/openapi.json")])
+            // One worker: schemathesis 4.32's generation cache is not safe across threads.
+            .args([
+                "--max-examples",
+                "25",
+                "--workers",
+                "1",
+                "--seed",
+                "20261130",
+            ])
+            // Every check but "schema-valid input is accepted": a wrong password or a
+            // webhook without Stripe's signature is refused as the contract says.
+            .args([
+                "--checks",
+                "all",
+                "--exclude-checks",
+                "positive_data_acceptance",
+            ])
+            // Signed in, signing out would end the session the rest of the run uses.
+            .args(if signed_in {
+                &["--exclude-path", "/api/users/signout"][..]
+            } else {
+                &[]
+            })
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let anonymous = run(false);
+    let signed_in = run(true);
+    sigterm(&child);
+    wait_exit(&mut child, Duration::from_secs(20));
+    drop_namespace(&namespace).await;
+    let _ = std::fs::remove_file(&config);
+
+    for (who, output) in [("anonymous", anonymous), ("signed in", signed_in)] {
+        let report = String::from_utf8_lossy(&output.stdout);
+        let summary: Vec<&str> = report
+            .lines()
+            .filter(|line| line.contains(" generated,") || line.contains("Selected:"))
+            .map(str::trim)
+            .collect();
+        eprintln!("schemathesis ({who}): {}", summary.join(" | "));
+        // Lines cut short: a failure's report can quote whole source files.
+        let shown: Vec<String> = report
+            .lines()
+            .take(400)
+            .map(|line| line.chars().take(240).collect())
+            .collect();
+        assert!(
+            output.status.success(),
+            "schemathesis ({who}) found failures:\n{}",
+            shown.join("\n")
+        );
+    }
 }

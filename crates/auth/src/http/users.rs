@@ -24,10 +24,17 @@ use crate::{
 /// E-mail and password, for sign-up and sign-in. Its `Debug` never shows the password.
 #[derive(Deserialize, ToSchema)]
 pub struct Credentials {
-    #[schema(example = "ann@example.com")]
+    /// Stored lower-cased.
+    #[schema(required = true, nullable = false, format = Email, max_length = 254, example = "ann@example.com")]
     pub email: Option<String>,
-    /// 4–20 characters.
-    #[schema(example = "s3cret")]
+    /// 4–20 characters (sign-up); any non-empty password for sign-in.
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 4,
+        max_length = 20,
+        example = "s3cret"
+    )]
     pub password: Option<String>,
 }
 

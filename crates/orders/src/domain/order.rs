@@ -15,7 +15,7 @@ pub struct Order {
     /// The buyer.
     pub user_id: Uuid,
     /// `created`, `awaiting:payment`, `cancelled` or `complete`.
-    #[schema(value_type = String, example = "created")]
+    #[schema(schema_with = order_status)]
     pub status: OrderStatus,
     /// RFC 3339, UTC.
     #[serde(with = "time::serde::rfc3339")]
@@ -24,6 +24,27 @@ pub struct Order {
     /// Starts at 0, grows by one per change.
     pub version: i64,
     pub ticket: OrderedTicket,
+}
+
+/// An order's status, as its schema: one of the contract's spellings.
+fn order_status() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::new(Type::String))
+        .enum_values(Some(
+            [
+                OrderStatus::Created,
+                OrderStatus::AwaitingPayment,
+                OrderStatus::Cancelled,
+                OrderStatus::Complete,
+            ]
+            .map(|status| status.as_str()),
+        ))
+        .description(Some(
+            "`created`, `awaiting:payment`, `cancelled` or `complete`.",
+        ))
+        .examples([serde_json::json!("created")])
+        .build()
 }
 
 /// The ticket an order holds, as the replica knows it.

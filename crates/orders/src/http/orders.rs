@@ -18,7 +18,7 @@ use crate::{
 #[serde(rename_all = "camelCase")]
 pub struct OrderInput {
     /// The id of a ticket.
-    #[schema(value_type = String, format = Uuid)]
+    #[schema(required = true, value_type = String, format = Uuid)]
     pub ticket_id: Option<Value>,
 }
 

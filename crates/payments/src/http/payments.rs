@@ -21,11 +21,12 @@ use crate::{
 #[serde(rename_all = "camelCase")]
 pub struct PaymentInput {
     /// The id of one of the caller's orders.
-    #[schema(value_type = String, format = Uuid)]
+    #[schema(required = true, value_type = String, format = Uuid)]
     pub order_id: Option<Value>,
     /// A payment token: with Stripe a PaymentMethod id (`pm_...`) or card token (`tok_...`);
     /// with the development provider `tok_visa` (succeeds) or `tok_chargeDeclined`.
-    #[schema(value_type = String, example = "tok_visa")]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 255,
+        pattern = r"^\s*[!-~]+\s*$", example = "tok_visa")]
     pub token: Option<Value>,
 }
 

@@ -25,12 +25,44 @@ use crate::{
 /// Title and price of a ticket.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TicketInput {
-    /// 1–200 characters after trimming.
-    #[schema(example = "Concert")]
+    /// 1–200 characters after trimming; no control or bidirectional override characters.
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]*$",
+        example = "Concert"
+    )]
     pub title: Option<String>,
     /// > 0, ≤ 1,000,000, at most two decimals; a numeric string such as `"25.50"` is accepted.
-    #[schema(value_type = f64, example = 25.5)]
+    #[schema(required = true, schema_with = price_input)]
     pub price: Option<Value>,
+}
+
+/// A price as input: a JSON number or a numeric string, > 0, ≤ 1,000,000, at most two
+/// decimals.
+fn price_input() -> utoipa::openapi::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
+    let one_of = OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::new(Type::Number))
+                .exclusive_minimum(Some(0.0))
+                .maximum(Some(1_000_000.0))
+                .multiple_of(Some(0.01)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::new(Type::String))
+                .pattern(Some(r"^\d{1,7}(\.\d{1,2})?$")),
+        )
+        .description(Some(
+            "> 0, ≤ 1,000,000, at most two decimals; a numeric string such as \"25.50\" is accepted.",
+        ))
+        .examples([serde_json::json!(25.5), serde_json::json!("25.50")])
+        .build();
+    Schema::OneOf(one_of)
 }
 
 impl TicketInput {
