@@ -6,7 +6,7 @@
 //!   while this replica is subscribed to the invalidation channel, and held to a byte budget
 //!   (`memory_bytes`, a moka cache weighing each entry by its size).
 //!
-//! Entries belong to a *group* (`t:<id>` for one ticket, `list` for every list page). A group
+//! Entries belong to a *group* (`t:<id>` for one ticket, `list` for the list pages kept). A group
 //! has a generation counter in Redis, and an entry's Redis key contains the generation it was
 //! read under. [`ReadCache::invalidate`] (called after a write commits) increments the
 //! generations and publishes the group names in one Lua script: older entries become
@@ -28,7 +28,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, RwLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -102,22 +102,28 @@ if value then return {1, value} end
 return {0, generation}
 ";
 
-/// Stores a value only if the generation is still the one the reader saw. A reader that saw
-/// none starts the group at Redis' clock in microseconds, a value no older entry of the group
-/// can carry, and only if the group still has none: an invalidation since then made one.
-/// KEYS[1] generation key; ARGV: generation (or ""), prefix, suffix, value, ttl ms,
-/// generation ttl ms.
+/// Stores a value only if the generation is still the one the reader saw (1). A reader that
+/// saw none starts the group at Redis' clock in microseconds, a value no older entry of the
+/// group can carry, if it still has none, and stores its value for one second only (2): a
+/// generation an invalidation made since the lookup may have been evicted meanwhile, so the
+/// value may be older than a write already answered; kept briefly, it is never stale for
+/// longer than the contract's second. KEYS[1] generation key; ARGV: generation (or ""),
+/// prefix, suffix, value, ttl ms, generation ttl ms.
 const FILL: &str = r"
 local generation = ARGV[1]
+local ttl = ARGV[5]
+local stored = 1
 if generation == '' then
   local t = redis.call('TIME')
   generation = t[1] .. string.format('%06d', tonumber(t[2]))
   if not redis.call('SET', KEYS[1], generation, 'PX', ARGV[6], 'NX') then return 0 end
+  ttl = math.min(tonumber(ttl), 1000)
+  stored = 2
 elseif redis.call('GET', KEYS[1]) ~= generation then
   return 0
 end
-redis.call('SET', ARGV[2] .. generation .. ARGV[3], ARGV[4], 'PX', ARGV[5])
-return 1
+redis.call('SET', ARGV[2] .. generation .. ARGV[3], ARGV[4], 'PX', ttl)
+return stored
 ";
 
 /// Moves every group in KEYS to a new generation and tells every replica.
@@ -134,6 +140,13 @@ end
 redis.call('PUBLISH', ARGV[1], ARGV[2])
 return #KEYS
 ";
+
+/// Whether a load's answer is kept (in Redis and memory) or only shared while it runs.
+#[derive(Debug, Clone, Copy)]
+enum Keep {
+    Yes,
+    No,
+}
 
 /// A load's failure as each of the readers sharing it sees it: the cause chain stays readable
 /// (a caller can still tell a saturated pool from a broken query).
@@ -246,6 +259,42 @@ impl ReadCache {
             inner.stats.record(inner.name, Outcome::MemoryHit);
             return Ok(Some(value));
         }
+        self.shared_load(group, item, Keep::Yes, load).await
+    }
+
+    /// `load`'s answer, kept nowhere, but shared by the requests for the same `item` of
+    /// `group` that arrive while it runs (as a cache miss is): for reads not worth keeping
+    /// (pages nobody else asks for), so identical requests in a flood still make one query.
+    pub async fn load_uncached<F, Fut>(
+        &self,
+        group: &str,
+        item: &str,
+        load: F,
+    ) -> anyhow::Result<Option<Bytes>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Loaded> + Send + 'static,
+    {
+        if !self.inner.settings.enabled {
+            return load().await;
+        }
+        self.shared_load(group, &format!("uncached:{item}"), Keep::No, load)
+            .await
+    }
+
+    /// One load at a time per entry in this process; the others wait for it.
+    async fn shared_load<F, Fut>(
+        &self,
+        group: &str,
+        item: &str,
+        keep: Keep,
+        load: F,
+    ) -> anyhow::Result<Option<Bytes>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Loaded> + Send + 'static,
+    {
+        let inner = &self.inner;
         let flight_key = format!("{group}\n{item}");
         let flight = {
             let mut inflight = inner.inflight.lock().expect("inflight lock");
@@ -259,7 +308,11 @@ impl ReadCache {
                     // Spawned, so the load finishes (and releases its connection) even if every
                     // request waiting for it goes away.
                     let task = tokio::spawn(async move {
-                        let result = this.fetch(&group, &item, load).await.map_err(Arc::new);
+                        let result = match keep {
+                            Keep::Yes => this.fetch(&group, &item, load).await,
+                            Keep::No => load().await,
+                        }
+                        .map_err(Arc::new);
                         let mut inflight = this.inner.inflight.lock().expect("inflight lock");
                         if inflight
                             .get(&key)
@@ -343,9 +396,14 @@ impl ReadCache {
             let fill = fill.invoke_async::<u8>(&mut redis);
             match tokio::time::timeout(inner.settings.redis_timeout, fill).await {
                 Ok(Ok(stored)) => {
-                    metrics::counter!("cache_fills_total", "cache" => inner.name, "stored" => if stored == 1 { "yes" } else { "stale" })
+                    let outcome = match stored {
+                        1 => "yes",
+                        2 => "first",
+                        _ => "stale",
+                    };
+                    metrics::counter!("cache_fills_total", "cache" => inner.name, "stored" => outcome)
                         .increment(1);
-                    if stored == 1 {
+                    if stored != 0 {
                         inner.memory.insert(group, item, value.clone(), epoch);
                     }
                 }
@@ -360,14 +418,26 @@ impl ReadCache {
     /// committed. Never fails: an invalidation Redis cannot take now is retried until it can,
     /// and this replica reads around Redis meanwhile.
     pub async fn invalidate(&self, groups: &[String]) {
-        let inner = &self.inner;
-        if !inner.settings.enabled || groups.is_empty() {
+        if !self.inner.settings.enabled || groups.is_empty() {
             return;
         }
+        // Spawned and awaited: a caller that goes away (a request timing out after its write
+        // committed) cannot leave the write unannounced.
+        let this = self.clone();
+        let groups = groups.to_vec();
+        let _ = tokio::spawn(async move { this.invalidate_now(&groups).await }).await;
+    }
+
+    async fn invalidate_now(&self, groups: &[String]) {
+        let inner = &self.inner;
         self.forget_locally(groups);
         metrics::counter!("cache_invalidations_total", "cache" => inner.name)
             .increment(groups.len() as u64);
-        if let Err(error) = self.send_invalidation(groups).await {
+        let sent = self.send_invalidation(groups).await;
+        // Again, now that Redis has moved on: a reader that started between the first
+        // forgetting and the new generation may have read the old value from Redis.
+        self.forget_locally(groups);
+        if let Err(error) = sent {
             self.redis_failed(&error);
             let mut pending = inner.pending.lock().expect("pending lock");
             for group in groups {
@@ -580,7 +650,7 @@ struct Memory {
     /// Bumped by every invalidation; an entry is stamped with the epoch its reader started at.
     epoch: AtomicU64,
     entries: moka::sync::Cache<String, Stored>,
-    invalidations: Mutex<Invalidations>,
+    invalidations: RwLock<Invalidations>,
 }
 
 /// When each group was last invalidated (the epoch it moved to), kept for
@@ -637,7 +707,7 @@ impl Memory {
                 })
                 .time_to_live(ttl)
                 .build(),
-            invalidations: Mutex::default(),
+            invalidations: RwLock::default(),
         }
     }
 
@@ -652,7 +722,7 @@ impl Memory {
         let stored = self.entries.get(&memory_key(group, item))?;
         let newest = self
             .invalidations
-            .lock()
+            .read()
             .expect("invalidations lock")
             .newest_for(group);
         // An entry whose reader started before its group's last invalidation may hold what
@@ -660,8 +730,10 @@ impl Memory {
         (stored.epoch >= newest).then_some(stored.value)
     }
 
+    /// Keeps a value read by a reader that started at `epoch`; whether it may be served is
+    /// decided when it is read (an invalidation of its group since `epoch` hides it).
     fn insert(&self, group: &str, item: &str, value: Bytes, epoch: u64) {
-        if !self.enabled.load(Ordering::Acquire) || self.epoch() != epoch {
+        if !self.enabled.load(Ordering::Acquire) {
             return;
         }
         self.entries
@@ -670,7 +742,7 @@ impl Memory {
 
     fn invalidate(&self, groups: &[String]) {
         let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
-        let mut invalidations = self.invalidations.lock().expect("invalidations lock");
+        let mut invalidations = self.invalidations.write().expect("invalidations lock");
         for group in groups {
             invalidations.record(group, epoch);
         }
@@ -689,7 +761,7 @@ impl Memory {
 
     fn forget_everything(&self) {
         let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
-        let mut invalidations = self.invalidations.lock().expect("invalidations lock");
+        let mut invalidations = self.invalidations.write().expect("invalidations lock");
         invalidations.by_group.clear();
         invalidations.floor = epoch;
         drop(invalidations);

@@ -8,16 +8,9 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::extract::{ConnectInfo, Request};
 use futures::future::BoxFuture;
-use hyper::body::Incoming;
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    server::graceful::GracefulShutdown,
-};
-use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
+use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
@@ -96,8 +89,8 @@ pub fn compose(components: Vec<Component>, keys: Arc<SessionKeys>) -> App {
     }
 }
 
-/// How long in-flight work may take to finish after the shutdown signal.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long background tasks may take to stop after the shutdown signal.
+const DRAIN_TIMEOUT: Duration = crate::server::DRAIN_TIMEOUT;
 
 /// Serves the app on `listener` with the default [`HttpSettings`] (tests).
 pub async fn serve(
@@ -136,13 +129,7 @@ pub async fn serve_with(
             result.with_context(|| format!("task {name} failed"))
         });
     }
-    let request_timeout = Duration::from_secs(settings.http_request_timeout_seconds);
-    let router = app
-        .router
-        .layer(axum::middleware::from_fn(move |request, next| {
-            http::within(request_timeout, request, next)
-        }));
-    serve_connections(listener, router, shutdown.clone(), settings).await;
+    crate::server::serve_connections(listener, app.router, shutdown.clone(), settings).await;
     shutdown.cancel();
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         let mut first_error = None;
@@ -165,66 +152,5 @@ pub async fn serve_with(
             );
             Ok(())
         }
-    }
-}
-
-/// Accepts connections until `shutdown`, each served by hyper with the header timeout, then
-/// lets open connections finish their requests (for at most [`DRAIN_TIMEOUT`]).
-async fn serve_connections(
-    listener: TcpListener,
-    router: axum::Router,
-    shutdown: CancellationToken,
-    settings: &HttpSettings,
-) {
-    let connections = Arc::new(Semaphore::new(
-        usize::try_from(settings.http_max_connections).unwrap_or(usize::MAX),
-    ));
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(settings.http_header_timeout_seconds))
-        .keep_alive(true);
-    let graceful = GracefulShutdown::new();
-    loop {
-        // A free place first: at the cap, clients wait in the accept queue.
-        let permit = tokio::select! {
-            permit = connections.clone().acquire_owned() => permit.expect("never closed"),
-            () = shutdown.cancelled() => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: wait instead of spinning.
-                    tracing::warn!(%error, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = shutdown.cancelled() => break,
-        };
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(request)
-        });
-        let connection = http.serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                // Timeouts, resets and malformed requests: the client's business.
-                tracing::debug!(%error, %peer, "connection ended");
-            }
-            drop(permit);
-        });
-    }
-    drop(listener);
-    // In-flight requests get the drain timeout; a stalled client cannot hold shutdown.
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "requests still open {DRAIN_TIMEOUT:?} after the shutdown signal; closing them"
-        );
     }
 }

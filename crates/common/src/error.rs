@@ -196,10 +196,14 @@ pub fn is_transient(error: &anyhow::Error) -> bool {
             };
         }
         if let Some(error) = cause.downcast_ref::<redis::RedisError>() {
+            // Connection trouble, and a server that says "not now": loading, read-only (a
+            // replica mid-failover), master down, try again, out of memory.
             return error.is_io_error()
                 || error.is_timeout()
                 || error.is_connection_dropped()
-                || error.is_connection_refusal();
+                || error.is_connection_refusal()
+                || !matches!(error.retry_method(), redis::RetryMethod::NoRetry)
+                || error.code() == Some("OOM");
         }
         cause.is::<std::io::Error>() || cause.is::<tokio::time::error::Elapsed>()
     })

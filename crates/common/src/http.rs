@@ -5,10 +5,18 @@
 //! (taken from `x-request-id` or made up, echoed in the response), a span per request whose
 //! parent is an incoming `traceparent`, and per-route request counts and latencies.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
 
 use axum::{
     Extension, Router,
+    body::Body,
     extract::{MatchedPath, Request, State},
     http::{HeaderValue, Method, StatusCode},
     middleware::{self, Next},
@@ -21,7 +29,9 @@ use tracing::Instrument;
 use utoipa::openapi::OpenApi;
 use uuid::Uuid;
 
-use crate::{error::ApiError, metrics as m, session::SessionKeys, telemetry};
+use crate::{
+    error::ApiError, metrics as m, server::RequestDeadline, session::SessionKeys, telemetry,
+};
 
 /// A named readiness check: resolves `Ok` when the dependency answers.
 #[derive(Clone)]
@@ -128,7 +138,7 @@ fn document_sessions_and_unavailability(openapi: &mut OpenApi) {
         ))),
     );
     let unavailable = ResponseBuilder::new()
-        .description("A dependency is down or saturated, or the request took too long; nothing was changed. Retry after `Retry-After` seconds.")
+        .description("A dependency is down or saturated (nothing was changed), or the request took too long. Retry after `Retry-After` seconds.")
         .content(
             "application/json",
             ContentBuilder::new()
@@ -217,16 +227,67 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("Route not found".into())
 }
 
-/// Answers 503 (with `Retry-After`) for a request not answered within `limit`. The handler's
-/// future is dropped; work it spawned (a charge, a cache load) goes on.
-pub async fn within(limit: std::time::Duration, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
+/// Runs the request, within the [`RequestDeadline`] the server set on it (none in tests that
+/// call the router directly). Past it: 408 while the request's own body had not fully
+/// arrived (the client was too slow), 503 with `Retry-After` otherwise. The handler's future
+/// is dropped; work it spawned (a charge, a cache load, an invalidation) goes on.
+async fn within_deadline(request: Request, next: Next) -> Response {
+    let Some(RequestDeadline(limit)) = request.extensions().get::<RequestDeadline>().copied()
+    else {
+        return next.run(request).await;
+    };
+    let (parts, body) = request.into_parts();
+    let arrived = Arc::new(AtomicBool::new(http_body::Body::is_end_stream(&body)));
+    let body = Body::new(Arrival {
+        inner: body,
+        arrived: arrived.clone(),
+    });
+    match tokio::time::timeout(limit, next.run(Request::from_parts(parts, body))).await {
         Ok(response) => response,
+        Err(_) if !arrived.load(Ordering::Acquire) => {
+            tracing::info!(?limit, "the request's body did not arrive in time");
+            let mut response =
+                ApiError::BadRequest("The request's body did not arrive in time".into())
+                    .into_response();
+            *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+            response
+        }
         Err(_) => {
             tracing::warn!(?limit, "request timed out");
             ApiError::Unavailable("The request took too long; please try again".into())
                 .into_response()
         }
+    }
+}
+
+/// A request body that says when it has been read to its end.
+struct Arrival {
+    inner: Body,
+    arrived: Arc<AtomicBool>,
+}
+
+impl http_body::Body for Arrival {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) || this.inner.is_end_stream() {
+            this.arrived.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -273,8 +334,9 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
             .headers_mut()
             .insert(telemetry::REQUEST_ID_HEADER, value);
     }
+    let answered = within_deadline(request, next);
     let mut response = telemetry::REQUEST_ID
-        .scope(request_id.clone(), next.run(request))
+        .scope(request_id.clone(), answered)
         .instrument(span.clone())
         .await;
     let status = response.status();

@@ -14,7 +14,7 @@
 //!   serves (health, readiness, Prometheus metrics, OpenAPI, 404 body, per-route metrics),
 //!   attempt limits, and who the client is behind trusted proxies.
 //! - [`component`]: what a service hands to the binary (router, tasks, readiness checks) and
-//!   how the binary runs it until shutdown.
+//!   how the binary runs it until shutdown; [`server`]: the HTTP server loop and its limits.
 //!
 //! Services depend on this crate; this crate knows no service.
 
@@ -31,6 +31,7 @@ pub mod path;
 pub mod ratelimit;
 pub mod redis;
 pub mod secret;
+pub mod server;
 pub mod session;
 pub mod settings;
 pub mod shutdown;

@@ -3,8 +3,8 @@
 //! ([`SharedLimit`], e.g. failed sign-ins per account).
 //!
 //! Both count in fixed windows. Their in-process tables ([`Windows`]) are bounded: when one
-//! is full, expired windows go first and then the oldest ones, so a flood of new keys never
-//! resets the counts of everyone else.
+//! is full, expired windows go first, then those with the fewest attempts, so a flood of new
+//! keys never resets the counts of everyone else, least of all a budget already used up.
 
 use std::{
     collections::HashMap,
@@ -88,25 +88,27 @@ impl<K: Hash + Eq + Clone> Windows<K> {
         self.len() == 0
     }
 
-    /// Drops expired windows, then, if that was not enough, the oldest tenth: the windows
-    /// closest to ending anyway. Amortised, a tenth of the capacity is free after each call.
+    /// Drops expired windows, then, if that was not enough, a tenth of the others: those
+    /// with the fewest attempts first, the oldest among equals. A budget someone used up is
+    /// the last thing forgotten, so a flood of new keys cannot buy its senders a fresh one.
+    /// Amortised, a tenth of the capacity is free after each call.
     fn make_room(&self, table: &mut HashMap<K, (Instant, u32)>, now: Instant) {
         table.retain(|_, (start, _)| now.duration_since(*start) < self.window);
         if table.len() < self.capacity {
             return;
         }
-        let mut by_start: Vec<(Instant, K)> = table
+        let mut ranked: Vec<(u32, Instant, K)> = table
             .iter()
-            .map(|(key, (start, _))| (*start, key.clone()))
+            .map(|(key, (start, count))| (*count, *start, key.clone()))
             .collect();
         let cut = (self.capacity / 10).max(1);
-        by_start.select_nth_unstable_by_key(cut - 1, |(start, _)| *start);
-        for (_, key) in &by_start[..cut] {
+        ranked.select_nth_unstable_by_key(cut - 1, |(count, start, _)| (*count, *start));
+        for (_, _, key) in &ranked[..cut] {
             table.remove(key);
         }
         tracing::warn!(
             tracked = table.len(),
-            "rate limit table full: the oldest windows were dropped"
+            "rate limit table full: the least used windows were dropped"
         );
     }
 }
@@ -345,7 +347,7 @@ mod tests {
     }
 
     #[test]
-    fn a_flood_of_new_keys_evicts_the_oldest_windows_and_keeps_the_others_counts() {
+    fn a_flood_of_new_keys_stays_bounded_and_keeps_a_used_up_budget() {
         let windows = Windows::with_capacity(2, MINUTE, 100);
         let t0 = Instant::now();
         // Old windows, all opened at one instant.
@@ -367,6 +369,19 @@ mod tests {
             windows.hit(1_000, flood).is_err(),
             "the recent used-up budget survives the flood"
         );
+    }
+
+    #[test]
+    fn an_old_used_up_budget_outlives_a_flood_of_fresh_keys() {
+        let windows = Windows::with_capacity(2, MINUTE, 100);
+        let t0 = Instant::now();
+        windows.hit(7u32, t0).unwrap();
+        windows.hit(7u32, t0).unwrap();
+        let later = t0 + Duration::from_secs(10);
+        for key in 1_000..1_500u32 {
+            let _ = windows.hit(key, later);
+        }
+        assert!(windows.hit(7u32, later).is_err(), "still refused");
     }
 
     #[test]

@@ -303,13 +303,7 @@ async fn a_redis_that_stops_answering_costs_a_read_at_most_a_short_timeout() {
 
 /// The keys under a cache's prefix.
 async fn keys_of(running: &Running) -> Vec<String> {
-    let client = redis::Client::open(redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("KEYS")
-        .arg(format!("{}:*", running.prefix))
-        .query_async(&mut conn)
-        .await
-        .unwrap()
+    running._keys.list().await
 }
 
 #[tokio::test]
@@ -326,10 +320,64 @@ async fn looking_up_what_does_not_exist_leaves_no_key_in_redis() {
     }
 
     assert_eq!(keys_of(&running).await, Vec::<String>::new());
-    // A value found makes its generation and its entry, and is then served from Redis.
+    // A value found makes its group's generation and its entry (kept a second only, the
+    // first time), and is then served from the cache.
     let source = Source::new("v1");
     assert_eq!(read(&running.cache, &source).await, "v1");
     let keys = keys_of(&running).await;
     assert_eq!(keys.len(), 2, "{keys:?}");
     assert!(keys.iter().any(|k| k.contains(":gen:")), "{keys:?}");
+    assert_eq!(read(&running.cache, &source).await, "v1");
+    assert_eq!(source.reads(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_reads_not_worth_keeping_share_one_query_and_keep_nothing() {
+    let running = started(&redis_url()).await;
+    let source = Source::new("page");
+
+    let reads = futures::future::join_all((0..50).map(|_| {
+        running
+            .cache
+            .load_uncached("list", "1000:some-cursor", source.loader())
+    }))
+    .await;
+
+    assert!(
+        reads
+            .iter()
+            .all(|r| r.as_ref().unwrap().as_deref() == Some(&b"page"[..]))
+    );
+    assert_eq!(source.reads(), 1, "one query for fifty identical requests");
+    assert_eq!(
+        keys_of(&running).await,
+        Vec::<String>::new(),
+        "nothing kept"
+    );
+    running
+        .cache
+        .load_uncached("list", "1000:some-cursor", source.loader())
+        .await
+        .unwrap();
+    assert_eq!(source.reads(), 2, "not served from anywhere afterwards");
+}
+
+#[tokio::test]
+async fn a_full_redis_that_refuses_writes_counts_as_a_transient_failure() {
+    let redis = OwnRedis::start(&["--maxmemory", "1mb", "--maxmemory-policy", "noeviction"]).await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let big = vec![b'x'; 2 * 1024 * 1024];
+
+    let refused = redis::cmd("SET")
+        .arg("big")
+        .arg(big)
+        .query_async::<()>(&mut conn)
+        .await
+        .expect_err("a write past maxmemory is refused");
+
+    assert_eq!(refused.code(), Some("OOM"), "{refused}");
+    assert!(ticketing_common::error::is_transient(
+        &anyhow::Error::new(refused).context("cannot schedule the expiry")
+    ));
 }

@@ -20,16 +20,24 @@ use tokio::{
 };
 use utoipa_axum::router::OpenApiRouter;
 
-/// A server with one fast route (`/fast`) and one that never answers (`/stuck`), and the
+/// A server with a fast route (`/fast`), a 16 MiB answer (`/big`), a body echo (`/echo`) and
+/// a route that never answers (`/stuck`), and the
 /// operational routes, under `settings`; stops when the token is cancelled.
 async fn server(settings: HttpSettings) -> (SocketAddr, CancellationToken) {
-    let router = Router::new().route("/fast", get(|| async { "ok" })).route(
-        "/stuck",
-        get(|| async {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            "never"
-        }),
-    );
+    let router = Router::new()
+        .route("/fast", get(|| async { "ok" }))
+        .route("/big", get(|| async { vec![b'x'; 16 * 1024 * 1024] }))
+        .route(
+            "/echo",
+            axum::routing::post(|body: axum::body::Bytes| async move { body.len().to_string() }),
+        )
+        .route(
+            "/stuck",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                "never"
+            }),
+        );
     let component = Component {
         name: "test",
         router: OpenApiRouter::from(router),
@@ -179,6 +187,10 @@ async fn a_request_not_answered_in_time_is_503_with_retry_after() {
 
     assert_eq!(reply.status(), 503);
     assert_eq!(reply.headers()["retry-after"], "1");
+    assert!(
+        reply.headers().contains_key("x-request-id"),
+        "answered inside the request's own span and metrics"
+    );
     let body: serde_json::Value = reply.json().await.unwrap();
     assert!(
         body["errors"][0]["message"].as_str().is_some(),
@@ -233,5 +245,54 @@ async fn made_up_methods_add_no_metric_series() {
             .iter()
             .any(|s| s.contains("method=\"other\"") && s.contains("route=\"/fast\"")),
         "made-up methods count as other: {series:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_is_408_not_a_server_error() {
+    let (addr, _stop) = server(settings(10, 1, 10_000)).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"POST /echo HTTP/1.1\r\nHost: example\r\nContent-Length: 10\r\n\r\nhalf")
+        .await
+        .unwrap();
+
+    let mut response = vec![0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut response))
+        .await
+        .expect("answered after the request timeout")
+        .unwrap();
+
+    let response = String::from_utf8_lossy(&response[..read]);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_answer_loses_the_connection() {
+    let (addr, _stop) = server(settings(10, 1, 10_000)).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /big HTTP/1.1\r\nHost: example\r\n\r\n")
+        .await
+        .unwrap();
+    // Read nothing while the server's writes block, longer than the timeout.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let mut received = 0usize;
+    let mut buffer = vec![0u8; 1 << 16];
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received += n,
+            }
+        }
+    })
+    .await;
+
+    assert!(ended.is_ok(), "the connection stayed open");
+    assert!(
+        received < 16 * 1024 * 1024,
+        "the whole answer was still sent ({received} bytes)"
     );
 }

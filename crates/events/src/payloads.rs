@@ -24,6 +24,14 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// Every status, in the order of an order's life.
+    pub const ALL: [OrderStatus; 4] = [
+        OrderStatus::Created,
+        OrderStatus::AwaitingPayment,
+        OrderStatus::Complete,
+        OrderStatus::Cancelled,
+    ];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             OrderStatus::Created => "created",

@@ -1,8 +1,8 @@
 //! "Get ticket" and "list page" over the shared read cache; the rest of the service never
 //! sees a Redis key.
 //!
-//! Groups: `t:<id>` holds one ticket's JSON; `list` holds every list page (any change to any
-//! ticket can move it in or out of the list, so all pages go together).
+//! Groups: `t:<id>` holds one ticket's JSON; `list` holds the list pages kept (any change to
+//! any ticket can move it in or out of the list, so all pages go together).
 
 use bytes::Bytes;
 use ticketing_common::{
@@ -66,7 +66,12 @@ impl TicketCache {
         Fut: Future<Output = Loaded> + Send + 'static,
     {
         if !cached_page(limit, before) {
-            return load().await;
+            // Not kept, but identical requests arriving together still make one query.
+            let item = format!(
+                "{limit}:{}",
+                before.map(|id| id.to_string()).unwrap_or_default()
+            );
+            return self.cache.load_uncached(LIST, &item, load).await;
         }
         self.cache.get_or_load(LIST, &limit.to_string(), load).await
     }

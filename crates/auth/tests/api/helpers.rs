@@ -272,21 +272,9 @@ impl TestApp {
         self.server.url(path)
     }
 
-    async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis_url.as_str())
-            .expect("redis URL")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("redis")
-    }
-
     /// The app's Redis keys under `<namespace>:<pattern>`.
     async fn keys(&self, pattern: &str) -> Vec<String> {
-        redis::cmd("KEYS")
-            .arg(format!("{}:{pattern}", self.namespace))
-            .query_async(&mut self.redis().await)
-            .await
-            .expect("KEYS")
+        testing::redis_keys(&self.redis_url, &format!("{}:{pattern}", self.namespace)).await
     }
 
     /// The revoked-session keys in Redis.
@@ -296,9 +284,14 @@ impl TestApp {
 
     /// A key's remaining lifetime in seconds (-1: none, -2: no key).
     pub async fn ttl(&self, key: &str) -> i64 {
+        let client = redis::Client::open(self.redis_url.as_str()).expect("redis URL");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis");
         redis::cmd("TTL")
             .arg(key)
-            .query_async(&mut self.redis().await)
+            .query_async(&mut conn)
             .await
             .expect("TTL")
     }

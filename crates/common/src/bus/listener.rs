@@ -6,12 +6,13 @@
 //! span whose parent is the trace that wrote the event, and then
 //! - `Ok` → ack (the handler has committed by the time it returns);
 //! - [`HandlerError::NotYet`] → NAK with a short, growing delay (an event that overtook its
-//!   predecessor), until the predecessor lands, or, past `not_yet_deadline` since the event
-//!   was published, park it (its predecessor was parked or lost);
+//!   predecessor), until the predecessor lands, or, once this replica has been told "not
+//!   yet" for longer than `not_yet_deadline`, park it (its predecessor was parked or lost);
 //! - [`HandlerError::Failed`] for a transient reason (a database, Redis or network outage:
 //!   [`crate::error::is_transient`]) → NAK with a backoff doubling to 30 s, for as long as it
 //!   takes: an outage never loses an event;
-//! - any other failure (or a panic) → NAK with backoff, and after `max_failures` tries park it;
+//! - any other failure (or a panic) → NAK with backoff, and after `max_failures` such tries
+//!   (transient ones do not count) park it;
 //! - an undecodable message → park it at once.
 //!
 //! Parked events are kept with their error ([`super::parked`]), counted, and replayable; a
@@ -21,7 +22,11 @@
 //! Messages are handled concurrently (up to `concurrency` at once); handlers must therefore be
 //! safe to run in any order, which the version rules in `CONTRACT.md` require anyway.
 
-use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
+use std::{
+    panic::AssertUnwindSafe,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use async_nats::jetstream::{AckKind, Message};
 use futures::{FutureExt, StreamExt, future::BoxFuture};
@@ -170,7 +175,8 @@ pub struct ListenerSettings {
     /// Failed tries of a message (in this process) for a reason that is not transient before
     /// it is parked. Transient failures and "not yet" answers do not count.
     pub max_failures: i64,
-    /// How long after it was published a "not yet" message is parked instead of waiting on.
+    /// How long a message may keep answering "not yet" (counted from the first time it did,
+    /// in this replica) before it is parked instead of waiting on.
     pub not_yet_deadline: Duration,
     /// Delay before a "not yet" message comes back; grows with each delivery up to 5 s.
     pub not_yet_delay: Duration,
@@ -207,10 +213,28 @@ pub struct Listener {
     /// Where what cannot be applied goes; without it, such a message is given up (logged
     /// and counted): only for tests of the runner itself.
     parking: Option<Parking>,
-    /// Failed tries per stream sequence, kept apart from JetStream's delivery count, which
-    /// also counts "not yet" redeliveries.
-    failures: Arc<std::sync::Mutex<std::collections::HashMap<u64, i64>>>,
+    /// What became of the tries of each message not yet applied, by stream sequence (kept
+    /// apart from JetStream's delivery count, which counts every kind of try).
+    tries: Arc<std::sync::Mutex<std::collections::HashMap<u64, Tries>>>,
 }
+
+/// The tries of one message in this replica.
+#[derive(Debug, Clone, Copy)]
+struct Tries {
+    /// Failures for a reason that is not transient: parked at `max_failures`.
+    failures: i64,
+    /// Failures for a transient reason: only the backoff grows.
+    outages: i64,
+    /// When it first answered "not yet".
+    waiting_since: Option<Instant>,
+    /// When it was last tried here; an entry not tried for long is a message another replica
+    /// finished, and is forgotten.
+    seen: Instant,
+}
+
+/// Messages tracked at most before entries not tried for [`STALE_TRIES`] are forgotten.
+const MAX_TRACKED_TRIES: usize = 10_000;
+const STALE_TRIES: Duration = Duration::from_secs(600);
 
 /// What to do with a message that was not applied.
 enum Next {
@@ -226,7 +250,7 @@ impl Listener {
             subscription,
             settings: ListenerSettings::default(),
             parking: None,
-            failures: Arc::default(),
+            tries: Arc::default(),
         }
     }
 
@@ -317,10 +341,10 @@ impl Listener {
     }
 
     async fn handle(&self, message: Message) {
-        let (delivered, sequence, published) = message
+        let (delivered, sequence) = message
             .info()
-            .map(|info| (info.delivered, info.stream_sequence, info.published))
-            .unwrap_or((1, 0, OffsetDateTime::now_utc()));
+            .map(|info| (info.delivered, info.stream_sequence))
+            .unwrap_or((1, 0));
         let header = |name: &str| {
             message
                 .headers
@@ -377,12 +401,12 @@ impl Listener {
                     return;
                 }
                 Err(HandlerError::NotYet(reason)) => {
-                    let waited = (OffsetDateTime::now_utc() - published).unsigned_abs();
+                    let waited = self.try_once(sequence, |tries, now| {
+                        now.duration_since(*tries.waiting_since.get_or_insert(now))
+                    });
                     if waited > self.settings.not_yet_deadline {
                         Next::Park(
-                            format!(
-                                "too early for {waited:?}, its predecessor never came: {reason}"
-                            ),
+                            format!("too early for {waited:?}, its predecessor never came: {reason}"),
                             "too_early",
                         )
                     } else {
@@ -394,21 +418,38 @@ impl Listener {
                     }
                 }
                 Err(HandlerError::Failed(error)) => {
-                    let failures = self.count_failure(sequence);
                     let transient = is_transient(&error);
-                    let doublings = u32::try_from(failures - 1).unwrap_or(0).min(16);
+                    let tries = self.try_once(sequence, |tries, _| {
+                        if transient {
+                            tries.outages += 1;
+                        } else {
+                            tries.failures += 1;
+                        }
+                        *tries
+                    });
+                    let counted = if transient { tries.outages } else { tries.failures };
+                    let doublings = u32::try_from(counted - 1).unwrap_or(0).min(16);
                     let delay = (self.settings.retry_delay * 2u32.pow(doublings))
                         .min(self.settings.max_retry_delay);
-                    if transient || failures < self.settings.max_failures {
+                    if transient {
                         tracing::warn!(
                             error = format!("{error:#}"),
-                            failures,
-                            transient,
+                            tries = tries.outages,
+                            "a dependency is unavailable; the event will be retried until it is back"
+                        );
+                        Next::Retry(delay, "unavailable")
+                    } else if tries.failures < self.settings.max_failures {
+                        tracing::warn!(
+                            error = format!("{error:#}"),
+                            failures = tries.failures,
                             "event handler failed; will retry"
                         );
                         Next::Retry(delay, "failed")
                     } else {
-                        Next::Park(format!("failed {failures} times: {error:#}"), "failing")
+                        Next::Park(
+                            format!("failed {} times: {error:#}", tries.failures),
+                            "failing",
+                        )
                     }
                 }
             };
@@ -490,19 +531,25 @@ impl Listener {
         ]
     }
 
-    /// Counts a failed try of the message at `sequence`; returns the count so far.
-    fn count_failure(&self, sequence: u64) -> i64 {
-        let mut failures = self.failures.lock().expect("failures lock");
-        let count = failures.entry(sequence).or_default();
-        *count += 1;
-        *count
+    /// Records a try of the message at `sequence` with `update`, and returns what it says.
+    fn try_once<T>(&self, sequence: u64, update: impl FnOnce(&mut Tries, Instant) -> T) -> T {
+        let now = Instant::now();
+        let mut tries = self.tries.lock().expect("tries lock");
+        if tries.len() >= MAX_TRACKED_TRIES {
+            tries.retain(|_, t| now.duration_since(t.seen) < STALE_TRIES);
+        }
+        let entry = tries.entry(sequence).or_insert(Tries {
+            failures: 0,
+            outages: 0,
+            waiting_since: None,
+            seen: now,
+        });
+        entry.seen = now;
+        update(entry, now)
     }
 
     fn forget(&self, sequence: u64) {
-        self.failures
-            .lock()
-            .expect("failures lock")
-            .remove(&sequence);
+        self.tries.lock().expect("tries lock").remove(&sequence);
     }
 
     async fn finish(&self, message: &Message, kind: AckKind, outcome: &'static str) {

@@ -334,6 +334,27 @@ impl RedisKeys {
     }
 }
 
+impl RedisKeys {
+    /// The keys there are now.
+    pub async fn list(&self) -> Vec<String> {
+        redis_keys(&self.url, &self.pattern).await
+    }
+}
+
+/// The keys of a Redis matching a `KEYS` pattern.
+pub async fn redis_keys(url: &str, pattern: &str) -> Vec<String> {
+    let client = redis::Client::open(url).expect("redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS")
+}
+
 impl Drop for RedisKeys {
     fn drop(&mut self) {
         let (url, pattern) = (self.url.clone(), self.pattern.clone());

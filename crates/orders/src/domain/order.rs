@@ -31,15 +31,7 @@ fn order_status() -> utoipa::openapi::schema::Object {
     use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
     ObjectBuilder::new()
         .schema_type(SchemaType::new(Type::String))
-        .enum_values(Some(
-            [
-                OrderStatus::Created,
-                OrderStatus::AwaitingPayment,
-                OrderStatus::Cancelled,
-                OrderStatus::Complete,
-            ]
-            .map(|status| status.as_str()),
-        ))
+        .enum_values(Some(OrderStatus::ALL.map(OrderStatus::as_str)))
         .description(Some(
             "`created`, `awaiting:payment`, `cancelled` or `complete`.",
         ))

@@ -29,10 +29,22 @@ pub struct DevProvider {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     delay: Duration,
+    /// How many calls and answers it remembers ([`MAX_CALLS`], [`MAX_ANSWERS`]).
+    limits: (usize, usize),
     state: Mutex<State>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            delay: Duration::ZERO,
+            limits: (MAX_CALLS, MAX_ANSWERS),
+            state: Mutex::default(),
+        }
+    }
 }
 
 /// Calls remembered for [`DevProvider::calls`]; older ones are forgotten.
@@ -73,7 +85,7 @@ impl DevProvider {
         DevProvider {
             inner: Arc::new(Inner {
                 delay,
-                state: Mutex::default(),
+                ..Inner::default()
             }),
         }
     }
@@ -89,7 +101,7 @@ impl DevProvider {
         self.state().calls.iter().cloned().collect()
     }
 
-    /// Every charge made so far (one per idempotency key that succeeded).
+    /// The charges it still remembers (one per idempotency key that succeeded).
     pub fn charges(&self) -> Vec<DevCharge> {
         let mut charges: Vec<DevCharge> = self
             .state()
@@ -113,8 +125,9 @@ impl DevProvider {
     /// Runs a charge as if a request had been sent earlier (tests use it to play a charge that
     /// succeeded just before a crash).
     pub fn charge_now(&self, request: &ChargeRequest) -> Result<Charge, ChargeError> {
+        let (max_calls, max_answers) = self.inner.limits;
         let mut state = self.state();
-        if state.calls.len() >= MAX_CALLS {
+        if state.calls.len() >= max_calls {
             state.calls.pop_front();
         }
         state.calls.push_back(request.clone());
@@ -144,7 +157,7 @@ impl DevProvider {
                 )));
             }
         };
-        if state.answered.len() >= MAX_ANSWERS
+        if state.answered.len() >= max_answers
             && let Some(oldest) = state.answered.pop_front()
         {
             state.answers.remove(&oldest);
@@ -235,17 +248,30 @@ mod tests {
 
     #[tokio::test]
     async fn old_calls_and_answers_are_forgotten() {
-        let dev = DevProvider::new();
-        for n in 0..MAX_CALLS + 10 {
-            dev.charge(&request(&format!("k{n}"), TOKEN_DECLINED))
+        let dev = DevProvider {
+            inner: Arc::new(Inner {
+                limits: (5, 3),
+                ..Inner::default()
+            }),
+        };
+        for n in 0..8 {
+            dev.charge(&request(&format!("k{n}"), TOKEN_SUCCEEDS))
                 .await
-                .unwrap_err();
+                .unwrap();
         }
-        let calls = dev.calls();
-        assert_eq!(calls.len(), MAX_CALLS);
-        assert_eq!(calls[0].idempotency_key, "k10", "the oldest went first");
-        let state = dev.state();
-        assert_eq!(state.answers.len(), state.answered.len());
+        let calls: Vec<String> = dev.calls().into_iter().map(|c| c.idempotency_key).collect();
+        assert_eq!(
+            calls,
+            ["k3", "k4", "k5", "k6", "k7"],
+            "the oldest calls went first"
+        );
+        let mut kept: Vec<String> = dev
+            .charges()
+            .into_iter()
+            .map(|c| c.idempotency_key)
+            .collect();
+        kept.sort();
+        assert_eq!(kept, ["k5", "k6", "k7"], "the oldest answers went first");
     }
 
     #[tokio::test]

@@ -3,7 +3,7 @@
 mod price;
 mod title;
 
-pub use price::parse_price;
+pub use price::{MAX_CENTS, parse_price};
 use serde::Serialize;
 use ticketing_events::{Cents, TicketCreated, TicketUpdated};
 pub use title::Title;

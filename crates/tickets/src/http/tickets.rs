@@ -49,7 +49,7 @@ fn price_input() -> utoipa::openapi::Schema {
             ObjectBuilder::new()
                 .schema_type(SchemaType::new(Type::Number))
                 .exclusive_minimum(Some(0.0))
-                .maximum(Some(1_000_000.0))
+                .maximum(Some(crate::domain::MAX_CENTS as f64 / 100.0))
                 .multiple_of(Some(0.01)),
         )
         .item(
