@@ -16,7 +16,7 @@ use std::{
 use ticketing_common::{
     CancellationToken,
     bus::{
-        listener::{Listener, ListenerSettings, Subscription},
+        listener::{Applied, Listener, ListenerSettings, Subscription},
         outbox::{self, Relay},
     },
     testing::{TestBus, TestDb, unique_namespace},
@@ -82,7 +82,7 @@ async fn run(events: usize, writers: usize, backlog_first: bool) {
                 seen.lock()
                     .unwrap()
                     .push(age.try_into().unwrap_or_default());
-                Ok(())
+                Ok(Applied::Now)
             }
         }),
     )

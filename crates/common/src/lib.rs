@@ -8,6 +8,8 @@
 //! - [`session`]: the JWT session cookie and the `CurrentUser` / `RequireAuth` extractors.
 //! - [`cache`]: the read cache (process memory → Redis → database) with invalidation.
 //! - [`db`]: one PostgreSQL database per service, created on demand; [`redis`]: connections.
+//! - [`applied`]: what a flow says after applying an event (no NATS in it), and the version
+//!   rule.
 //! - [`bus`]: JetStream stream and consumers, the transactional outbox and its relay, the
 //!   listener runner, processed-event bookkeeping.
 //! - [`http`], [`metrics`], [`ratelimit`], [`forwarded`]: the HTTP plumbing every process
@@ -18,6 +20,7 @@
 //!
 //! Services depend on this crate; this crate knows no service.
 
+pub mod applied;
 pub mod bus;
 pub mod cache;
 pub mod component;

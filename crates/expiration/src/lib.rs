@@ -20,7 +20,7 @@ use ticketing_common::{
     Component,
     bus::{
         Bus,
-        listener::{self, HandlerError, Subscription},
+        listener::{self, Applied, Applying, Subscription},
     },
     component::{Events, Task},
     http::ReadyCheck,
@@ -148,9 +148,13 @@ pub fn component(queue: Queue, bus: &Bus, workers: usize) -> Component {
 
 /// `order.created` → schedule the order's expiry at its `expiresAt`. A redelivered event
 /// finds the job (or its tombstone) and adds nothing.
-async fn order_created(queue: Queue, event: Envelope<OrderCreated>) -> Result<(), HandlerError> {
+async fn order_created(queue: Queue, event: Envelope<OrderCreated>) -> Applying {
     let due_ms = (event.data.expires_at.unix_timestamp_nanos() / 1_000_000) as i64;
     let added = queue.enqueue(event.data.id, due_ms).await?;
     tracing::info!(order_id = %event.data.id, added, "expiry scheduled");
-    Ok(())
+    Ok(if added {
+        Applied::Now
+    } else {
+        Applied::Already
+    })
 }

@@ -4,11 +4,12 @@
 //! flow"); its subject comes from the type. [`tasks`] turns a service's subscriptions into
 //! the tasks that run them. For each message: decode the envelope, call the handler inside a
 //! span whose parent is the trace that wrote the event, and then
-//! - `Ok` → ack (the handler has committed by the time it returns);
-//! - [`HandlerError::NotYet`] → NAK with a short, growing delay (an event that overtook its
+//! - [`Applied`] → ack (the flow has committed by the time it returns);
+//! - [`NotApplied::TooEarly`] → NAK with a short, growing delay (an event that overtook its
 //!   predecessor), until the predecessor lands, or, once this replica has been told "not
 //!   yet" for longer than `not_yet_deadline`, park it (its predecessor was parked or lost);
-//! - [`HandlerError::Failed`] for a transient reason (a database, Redis or network outage:
+//! - [`NotApplied::Unknown`] (something that will never exist here) → park it at once;
+//! - [`NotApplied::Failed`] for a transient reason (a database, Redis or network outage:
 //!   [`crate::error::is_transient`]) → NAK with a backoff doubling to 30 s, for as long as it
 //!   takes: an outage never loses an event;
 //! - any other failure (or a panic) → NAK with backoff, and after `max_failures` such tries
@@ -40,33 +41,18 @@ use super::{
     Bus,
     parked::{EVENTS_PARKED, ParkedEvent, Parking},
 };
+pub use crate::applied::{Applied, Applying, NotApplied};
 use crate::{component::Task, error::is_transient, metrics as m, telemetry};
-
-/// Why a handler did not apply an event.
-#[derive(Debug, thiserror::Error)]
-pub enum HandlerError {
-    /// The event depends on one that has not arrived yet; try again shortly.
-    #[error("not yet: {0}")]
-    NotYet(String),
-    /// Applying failed: retried while the cause is transient, parked after a few tries
-    /// otherwise.
-    #[error(transparent)]
-    Failed(#[from] anyhow::Error),
-}
-
-impl From<sqlx::Error> for HandlerError {
-    fn from(error: sqlx::Error) -> Self {
-        HandlerError::Failed(error.into())
-    }
-}
 
 /// Why an event was not applied when replayed.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
     #[error("undecodable: {0}")]
     Undecodable(String),
-    #[error("not yet: {0}")]
-    NotYet(String),
+    #[error("too early: {0}")]
+    TooEarly(String),
+    #[error("unknown: {0}")]
+    Unknown(String),
     #[error("failed: {0}")]
     Failed(String),
 }
@@ -74,7 +60,7 @@ pub enum Refusal {
 /// A decoded message, ready to apply.
 struct Prepared {
     event_id: Uuid,
-    work: BoxFuture<'static, Result<(), HandlerError>>,
+    work: BoxFuture<'static, Applying>,
 }
 
 type Prepare = dyn Fn(&[u8]) -> Result<Prepared, String> + Send + Sync;
@@ -101,7 +87,7 @@ impl Subscription {
         T: Event,
         A: Clone + Send + Sync + 'static,
         F: Fn(A, Envelope<T>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+        Fut: Future<Output = Applying> + Send + 'static,
     {
         let app = app.clone();
         Subscription::handler(move |event: Envelope<T>| flow(app.clone(), event))
@@ -112,7 +98,7 @@ impl Subscription {
     where
         T: Event,
         F: Fn(Envelope<T>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+        Fut: Future<Output = Applying> + Send + 'static,
     {
         let prepare = move |payload: &[u8]| -> Result<Prepared, String> {
             let envelope: Envelope<T> =
@@ -137,9 +123,10 @@ impl Subscription {
     pub async fn apply(&self, payload: &[u8]) -> Result<(), Refusal> {
         let prepared = (self.prepare)(payload).map_err(Refusal::Undecodable)?;
         match AssertUnwindSafe(prepared.work).catch_unwind().await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(HandlerError::NotYet(reason))) => Err(Refusal::NotYet(reason)),
-            Ok(Err(HandlerError::Failed(error))) => Err(Refusal::Failed(format!("{error:#}"))),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(NotApplied::TooEarly(reason))) => Err(Refusal::TooEarly(reason)),
+            Ok(Err(NotApplied::Unknown(reason))) => Err(Refusal::Unknown(reason)),
+            Ok(Err(NotApplied::Failed(error))) => Err(Refusal::Failed(format!("{error:#}"))),
             Err(_) => Err(Refusal::Failed("handler panicked".into())),
         }
     }
@@ -392,15 +379,16 @@ impl Listener {
                 None => work.await,
             };
             let result = result
-                .unwrap_or_else(|_| Err(HandlerError::Failed(anyhow::anyhow!("handler panicked"))));
+                .unwrap_or_else(|_| Err(NotApplied::Failed(anyhow::anyhow!("handler panicked"))));
             let next = match result {
-                Ok(()) => {
-                    tracing::debug!("event handled");
+                Ok(applied) => {
+                    tracing::debug!(?applied, "event handled");
                     self.forget(sequence);
                     self.finish(&message, AckKind::Ack, "ack").await;
                     return;
                 }
-                Err(HandlerError::NotYet(reason)) => {
+                Err(NotApplied::Unknown(reason)) => Next::Park(format!("unknown: {reason}"), "unknown"),
+                Err(NotApplied::TooEarly(reason)) => {
                     let waited = self.try_once(sequence, |tries, now| {
                         now.duration_since(*tries.waiting_since.get_or_insert(now))
                     });
@@ -417,7 +405,7 @@ impl Listener {
                         Next::Retry(delay, "not_yet")
                     }
                 }
-                Err(HandlerError::Failed(error)) => {
+                Err(NotApplied::Failed(error)) => {
                     let transient = is_transient(&error);
                     let tries = self.try_once(sequence, |tries, _| {
                         if transient {

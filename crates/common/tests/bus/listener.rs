@@ -10,7 +10,7 @@ use std::{
 use ticketing_common::{
     CancellationToken,
     bus::{
-        listener::{HandlerError, Listener, ListenerSettings, Subscription},
+        listener::{Applied, Listener, ListenerSettings, NotApplied, Subscription},
         outbox::Relay,
         parked::{self, Parking, Replayed},
     },
@@ -84,7 +84,7 @@ async fn a_handled_event_is_acked_and_not_delivered_again() {
             let seen = seen.clone();
             async move {
                 seen.fetch_add(1, Ordering::SeqCst);
-                Ok(())
+                Ok(Applied::Now)
             }
         }),
     )
@@ -118,9 +118,9 @@ async fn a_failing_handler_is_redelivered_until_it_succeeds() {
             let seen = seen.clone();
             async move {
                 if seen.fetch_add(1, Ordering::SeqCst) < 2 {
-                    return Err(HandlerError::Failed(anyhow::anyhow!("database hiccup")));
+                    return Err(NotApplied::Failed(anyhow::anyhow!("database hiccup")));
                 }
-                Ok(())
+                Ok(Applied::Now)
             }
         }),
     )
@@ -164,10 +164,10 @@ async fn an_early_event_is_nakked_with_a_delay_and_applied_once_its_predecessor_
             async move {
                 tries.fetch_add(1, Ordering::SeqCst);
                 if !ready.load(Ordering::SeqCst) {
-                    return Err(HandlerError::NotYet("version 1 not applied yet".into()));
+                    return Err(NotApplied::TooEarly("version 1 not applied yet".into()));
                 }
                 done.fetch_add(1, Ordering::SeqCst);
-                Ok(())
+                Ok(Applied::Now)
             }
         }),
     )
@@ -224,7 +224,7 @@ async fn an_event_that_keeps_failing_or_cannot_be_read_is_parked_and_counted_not
             let seen = seen.clone();
             async move {
                 seen.fetch_add(1, Ordering::SeqCst);
-                Err(HandlerError::Failed(anyhow::anyhow!("always broken")))
+                Err(NotApplied::Failed(anyhow::anyhow!("always broken")))
             }
         }),
     )
@@ -280,11 +280,11 @@ async fn a_transient_failure_is_retried_for_as_long_as_it_lasts() {
                 // max_failures, each a connection refused.
                 if seen.fetch_add(1, Ordering::SeqCst) < 12 {
                     let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-                    return Err(HandlerError::Failed(
+                    return Err(NotApplied::Failed(
                         anyhow::Error::new(sqlx::Error::Io(refused)).context("cannot apply"),
                     ));
                 }
-                Ok(())
+                Ok(Applied::Now)
             }
         }),
     )
@@ -320,10 +320,10 @@ async fn an_event_too_early_past_the_deadline_is_parked_and_replayed_once_it_can
         let (ready, done) = (ready.clone(), done.clone());
         async move {
             if !ready.load(Ordering::SeqCst) {
-                return Err(HandlerError::NotYet("version 1 not applied yet".into()));
+                return Err(NotApplied::TooEarly("version 1 not applied yet".into()));
             }
             done.fetch_add(1, Ordering::SeqCst);
-            Ok(())
+            Ok(Applied::Now)
         }
     });
     let listener = Listener::new(world.bus(), &service, subscription.clone())
@@ -392,7 +392,7 @@ async fn two_replicas_on_one_durable_consumer_share_the_work_and_handle_each_eve
                         .entry(envelope.id)
                         .or_default()
                         .push(replica);
-                    Ok(())
+                    Ok(Applied::Now)
                 }
             }),
         )
@@ -440,7 +440,7 @@ async fn a_listener_stopping_as_events_arrive_stops_promptly_and_another_replica
                 async move {
                     let mut handled = handled.lock().unwrap();
                     handled.entry(envelope.id).or_default().push(replica);
-                    Ok(())
+                    Ok(Applied::Now)
                 }
             }),
         )
@@ -509,7 +509,7 @@ async fn a_handler_slower_than_the_ack_wait_keeps_its_event_and_it_is_handled_on
                         .push(replica);
                     // A database failing over, say: longer than the ack wait.
                     tokio::time::sleep(slow).await;
-                    Ok(())
+                    Ok(Applied::Now)
                 }
             }),
         )

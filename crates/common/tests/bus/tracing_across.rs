@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use ticketing_common::{
     CancellationToken, Component,
     bus::{
-        listener::{Listener, Subscription},
+        listener::{Applied, Listener, Subscription},
         outbox::{self, Relay},
     },
     settings::LogFormat,
@@ -102,7 +102,7 @@ async fn the_listener_span_continues_the_trace_and_request_id_of_the_http_reques
             async move {
                 tracing::info!("event handled");
                 *seen.lock().unwrap() = Some(telemetry::trace_id(&tracing::Span::current()));
-                Ok(())
+                Ok(Applied::Now)
             }
         }),
     );

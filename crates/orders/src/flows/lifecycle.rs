@@ -3,7 +3,10 @@
 //! redelivery, or the two racing each other or the buyer's own cancellation, has one outcome.
 
 use anyhow::Context;
-use ticketing_common::bus::{listener::HandlerError, outbox};
+use ticketing_common::{
+    applied::{Applied, Applying, NotApplied},
+    bus::outbox,
+};
 use ticketing_events::{Envelope, OrderStatus, PaymentCreated};
 use uuid::Uuid;
 
@@ -22,7 +25,7 @@ const EXPIRY_CLOCK_TOLERANCE: time::Duration = time::Duration::seconds(5);
 /// already cancelled order is left alone and nothing is announced (a redelivery, or a late
 /// job for an order whose ticket someone else may hold by now).
 #[tracing::instrument(skip_all, fields(order_id = %order_id))]
-pub async fn expire_order(app: &Orders, order_id: Uuid) -> Result<(), HandlerError> {
+pub async fn expire_order(app: &Orders, order_id: Uuid) -> Applying {
     let mut tx = app.pool.begin().await?;
     // The job fires on Redis' clock; the window was set on PostgreSQL's. A job that fires
     // well before the order's expiry (clocks apart) waits instead of cancelling early.
@@ -30,7 +33,7 @@ pub async fn expire_order(app: &Orders, order_id: Uuid) -> Result<(), HandlerErr
         && order.status.is_live()
         && order.expires_at > time::OffsetDateTime::now_utc() + EXPIRY_CLOCK_TOLERANCE
     {
-        return Err(HandlerError::NotYet(format!(
+        return Err(NotApplied::TooEarly(format!(
             "order expires at {}",
             order.expires_at
         )));
@@ -39,7 +42,7 @@ pub async fn expire_order(app: &Orders, order_id: Uuid) -> Result<(), HandlerErr
         outbox::enqueue(&mut tx, &Envelope::new(order.cancelled_event())).await?;
         tx.commit().await.context("cannot commit the expiry")?;
         tracing::info!(version = order.version, "order expired and cancelled");
-        return Ok(());
+        return Ok(Applied::Now);
     }
     match orders::find(&mut tx, order_id).await? {
         Some(order) => {
@@ -47,14 +50,15 @@ pub async fn expire_order(app: &Orders, order_id: Uuid) -> Result<(), HandlerErr
                 status = order.status.as_str(),
                 "expiry of an order that is no longer live: nothing to do"
             );
-            Ok(())
+            Ok(Applied::Already)
         }
         // Orders are committed here before their event (hence any job) exists, so retrying an
-        // unknown id cannot help: it is a bug elsewhere. Say so loudly and drop it.
+        // unknown id cannot help: it is a bug elsewhere. Counted, and parked for a person.
         None => {
             metrics::counter!("orders_unknown_expiries_total").increment(1);
-            tracing::error!("expiry for an unknown order: dropped");
-            Ok(())
+            Err(NotApplied::Unknown(format!(
+                "expiry for unknown order {order_id}"
+            )))
         }
     }
 }
@@ -64,27 +68,23 @@ pub async fn expire_order(app: &Orders, order_id: Uuid) -> Result<(), HandlerErr
 /// else by now) and is recorded in `payment_conflicts`, logged as an error and counted, so the
 /// money can be given back: never dropped silently.
 #[tracing::instrument(skip_all, fields(order_id = %payment.order_id, payment_id = %payment.id))]
-pub async fn complete_for_payment(
-    app: &Orders,
-    payment: &PaymentCreated,
-) -> Result<(), HandlerError> {
+pub async fn complete_for_payment(app: &Orders, payment: &PaymentCreated) -> Applying {
     let mut tx = app.pool.begin().await?;
     if let Some(order) = orders::complete_if_live(&mut tx, payment.order_id).await? {
         tx.commit().await.context("cannot commit the payment")?;
         tracing::info!(version = order.version, "order paid");
-        return Ok(());
+        return Ok(Applied::Now);
     }
     let Some(order) = orders::find(&mut tx, payment.order_id).await? else {
-        return Err(HandlerError::Failed(anyhow::anyhow!(
+        return Err(NotApplied::Unknown(format!(
             "payment {} for unknown order {}",
-            payment.id,
-            payment.order_id
+            payment.id, payment.order_id
         )));
     };
     match order.status {
         OrderStatus::Complete => {
             tracing::info!("order already paid: a redelivered payment");
-            Ok(())
+            Ok(Applied::Already)
         }
         OrderStatus::Cancelled => {
             let first_time = payment_conflicts::record(
@@ -103,14 +103,15 @@ pub async fn complete_for_payment(
                     charge_id = %payment.charge_id,
                     "payment for a cancelled order: the order stays cancelled; recorded in payment_conflicts for a refund"
                 );
+                Ok(Applied::Now)
             } else {
                 tracing::info!("payment for a cancelled order already recorded");
+                Ok(Applied::Already)
             }
-            Ok(())
         }
         // The conditional update would have matched a live order; it changed in between
         // (cancelled by now), so look again.
-        OrderStatus::Created | OrderStatus::AwaitingPayment => Err(HandlerError::NotYet(
+        OrderStatus::Created | OrderStatus::AwaitingPayment => Err(NotApplied::TooEarly(
             "order changed while the payment was applied".into(),
         )),
     }

@@ -1,13 +1,13 @@
 //! The ticket replica, kept from `ticket.created` and `ticket.updated` in version order.
 
-use ticketing_common::bus::listener::HandlerError;
+use ticketing_common::applied::{Applied, Applying, after_refused_update};
 use ticketing_events::{TicketCreated, TicketUpdated};
 
 use crate::{Orders, store::tickets};
 
 /// Learns a new ticket. A duplicate changes nothing.
 #[tracing::instrument(skip_all, fields(ticket_id = %ticket.id))]
-pub async fn add_ticket(app: &Orders, ticket: &TicketCreated) -> Result<(), HandlerError> {
+pub async fn add_ticket(app: &Orders, ticket: &TicketCreated) -> Applying {
     let mut conn = app.pool.acquire().await?;
     if tickets::insert(
         &mut conn,
@@ -19,17 +19,18 @@ pub async fn add_ticket(app: &Orders, ticket: &TicketCreated) -> Result<(), Hand
     .await?
     {
         tracing::info!(version = ticket.version, "ticket learnt");
+        Ok(Applied::Now)
     } else {
         tracing::debug!("ticket already known");
+        Ok(Applied::Already)
     }
-    Ok(())
 }
 
 /// Applies version n of a ticket over n-1. A version the replica already has (or has passed)
 /// is a duplicate or stale and is dropped; a version further ahead, or a ticket not known yet,
 /// waits for its predecessors ("not yet", redelivered shortly).
 #[tracing::instrument(skip_all, fields(ticket_id = %ticket.id, version = ticket.version))]
-pub async fn update_ticket(app: &Orders, ticket: &TicketUpdated) -> Result<(), HandlerError> {
+pub async fn update_ticket(app: &Orders, ticket: &TicketUpdated) -> Applying {
     let mut conn = app.pool.acquire().await?;
     if tickets::apply_version(
         &mut conn,
@@ -41,17 +42,8 @@ pub async fn update_ticket(app: &Orders, ticket: &TicketUpdated) -> Result<(), H
     .await?
     {
         tracing::info!("ticket updated");
-        return Ok(());
+        return Ok(Applied::Now);
     }
-    match tickets::version(&mut conn, ticket.id).await? {
-        Some(known) if known >= ticket.version => {
-            tracing::debug!(known, "stale or duplicate ticket version dropped");
-            Ok(())
-        }
-        Some(known) => Err(HandlerError::NotYet(format!(
-            "replica at version {known}, waiting for {}",
-            ticket.version - 1
-        ))),
-        None => Err(HandlerError::NotYet("ticket not known yet".into())),
-    }
+    let known = tickets::version(&mut conn, ticket.id).await?;
+    after_refused_update("ticket", known, ticket.version)
 }

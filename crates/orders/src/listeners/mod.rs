@@ -8,7 +8,7 @@
 //! - `payment.created` → complete the order, or record a payment for a cancelled one
 //!   ([`flows::complete_for_payment`]).
 
-use ticketing_common::bus::listener::{HandlerError, Subscription};
+use ticketing_common::bus::listener::{Applying, Subscription};
 use ticketing_events::{
     Envelope, ExpirationComplete, PaymentCreated, TicketCreated, TicketUpdated,
 };
@@ -26,24 +26,21 @@ pub fn subscriptions(app: &Orders) -> Vec<Subscription> {
 }
 
 /// `ticket.created` → learn the ticket.
-async fn ticket_created(app: Orders, event: Envelope<TicketCreated>) -> Result<(), HandlerError> {
+async fn ticket_created(app: Orders, event: Envelope<TicketCreated>) -> Applying {
     flows::add_ticket(&app, &event.data).await
 }
 
 /// `ticket.updated` → apply the ticket's next version.
-async fn ticket_updated(app: Orders, event: Envelope<TicketUpdated>) -> Result<(), HandlerError> {
+async fn ticket_updated(app: Orders, event: Envelope<TicketUpdated>) -> Applying {
     flows::update_ticket(&app, &event.data).await
 }
 
 /// `expiration.complete` → cancel the order if it is still unpaid.
-async fn expiration_complete(
-    app: Orders,
-    event: Envelope<ExpirationComplete>,
-) -> Result<(), HandlerError> {
+async fn expiration_complete(app: Orders, event: Envelope<ExpirationComplete>) -> Applying {
     flows::expire_order(&app, event.data.order_id).await
 }
 
 /// `payment.created` → mark the order paid.
-async fn payment_created(app: Orders, event: Envelope<PaymentCreated>) -> Result<(), HandlerError> {
+async fn payment_created(app: Orders, event: Envelope<PaymentCreated>) -> Applying {
     flows::complete_for_payment(&app, &event.data).await
 }

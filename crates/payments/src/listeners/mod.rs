@@ -4,7 +4,7 @@
 //! - `order.created` → learn the order ([`flows::add_order`]);
 //! - `order.cancelled` → it can no longer be paid ([`flows::cancel_order`]).
 
-use ticketing_common::bus::listener::{HandlerError, Subscription};
+use ticketing_common::bus::listener::{Applying, Subscription};
 use ticketing_events::{Envelope, OrderCancelled, OrderCreated};
 
 use crate::{Payments, flows};
@@ -18,14 +18,11 @@ pub fn subscriptions(app: &Payments) -> Vec<Subscription> {
 }
 
 /// `order.created` → learn the order.
-async fn order_created(app: Payments, event: Envelope<OrderCreated>) -> Result<(), HandlerError> {
+async fn order_created(app: Payments, event: Envelope<OrderCreated>) -> Applying {
     flows::add_order(&app, &event.data).await
 }
 
 /// `order.cancelled` → the order can no longer be paid.
-async fn order_cancelled(
-    app: Payments,
-    event: Envelope<OrderCancelled>,
-) -> Result<(), HandlerError> {
+async fn order_cancelled(app: Payments, event: Envelope<OrderCancelled>) -> Applying {
     flows::cancel_order(&app, &event.data).await
 }

@@ -1,6 +1,9 @@
 //! Reservations driven by order events. Both are idempotent and safe in any arrival order.
 
-use ticketing_common::bus::{listener::HandlerError, outbox};
+use ticketing_common::{
+    applied::{Applied, Applying, NotApplied},
+    bus::outbox,
+};
 use ticketing_events::Envelope;
 use uuid::Uuid;
 
@@ -10,11 +13,7 @@ use crate::{Tickets, store::tickets};
 /// already known to be cancelled is ignored; a ticket still held by another order is "not yet"
 /// (that order's cancellation is on its way).
 #[tracing::instrument(skip_all, fields(ticket_id = %ticket_id, order_id = %order_id))]
-pub async fn reserve_for_order(
-    app: &Tickets,
-    ticket_id: Uuid,
-    order_id: Uuid,
-) -> Result<(), HandlerError> {
+pub async fn reserve_for_order(app: &Tickets, ticket_id: Uuid, order_id: Uuid) -> Applying {
     let mut tx = app.pool.begin().await?;
     // Take turns with `release_for_order` on this ticket: otherwise a cancellation committing
     // between our `is_cancelled` and our reservation (it found the ticket still free, so it
@@ -22,16 +21,16 @@ pub async fn reserve_for_order(
     tickets::lock(&mut tx, ticket_id).await?;
     if tickets::is_cancelled(&mut tx, order_id).await? {
         tracing::info!("order was cancelled before its creation arrived; ticket stays free");
-        return Ok(());
+        return Ok(Applied::Already);
     }
     let Some(ticket) = tickets::reserve_if_free(&mut tx, ticket_id, order_id).await? else {
         return match tickets::find(&mut tx, ticket_id).await? {
-            Some(ticket) if ticket.order_id == Some(order_id) => Ok(()), // a redelivery
-            Some(ticket) => Err(HandlerError::NotYet(format!(
+            Some(ticket) if ticket.order_id == Some(order_id) => Ok(Applied::Already), // a redelivery
+            Some(ticket) => Err(NotApplied::TooEarly(format!(
                 "ticket held by order {:?}; waiting for its release",
                 ticket.order_id
             ))),
-            None => Err(HandlerError::Failed(anyhow::anyhow!(
+            None => Err(NotApplied::Unknown(format!(
                 "order for unknown ticket {ticket_id}"
             ))),
         };
@@ -40,17 +39,13 @@ pub async fn reserve_for_order(
     tx.commit().await?;
     app.cache.ticket_changed(ticket_id).await;
     tracing::info!(version = ticket.version, "ticket reserved");
-    Ok(())
+    Ok(Applied::Now)
 }
 
 /// Releases the ticket if that very order holds it (`order.cancelled`), and remembers the
 /// cancellation so a late `order.created` of the same order cannot reserve it again.
 #[tracing::instrument(skip_all, fields(ticket_id = %ticket_id, order_id = %order_id))]
-pub async fn release_for_order(
-    app: &Tickets,
-    ticket_id: Uuid,
-    order_id: Uuid,
-) -> Result<(), HandlerError> {
+pub async fn release_for_order(app: &Tickets, ticket_id: Uuid, order_id: Uuid) -> Applying {
     let mut tx = app.pool.begin().await?;
     tickets::lock(&mut tx, ticket_id).await?; // see `reserve_for_order`
     tickets::remember_cancelled(&mut tx, order_id).await?;
@@ -59,9 +54,10 @@ pub async fn release_for_order(
         outbox::enqueue(&mut tx, &Envelope::new(ticket.updated_event())).await?;
     }
     tx.commit().await?;
-    if let Some(ticket) = released {
-        app.cache.ticket_changed(ticket_id).await;
-        tracing::info!(version = ticket.version, "ticket released");
-    }
-    Ok(())
+    let Some(ticket) = released else {
+        return Ok(Applied::Already);
+    };
+    app.cache.ticket_changed(ticket_id).await;
+    tracing::info!(version = ticket.version, "ticket released");
+    Ok(Applied::Now)
 }

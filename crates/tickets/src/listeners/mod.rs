@@ -4,7 +4,7 @@
 //! - `order.created` → reserve the ticket ([`flows::reserve_for_order`]);
 //! - `order.cancelled` → release it if that order holds it ([`flows::release_for_order`]).
 
-use ticketing_common::bus::listener::{HandlerError, Subscription};
+use ticketing_common::bus::listener::{Applying, Subscription};
 use ticketing_events::{Envelope, OrderCancelled, OrderCreated};
 
 use crate::{Tickets, flows};
@@ -18,14 +18,11 @@ pub fn subscriptions(app: &Tickets) -> Vec<Subscription> {
 }
 
 /// `order.created` → reserve the ticket.
-async fn order_created(app: Tickets, event: Envelope<OrderCreated>) -> Result<(), HandlerError> {
+async fn order_created(app: Tickets, event: Envelope<OrderCreated>) -> Applying {
     flows::reserve_for_order(&app, event.data.ticket.id, event.data.id).await
 }
 
 /// `order.cancelled` → release the ticket if that order holds it.
-async fn order_cancelled(
-    app: Tickets,
-    event: Envelope<OrderCancelled>,
-) -> Result<(), HandlerError> {
+async fn order_cancelled(app: Tickets, event: Envelope<OrderCancelled>) -> Applying {
     flows::release_for_order(&app, event.data.ticket.id, event.data.id).await
 }
