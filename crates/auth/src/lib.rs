@@ -9,10 +9,13 @@
 //! Auth publishes and consumes no events; every other service verifies the session cookie
 //! itself with the shared key.
 
+pub mod app;
 pub mod domain;
 pub mod flows;
 pub mod http;
 pub mod store;
+
+pub use app::{Auth, NAME};
 
 use std::{sync::Arc, time::Duration};
 
@@ -27,9 +30,6 @@ use ticketing_common::{
     session::SessionKeys,
     settings::{CommonSettings, Namespace},
 };
-
-/// The component's name, also its database suffix.
-pub const NAME: &str = "auth";
 
 /// Failed sign-ins allowed per account (per lower-cased e-mail as submitted, whether or not
 /// an account has it) per minute, across every replica.
@@ -133,7 +133,7 @@ pub fn component(pool: PgPool, keys: Arc<SessionKeys>, limits: Limits) -> Compon
     Component {
         name: NAME,
         router: http::router(
-            http::AppState {
+            Auth {
                 pool: pool.clone(),
                 keys,
                 failed_signins: limits.failed_signins,

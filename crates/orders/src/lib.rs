@@ -12,11 +12,14 @@
 //! A ticket is never sold twice because of one partial unique index (see the migration), not
 //! because of any check in this code.
 
+pub mod app;
 pub mod domain;
 pub mod flows;
 pub mod http;
 pub mod listeners;
 pub mod store;
+
+pub use app::{NAME, Orders};
 
 use std::time::Duration;
 
@@ -29,9 +32,6 @@ use ticketing_common::{
     http::ReadyCheck,
     settings::CommonSettings,
 };
-
-/// The component's name: database suffix, consumer and metric label.
-pub const NAME: &str = "orders";
 
 /// Settings only orders reads.
 #[derive(Debug, Clone, clap::Args)]
@@ -79,34 +79,6 @@ pub struct OrdersSettings {
 
 /// Orders' migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// Everything the service's flows need.
-#[derive(Debug, Clone)]
-pub struct Orders {
-    pub pool: PgPool,
-    /// How long an order may stay unpaid.
-    pub window: Duration,
-    /// How long past its expiry a live order waits before the sweep cancels it.
-    pub sweep_grace: Duration,
-    /// The pause between two sweeps.
-    pub sweep_interval: Duration,
-    /// Unpaid orders one buyer may hold at once; `None`: no cap.
-    pub max_live_per_buyer: Option<u32>,
-}
-
-impl Orders {
-    /// The service over a migrated pool with the default timings (900 s window, 60 s grace,
-    /// a sweep every 10 s) and cap (10 unpaid orders per buyer).
-    pub fn new(pool: PgPool) -> Self {
-        Orders {
-            pool,
-            window: Duration::from_secs(900),
-            sweep_grace: Duration::from_secs(60),
-            sweep_interval: Duration::from_secs(10),
-            max_live_per_buyer: Some(10),
-        }
-    }
-}
 
 /// Runs the outbox schema and orders' migrations.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {

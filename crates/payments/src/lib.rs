@@ -17,6 +17,7 @@
 //! finds the same charge), and one request at a time holds the attempt's lease (concurrent
 //! requests wait for its outcome instead of calling the provider themselves).
 
+pub mod app;
 pub mod domain;
 pub mod flows;
 pub mod http;
@@ -24,7 +25,7 @@ pub mod listeners;
 pub mod provider;
 pub mod store;
 
-use std::time::Duration;
+pub use app::{NAME, Payments};
 
 use sqlx::PgPool;
 use ticketing_common::{
@@ -40,9 +41,6 @@ use crate::{
     domain::Currency,
     provider::{DevProvider, PaymentProvider as _, Provider, StripeClient},
 };
-
-/// The component's name: database suffix, consumer and metric label.
-pub const NAME: &str = "payments";
 
 /// Settings only payments reads.
 #[derive(Debug, Clone, clap::Args)]
@@ -111,37 +109,6 @@ pub enum Unconfigured {
 
 /// Payments' migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// Everything the service's flows need.
-#[derive(Debug, Clone)]
-pub struct Payments {
-    pub pool: PgPool,
-    /// Who charges cards.
-    pub provider: Provider,
-    /// The currency of every charge.
-    pub currency: Currency,
-    /// Verifies `Stripe-Signature` on webhooks; `None` refuses every webhook.
-    pub webhook_secret: Option<Secret<String>>,
-    /// How long one request holds a payment attempt while it calls the provider. Concurrent
-    /// requests for the same order wait this long at most; after it, a request may take the
-    /// attempt over (its holder is presumed dead) and call the provider again with the same
-    /// idempotency key. Must exceed the provider's own timeout.
-    pub attempt_lease: Duration,
-}
-
-impl Payments {
-    /// The service over a migrated pool with the development provider, `usd`, no webhook
-    /// secret, and a 30 s attempt lease.
-    pub fn new(pool: PgPool) -> Self {
-        Payments {
-            pool,
-            provider: Provider::Dev(DevProvider::new()),
-            currency: Currency::default(),
-            webhook_secret: None,
-            attempt_lease: Duration::from_secs(30),
-        }
-    }
-}
 
 /// Runs the outbox schema and payments' migrations.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {

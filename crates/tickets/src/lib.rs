@@ -10,12 +10,15 @@
 //! - [`domain`]: titles, prices and the ticket's public shape, no I/O;
 //! - [`cache`]: "get ticket" / "list page" over the shared read cache.
 
+pub mod app;
 pub mod cache;
 pub mod domain;
 pub mod flows;
 pub mod http;
 pub mod listeners;
 pub mod store;
+
+pub use app::{NAME, Tickets};
 
 use std::time::Duration;
 
@@ -30,9 +33,6 @@ use ticketing_common::{
     http::ReadyCheck,
     settings::CommonSettings,
 };
-
-/// The component's name: database suffix, consumer and metric label.
-pub const NAME: &str = "tickets";
 
 /// Settings only tickets reads.
 #[derive(Debug, Clone, clap::Args)]
@@ -68,13 +68,6 @@ pub struct TicketsSettings {
 
 /// Tickets' migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// Everything the service's flows need.
-#[derive(Clone)]
-pub struct Tickets {
-    pub pool: PgPool,
-    pub cache: cache::TicketCache,
-}
 
 /// Runs the outbox schema and tickets' migrations.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {

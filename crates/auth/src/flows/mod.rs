@@ -3,15 +3,12 @@
 use std::sync::{Arc, LazyLock};
 
 use sqlx::PgPool;
-use ticketing_common::{
-    error::is_unique_violation,
-    ratelimit::SharedLimit,
-    session::{Session, SessionKeys},
-};
+use ticketing_common::{error::is_unique_violation, session::Session};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::{
+    app::Auth,
     domain::{Email, Password, password},
     store::users,
 };
@@ -67,10 +64,10 @@ async fn hashing<T: Send + 'static>(
 
 /// Registers a user. The unique index decides a race between two sign-ups with one e-mail.
 #[tracing::instrument(skip_all, fields(user_id = tracing::field::Empty))]
-pub async fn sign_up(pool: &PgPool, email: Email, password: Password) -> Result<User, SignUpError> {
+pub async fn sign_up(auth: &Auth, email: Email, password: Password) -> Result<User, SignUpError> {
     let hash = hashing(move || password::hash(&password)).await??;
     let id = Uuid::now_v7();
-    let mut conn = pool.acquire().await.map_err(anyhow::Error::from)?;
+    let mut conn = auth.pool.acquire().await.map_err(anyhow::Error::from)?;
     match users::insert(&mut conn, id, email.as_str(), &hash).await {
         Ok(()) => {
             tracing::Span::current().record("user_id", tracing::field::display(id));
@@ -90,12 +87,8 @@ pub async fn sign_up(pool: &PgPool, email: Email, password: Password) -> Result<
 /// guesses cannot overtake the count) and is given back if it succeeds; over budget, the
 /// password is not even looked at.
 #[tracing::instrument(skip_all)]
-pub async fn sign_in(
-    pool: &PgPool,
-    failed_signins: Option<&SharedLimit>,
-    email: Email,
-    password: String,
-) -> Result<User, SignInError> {
+pub async fn sign_in(auth: &Auth, email: Email, password: String) -> Result<User, SignInError> {
+    let failed_signins = auth.failed_signins.as_ref();
     let attempt =
         match failed_signins {
             Some(limit) => Some(limit.attempt(email.as_str()).await.map_err(
@@ -106,7 +99,7 @@ pub async fn sign_in(
             )?),
             None => None,
         };
-    let outcome = check_credentials(pool, email, password).await;
+    let outcome = check_credentials(&auth.pool, email, password).await;
     // Only a wrong password counts: a success, or our own failure to check, is given back.
     if !matches!(outcome, Err(SignInError::InvalidCredentials))
         && let (Some(limit), Some(attempt)) = (failed_signins, attempt)
@@ -119,8 +112,8 @@ pub async fn sign_in(
 /// Ends a session on the server: every component refuses its token from now on; the user's
 /// other sessions stay.
 #[tracing::instrument(skip_all, fields(user_id = %session.user.id))]
-pub async fn sign_out(keys: &SessionKeys, session: &Session) {
-    keys.revoke(session).await;
+pub async fn sign_out(auth: &Auth, session: &Session) {
+    auth.keys.revoke(session).await;
     tracing::info!("signed out; session revoked");
 }
 

@@ -2,27 +2,14 @@
 
 mod users;
 
-use std::sync::Arc;
-
 use axum::middleware;
-use sqlx::PgPool;
-use ticketing_common::{
-    ratelimit::{self, RateLimiter, SharedLimit},
-    session::SessionKeys,
-};
+use ticketing_common::ratelimit::{self, RateLimiter};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-/// What auth's handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    pub keys: Arc<SessionKeys>,
-    /// Failed sign-ins per account; `None`: unlimited.
-    pub failed_signins: Option<SharedLimit>,
-}
+use crate::app::Auth;
 
 /// The routes, with sign-in and sign-up behind the per-address rate limit.
-pub fn router(state: AppState, limiter: RateLimiter) -> OpenApiRouter {
+pub fn router(auth: Auth, limiter: RateLimiter) -> OpenApiRouter {
     let limited = OpenApiRouter::new()
         .routes(routes!(users::signup))
         .routes(routes!(users::signin))
@@ -31,5 +18,5 @@ pub fn router(state: AppState, limiter: RateLimiter) -> OpenApiRouter {
         .routes(routes!(users::signout))
         .routes(routes!(users::current_user))
         .merge(limited)
-        .with_state(state)
+        .with_state(auth)
 }

@@ -15,8 +15,8 @@ use ticketing_common::{
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::AppState;
 use crate::{
+    app::Auth,
     domain::{Email, Password},
     flows::{self, SignInError, SignUpError, User},
 };
@@ -78,14 +78,14 @@ fn check_email(raw: Option<&str>, errors: &mut Vec<ErrorItem>) -> Option<Email> 
 
 /// Starts a session for `user` and answers with it.
 fn signed_in(
-    state: &AppState,
+    auth: &Auth,
     status: StatusCode,
     user: User,
 ) -> Result<impl IntoResponse + use<>, ApiError> {
-    let token = state.keys.issue(user.id, &user.email)?;
+    let token = auth.keys.issue(user.id, &user.email)?;
     Ok((
         status,
-        [(SET_COOKIE, state.keys.cookie(&token))],
+        [(SET_COOKIE, auth.keys.cookie(&token))],
         Json(UserBody::from(user)),
     ))
 }
@@ -99,7 +99,7 @@ fn signed_in(
         (status = 429, description = "Too many attempts", body = ErrorBody),
     ))]
 pub async fn signup(
-    State(state): State<AppState>,
+    State(auth): State<Auth>,
     Json(body): Json<Credentials>,
 ) -> Result<impl IntoResponse, ApiError> {
     let mut errors = Vec::new();
@@ -110,13 +110,13 @@ pub async fn signup(
     let (Some(email), Some(password)) = (email, password) else {
         return Err(ApiError::Validation(errors));
     };
-    let user = flows::sign_up(&state.pool, email, password)
+    let user = flows::sign_up(&auth, email, password)
         .await
         .map_err(|e| match e {
             SignUpError::EmailTaken => ApiError::Conflict("Email in use".into()),
             SignUpError::Unexpected(e) => ApiError::Unexpected(e),
         })?;
-    signed_in(&state, StatusCode::CREATED, user)
+    signed_in(&auth, StatusCode::CREATED, user)
 }
 
 /// Checks credentials and starts a session.
@@ -127,7 +127,7 @@ pub async fn signup(
         (status = 429, description = "Too many attempts from this address, or too many failed sign-ins for this e-mail in the last minute; see Retry-After", body = ErrorBody),
     ))]
 pub async fn signin(
-    State(state): State<AppState>,
+    State(auth): State<Auth>,
     Json(body): Json<Credentials>,
 ) -> Result<impl IntoResponse, ApiError> {
     let mut errors = Vec::new();
@@ -142,7 +142,7 @@ pub async fn signin(
     let (Some(email), Some(password)) = (email, password) else {
         return Err(ApiError::Validation(errors));
     };
-    let user = flows::sign_in(&state.pool, state.failed_signins.as_ref(), email, password)
+    let user = flows::sign_in(&auth, email, password)
         .await
         .map_err(|e| match e {
             SignInError::InvalidCredentials => ApiError::BadRequest("Invalid credentials".into()),
@@ -151,7 +151,7 @@ pub async fn signin(
             }
             SignInError::Unexpected(e) => ApiError::Unexpected(e),
         })?;
-    signed_in(&state, StatusCode::OK, user)
+    signed_in(&auth, StatusCode::OK, user)
 }
 
 /// Ends the session, if any: the cookie is expired and the session revoked on the server,
@@ -159,11 +159,11 @@ pub async fn signin(
 /// sessions stay).
 #[utoipa::path(post, path = "/api/users/signout", tag = "users",
     responses((status = 200, description = "Signed out; the session cookie is expired and the session revoked")))]
-pub async fn signout(State(state): State<AppState>, headers: HeaderMap) -> impl IntoResponse {
-    if let Some(session) = state.keys.session(&headers).await {
-        flows::sign_out(&state.keys, &session).await;
+pub async fn signout(State(auth): State<Auth>, headers: HeaderMap) -> impl IntoResponse {
+    if let Some(session) = auth.keys.session(&headers).await {
+        flows::sign_out(&auth, &session).await;
     }
-    ([(SET_COOKIE, state.keys.clear_cookie())], Json(json!({})))
+    ([(SET_COOKIE, auth.keys.clear_cookie())], Json(json!({})))
 }
 
 /// The signed-in user, or `null`.

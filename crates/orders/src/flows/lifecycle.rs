@@ -11,7 +11,7 @@ use ticketing_events::{Envelope, OrderStatus, PaymentCreated};
 use uuid::Uuid;
 
 use crate::{
-    Orders,
+    app::Orders,
     store::{orders, payment_conflicts},
 };
 

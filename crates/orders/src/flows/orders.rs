@@ -6,7 +6,7 @@ use ticketing_events::{Envelope, OrderStatus};
 use uuid::Uuid;
 
 use crate::{
-    Orders,
+    app::Orders,
     domain::Order,
     store::orders::{self, ONE_ACTIVE_PER_TICKET},
 };

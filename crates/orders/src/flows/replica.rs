@@ -3,7 +3,7 @@
 use ticketing_common::applied::{Applied, Applying, after_refused_update};
 use ticketing_events::{TicketCreated, TicketUpdated};
 
-use crate::{Orders, store::tickets};
+use crate::{app::Orders, store::tickets};
 
 /// Learns a new ticket. A duplicate changes nothing.
 #[tracing::instrument(skip_all, fields(ticket_id = %ticket.id))]

@@ -8,7 +8,7 @@ use anyhow::Context;
 use ticketing_common::{CancellationToken, bus::outbox};
 use ticketing_events::Envelope;
 
-use crate::{Orders, store::orders};
+use crate::{app::Orders, store::orders};
 
 /// Counts orders the sweep had to cancel (each one is an expiry the expiration path missed).
 pub const ORDERS_SWEPT: &str = "orders_swept_total";

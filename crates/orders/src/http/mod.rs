@@ -5,7 +5,7 @@ mod orders;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::Orders;
+use crate::app::Orders;
 
 pub fn router(app: Orders) -> OpenApiRouter {
     OpenApiRouter::new()

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    Orders,
+    app::Orders,
     domain::{Order, parse_ticket_id},
     flows::{self, CancelError, CreateError, ShowError},
 };

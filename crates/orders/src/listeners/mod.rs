@@ -13,7 +13,7 @@ use ticketing_events::{
     Envelope, ExpirationComplete, PaymentCreated, TicketCreated, TicketUpdated,
 };
 
-use crate::{Orders, flows};
+use crate::{app::Orders, flows};
 
 /// Every event orders reads, and the flow each calls.
 pub fn subscriptions(app: &Orders) -> Vec<Subscription> {

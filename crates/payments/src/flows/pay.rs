@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::record::{CHARGES, Recorded, record_charge};
 use crate::{
-    Payments,
+    app::Payments,
     domain::{Payment, PaymentState},
     provider::{Charge, ChargeError, ChargeRequest, ChargeStatus, PaymentProvider},
     store::{

@@ -9,7 +9,7 @@ use ticketing_events::{Envelope, PaymentCreated};
 use uuid::Uuid;
 
 use crate::{
-    Payments,
+    app::Payments,
     domain::{Payment, PaymentState},
     store::{orders, payments, unmatched_charges},
 };

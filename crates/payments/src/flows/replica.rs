@@ -3,7 +3,7 @@
 use ticketing_common::applied::{Applied, Applying, after_refused_update};
 use ticketing_events::{OrderCancelled, OrderCreated};
 
-use crate::{Payments, store::orders};
+use crate::{app::Payments, store::orders};
 
 /// Learns a new order. A duplicate changes nothing.
 #[tracing::instrument(skip_all, fields(order_id = %order.id))]

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::record::{Recorded, UNMATCHED_CHARGES, record_charge};
 use crate::{
-    Payments,
+    app::Payments,
     domain::{
         Payment, PaymentState,
         webhook::{Expected, IntentRef, Mismatch, StripeEvent, WebhookAction},

@@ -7,7 +7,7 @@ mod webhook;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::Payments;
+use crate::app::Payments;
 
 pub use payments::{PaymentInput, PaymentReceipt};
 pub use webhook::WebhookReceived;

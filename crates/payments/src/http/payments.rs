@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    Payments,
+    app::Payments,
     domain::{parse_order_id, parse_token},
     flows::{self, PayError, PayOutcome},
 };

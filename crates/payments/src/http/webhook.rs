@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::{
-    Payments,
+    app::Payments,
     domain::webhook::{parse_event, verify_signature},
     flows,
 };

@@ -7,7 +7,7 @@
 use ticketing_common::bus::listener::{Applying, Subscription};
 use ticketing_events::{Envelope, OrderCancelled, OrderCreated};
 
-use crate::{Payments, flows};
+use crate::{app::Payments, flows};
 
 /// Every event payments reads, and the flow each calls.
 pub fn subscriptions(app: &Payments) -> Vec<Subscription> {

@@ -11,7 +11,7 @@ use ticketing_events::{Cents, Envelope};
 use uuid::Uuid;
 
 use crate::{
-    Tickets,
+    app::Tickets,
     domain::{Ticket, Title},
     store::tickets,
 };

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use uuid::Uuid;
 
-use crate::{Tickets, store::tickets};
+use crate::{app::Tickets, store::tickets};
 
 /// One ticket's JSON, reserved and sold tickets included; `None` if unknown.
 pub async fn get_ticket_json(app: &Tickets, id: Uuid) -> anyhow::Result<Option<Bytes>> {

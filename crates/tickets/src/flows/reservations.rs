@@ -7,7 +7,7 @@ use ticketing_common::{
 use ticketing_events::Envelope;
 use uuid::Uuid;
 
-use crate::{Tickets, store::tickets};
+use crate::{app::Tickets, store::tickets};
 
 /// Reserves the ticket for an order (`order.created`). A redelivery changes nothing; an order
 /// already known to be cancelled is ignored; a ticket still held by another order is "not yet"

@@ -4,7 +4,7 @@ mod tickets;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::Tickets;
+use crate::app::Tickets;
 
 pub fn router(app: Tickets) -> OpenApiRouter {
     OpenApiRouter::new()

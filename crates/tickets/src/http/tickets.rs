@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::{
-    Tickets,
+    app::Tickets,
     domain::{Ticket, Title, parse_price},
     flows::{self, UpdateError},
 };

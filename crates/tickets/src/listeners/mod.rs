@@ -7,7 +7,7 @@
 use ticketing_common::bus::listener::{Applying, Subscription};
 use ticketing_events::{Envelope, OrderCancelled, OrderCreated};
 
-use crate::{Tickets, flows};
+use crate::{app::Tickets, flows};
 
 /// Every event tickets reads, and the flow each calls.
 pub fn subscriptions(app: &Tickets) -> Vec<Subscription> {
