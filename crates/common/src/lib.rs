@@ -11,7 +11,7 @@
 //! - [`applied`]: what a flow says after applying an event (no NATS in it), and the version
 //!   rule.
 //! - [`bus`]: JetStream stream and consumers, the transactional outbox and its relay, the
-//!   listener runner, processed-event bookkeeping.
+//!   listener runner, the one publish path.
 //! - [`http`], [`metrics`], [`ratelimit`], [`forwarded`]: the HTTP plumbing every process
 //!   serves (health, readiness, Prometheus metrics, OpenAPI, 404 body, per-route metrics),
 //!   attempt limits, and who the client is behind trusted proxies.

@@ -105,6 +105,26 @@ pub fn set_parent_from<'a>(
     }
 }
 
+/// Runs `work` inside `span`, as part of the trace and the request that `headers` name (as
+/// [`context_headers`] wrote them): for work that was stored and picked up later.
+pub async fn continuing<F: Future>(
+    span: tracing::Span,
+    headers: &HashMap<String, String>,
+    work: F,
+) -> F::Output {
+    set_parent_from(
+        &span,
+        headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str())),
+    );
+    let work = tracing::Instrument::instrument(work, span);
+    match headers.get(REQUEST_ID_HEADER) {
+        Some(id) => REQUEST_ID.scope(id.clone(), work).await,
+        None => work.await,
+    }
+}
+
 /// The trace id of a span, as 32 hex digits (all zeros without the OpenTelemetry layer).
 pub fn trace_id(span: &tracing::Span) -> String {
     span.context().span().span_context().trace_id().to_string()

@@ -5,37 +5,36 @@
 //! - [`queue`]: the queue itself (enqueue, claim with lease and token, ack, retry, dead set),
 //!   Lua scripts on Redis time;
 //! - [`worker`]: claims due jobs, publishes, acks; sleeps until the next due job or a wake;
-//! - [`listeners`] (here): `order.created` schedules the order's expiry.
+//! - [`publish`]: firing a job publishes `expiration.complete` (the bus's one publish path);
+//! - [`listeners`]: `order.created` schedules the order's expiry.
 //!
 //! The queue's Redis (`REDIS_QUEUE_URL`) must persist (append-only file) and never evict
 //! (`noeviction`); start-up refuses one that may evict.
 
+pub mod app;
+pub mod listeners;
+pub mod publish;
 pub mod queue;
 pub mod worker;
 
 use std::time::Duration;
 
-use async_nats::jetstream::message::PublishMessage;
 use ticketing_common::{
     Component,
-    bus::{
-        Bus,
-        listener::{self, Applied, Applying, Subscription},
-    },
+    bus::{Bus, listener},
     component::{Events, Task},
     http::ReadyCheck,
     settings::CommonSettings,
 };
-use ticketing_events::{Envelope, ExpirationComplete, OrderCreated, Subject};
 use utoipa_axum::router::OpenApiRouter;
-use uuid::Uuid;
 
 use crate::{
     queue::Queue,
-    worker::{Fire, Worker, listen_for_wakes},
+    worker::{Worker, listen_for_wakes},
 };
 
-pub const NAME: &str = "expiration";
+pub use app::NAME;
+pub use publish::{PublishExpiration, expiration_event_id};
 
 /// Settings only expiration reads.
 #[derive(Debug, Clone, clap::Args)]
@@ -52,41 +51,6 @@ pub struct ExpirationSettings {
     /// Workers per process.
     #[arg(long, env = "EXPIRATION_WORKERS", default_value_t = 1, global = true)]
     pub expiration_workers: usize,
-}
-
-/// Fires a job by publishing `expiration.complete` and waiting for JetStream's ack. The event
-/// id and message id are derived from the order id, so a job fired twice (a lost lease) is
-/// one message.
-#[derive(Clone, Debug)]
-pub struct PublishExpiration {
-    pub bus: Bus,
-}
-
-/// The event id of an order's expiry: the same every time it fires.
-pub fn expiration_event_id(order_id: Uuid) -> Uuid {
-    Uuid::new_v5(
-        &Uuid::NAMESPACE_URL,
-        format!("ticketing:expiration:{order_id}").as_bytes(),
-    )
-}
-
-impl Fire for PublishExpiration {
-    async fn fire(&self, order_id: Uuid) -> anyhow::Result<()> {
-        let envelope = Envelope::with_id(
-            expiration_event_id(order_id),
-            ExpirationComplete { order_id },
-        );
-        let message = PublishMessage::build()
-            .payload(serde_json::to_vec(&envelope)?.into())
-            .message_id(envelope.id.to_string());
-        let ack = self
-            .bus
-            .jetstream()
-            .send_publish(self.bus.subject(Subject::ExpirationComplete), message)
-            .await?;
-        ack.await?;
-        Ok(())
-    }
 }
 
 /// Connects the queue (refusing an evicting Redis) and builds the component.
@@ -122,7 +86,7 @@ pub fn component(queue: Queue, bus: &Bus, workers: usize) -> Component {
     }));
     let events = Events {
         parking: queue.parking(),
-        subscriptions: vec![Subscription::on(&queue, order_created)],
+        subscriptions: listeners::subscriptions(&queue),
     };
     tasks.extend(listener::tasks(
         bus,
@@ -144,17 +108,4 @@ pub fn component(queue: Queue, bus: &Bus, workers: usize) -> Component {
         ],
         events: Some(events),
     }
-}
-
-/// `order.created` → schedule the order's expiry at its `expiresAt`. A redelivered event
-/// finds the job (or its tombstone) and adds nothing.
-async fn order_created(queue: Queue, event: Envelope<OrderCreated>) -> Applying {
-    let due_ms = (event.data.expires_at.unix_timestamp_nanos() / 1_000_000) as i64;
-    let added = queue.enqueue(event.data.id, due_ms).await?;
-    tracing::info!(order_id = %event.data.id, added, "expiry scheduled");
-    Ok(if added {
-        Applied::Now
-    } else {
-        Applied::Already
-    })
 }

@@ -12,19 +12,20 @@
 //! - **bounded retries**: failures come back with exponential backoff and end in a dead set
 //!   that is visible ([`Queue::stats`]) and counted.
 //!
-//! Keys live under `<namespace>:expiration:`: `jobs` (hash id → payload), `due` and `leased`
+//! Keys live under `<namespace>:expiration:`: `jobs` (hash id → payload: the trace context and
+//! request id of the `order.created` that scheduled the job, as JSON), `due` and `leased`
 //! (sorted sets of due time / lease deadline in ms), `tokens` and `attempts` (hashes), `dead`
 //! (sorted set) with `dead_reasons`, and `done:<id>` tombstones. Enqueueing a job that becomes
 //! the earliest publishes its due time on `<prefix>wake`, so idle workers wake at once.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use anyhow::{Context, bail};
 use redis::{
     Script,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
-use ticketing_common::bus::parked::Parking;
+use ticketing_common::{bus::parked::Parking, telemetry};
 use uuid::Uuid;
 
 /// How long a fired job's tombstone keeps a redelivered `order.created` from enqueueing it
@@ -121,6 +122,9 @@ pub struct Job {
     pub due_ms: i64,
     /// Proof of the lease; needed to ack or retry.
     pub token: String,
+    /// The trace context and request id of the work that scheduled the job (empty for a job
+    /// scheduled outside any trace), so firing it continues that trace.
+    pub headers: HashMap<String, String>,
 }
 
 /// What a claim returned besides the jobs.
@@ -264,15 +268,17 @@ impl Queue {
         Ok(())
     }
 
-    /// Schedules the expiry of an order. `false` if it is already scheduled or already fired.
+    /// Schedules the expiry of an order, remembering the trace context and request id of the
+    /// work in progress. `false` if it is already scheduled or already fired.
     pub async fn enqueue(&self, order_id: Uuid, due_ms: i64) -> anyhow::Result<bool> {
-        let payload = order_id.to_string();
+        let headers = telemetry::context_headers(&tracing::Span::current());
+        let payload = serde_json::to_string(&headers)?;
         let added: u8 = self
             .enqueue
             .key(self.key("jobs"))
             .key(self.key("due"))
             .key(self.key(&format!("done:{order_id}")))
-            .arg(&payload)
+            .arg(order_id.to_string())
             .arg(due_ms)
             .arg(&payload)
             .arg(self.wake_channel())
@@ -413,6 +419,8 @@ fn parse_claim(raw: &[redis::Value]) -> anyhow::Result<Claim> {
             order_id: text(&chunk[0])?.parse()?,
             due_ms: int(&chunk[2])?,
             token: text(&chunk[3])?,
+            // Jobs scheduled before payloads carried headers held the order id: no context.
+            headers: serde_json::from_str(&text(&chunk[1])?).unwrap_or_default(),
         });
     }
     Ok(claim)

@@ -1,5 +1,6 @@
 //! The worker: claims due jobs, fires each (publishes `expiration.complete` and waits for
-//! JetStream's ack), and only then acks the job. It sleeps until the next job is due, or
+//! JetStream's ack) inside the trace and request that scheduled it, and only then acks the
+//! job. It sleeps until the next job is due, or
 //! until an earlier job is enqueued (a message on the wake channel), never polling on a fixed
 //! slow beat; while Redis is away it retries within a second, so overdue jobs fire within a
 //! couple of seconds of Redis coming back.
@@ -10,7 +11,7 @@ use std::{
 };
 
 use futures::{StreamExt, future::join_all};
-use ticketing_common::CancellationToken;
+use ticketing_common::{CancellationToken, telemetry};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -67,7 +68,13 @@ impl<F: Fire> Worker<F> {
     }
 
     async fn process(&self, job: Job) {
-        match self.fire.fire(job.order_id).await {
+        let span = tracing::info_span!(
+            "fire_expiration",
+            order_id = %job.order_id,
+            request_id = job.headers.get(telemetry::REQUEST_ID_HEADER).map_or("", String::as_str),
+        );
+        let fired = telemetry::continuing(span, &job.headers, self.fire.fire(job.order_id)).await;
+        match fired {
             Ok(()) => {
                 let lateness = now_ms() - job.due_ms;
                 metrics::histogram!("expiration_lateness_seconds")

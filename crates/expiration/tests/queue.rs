@@ -10,6 +10,8 @@ use std::{
 
 use ticketing_common::{
     CancellationToken,
+    settings::LogFormat,
+    telemetry,
     testing::{OwnRedis, RedisKeys, TestBus, eventually, redis_url, unique_namespace},
 };
 use ticketing_events::{
@@ -374,4 +376,93 @@ async fn two_workers_on_one_queue_fire_every_job_exactly_once() {
     assert_eq!(fired, expected, "each job fired once, none lost");
     let stats = queue.stats().await.unwrap();
     assert_eq!((stats.pending, stats.leased, stats.dead), (0, 0, 0));
+}
+
+// Current-thread runtime: the thread-local subscriber (with its OpenTelemetry layer, which
+// gives spans their trace ids) sees every task of the test.
+#[tokio::test]
+async fn expiration_complete_continues_the_trace_and_request_id_of_the_order_created_that_scheduled_it()
+ {
+    let _tracing = tracing::subscriber::set_default(telemetry::subscriber(
+        LogFormat::Json,
+        tracing_subscriber::EnvFilter::new("info"),
+        std::io::sink,
+    ));
+    let namespace = unique_namespace();
+    let bus = TestBus::create(&namespace).await;
+    let _keys = RedisKeys::new(&redis_url(), &format!("{namespace}:"));
+    let queue = Queue::connect(&redis_url(), namespace.as_str(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let component = ticketing_expiration::component(queue.clone(), &bus.bus, 1);
+    let stop = CancellationToken::new();
+    for task in component.tasks {
+        tokio::spawn(task.start(stop.clone()));
+    }
+    let _running = Running(stop);
+    let order = Uuid::now_v7();
+    let created = Envelope::new(OrderCreated {
+        id: order,
+        version: 0,
+        status: OrderStatus::Created,
+        user_id: Uuid::now_v7(),
+        expires_at: time::OffsetDateTime::now_utc() + time::Duration::milliseconds(300),
+        ticket: OrderTicket {
+            id: Uuid::now_v7(),
+            price: Cents(1000),
+        },
+    });
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        format!("00-{trace}-00f067aa0ba902b7-01").as_str(),
+    );
+    headers.insert("x-request-id", "req-expiry-trace-1");
+    bus.bus
+        .jetstream()
+        .publish_with_headers(
+            bus.bus.subject(Subject::OrderCreated),
+            headers,
+            serde_json::to_vec(&created).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let subject = bus.bus.subject(Subject::ExpirationComplete);
+    let message = eventually(Duration::from_secs(10), || async {
+        let stream = bus
+            .bus
+            .jetstream()
+            .get_stream(bus.bus.stream_name())
+            .await
+            .ok()?;
+        stream.get_last_raw_message_by_subject(&subject).await.ok()
+    })
+    .await
+    .expect("expiration.complete published");
+    let event: Envelope<ExpirationComplete> = serde_json::from_slice(&message.payload).unwrap();
+    assert_eq!(event.data.order_id, order);
+    let sent = message.headers;
+    let traceparent = sent
+        .get("traceparent")
+        .map(|v| v.as_str().to_owned())
+        .unwrap_or_default();
+    assert_eq!(
+        traceparent.split('-').nth(1),
+        Some(trace),
+        "expiration.complete belongs to the order's trace: {traceparent:?}"
+    );
+    assert_ne!(
+        traceparent.split('-').nth(2),
+        Some("00f067aa0ba902b7"),
+        "as a new span in that trace"
+    );
+    assert_eq!(
+        sent.get("x-request-id").map(|v| v.as_str()),
+        Some("req-expiry-trace-1"),
+        "and carries the request id of the purchase"
+    );
 }

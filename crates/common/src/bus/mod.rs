@@ -7,12 +7,13 @@
 //! - [`listener`] runs a service's [`listener::Subscription`]s over their consumers: ack after
 //!   commit, NAK with delay for "not yet", retries for as long as a failure is transient, and
 //!   [`parked`] events (kept, counted, replayable) for what can never be applied.
-//! - [`processed`] records applied event ids for handlers that have no version to compare.
+//! - [`publish`]: [`Bus::publish`] is how any event reaches JetStream (message id, trace
+//!   headers, wait for the ack), for the outbox relay and expiration's worker alike.
 
 pub mod listener;
 pub mod outbox;
 pub mod parked;
-pub mod processed;
+pub mod publish;
 
 use std::time::Duration;
 

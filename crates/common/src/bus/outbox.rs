@@ -10,14 +10,13 @@
 use std::{collections::HashMap, time::Duration};
 
 use anyhow::Context;
-use async_nats::{HeaderMap, jetstream::message::PublishMessage};
 use futures::future::try_join_all;
 use sqlx::{PgConnection, PgPool, postgres::PgListener};
-use ticketing_events::{Envelope, Event, Subject};
+use ticketing_events::{Envelope, Event};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::Bus;
+use super::{Bus, publish::Outgoing};
 use crate::{metrics as m, telemetry};
 
 /// The channel `enqueue` notifies so the relay wakes at once.
@@ -27,7 +26,7 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Sent rows are kept this long for inspection, then pruned.
 const KEEP_SENT: &str = "1 hour";
 
-/// The outbox and processed-events tables. Every service that publishes or consumes events
+/// The outbox table. Every service that publishes or consumes events
 /// installs them with [`install_schema`] before its own migrations.
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS outbox (
@@ -47,12 +46,8 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (seq) WHERE sent_at IS NULL;
 CREATE INDEX IF NOT EXISTS outbox_sent_at ON outbox (sent_at) WHERE sent_at IS NOT NULL;
 
-CREATE TABLE IF NOT EXISTS processed_events (
-    consumer     text NOT NULL,
-    event_id     uuid NOT NULL,
-    processed_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (consumer, event_id)
-);
+-- Once kept applied event ids for handlers without versions; none needs it any more.
+DROP TABLE IF EXISTS processed_events;
 "#;
 
 /// Creates the outbox tables if missing. Replicas starting together are serialised by an
@@ -80,18 +75,18 @@ pub async fn enqueue<T: Event>(
     conn: &mut PgConnection,
     envelope: &Envelope<T>,
 ) -> anyhow::Result<()> {
-    let payload = serde_json::to_string(envelope).context("cannot encode event")?;
     let headers = telemetry::context_headers(&tracing::Span::current());
+    let event = Outgoing::event(envelope, headers)?;
     sqlx::query(
         "WITH inserted AS (
              INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4)
          )
          SELECT pg_notify($5, '')",
     )
-    .bind(envelope.id)
-    .bind(T::SUBJECT.as_str())
-    .bind(payload)
-    .bind(sqlx::types::Json(headers))
+    .bind(event.id)
+    .bind(&event.subject)
+    .bind(&event.payload)
+    .bind(sqlx::types::Json(&event.headers))
     .bind(CHANNEL)
     .execute(conn)
     .await
@@ -105,6 +100,17 @@ struct Row {
     subject: String,
     payload: String,
     headers: sqlx::types::Json<HashMap<String, String>>,
+}
+
+impl From<Row> for Outgoing {
+    fn from(row: Row) -> Outgoing {
+        Outgoing {
+            id: row.id,
+            subject: row.subject,
+            payload: row.payload,
+            headers: row.headers.0,
+        }
+    }
 }
 
 /// Publishes committed outbox rows to JetStream.
@@ -150,7 +156,7 @@ impl Relay {
 
     async fn claim_and_publish(&self, mark_sent: bool) -> anyhow::Result<usize> {
         let mut tx = self.pool.begin().await?;
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<Outgoing> = sqlx::query_as::<_, Row>(
             "SELECT id, subject, payload, headers FROM outbox
              WHERE sent_at IS NULL ORDER BY seq LIMIT $1
              FOR UPDATE SKIP LOCKED",
@@ -158,31 +164,17 @@ impl Relay {
         .bind(self.batch_size)
         .fetch_all(&mut *tx)
         .await
-        .context("cannot read the outbox")?;
+        .context("cannot read the outbox")?
+        .into_iter()
+        .map(Outgoing::from)
+        .collect();
         if rows.is_empty() {
             return Ok(0);
         }
         // Send the whole batch, then wait for every ack: one round trip per batch, not per row.
         let mut acks = Vec::with_capacity(rows.len());
         for row in &rows {
-            let mut headers = HeaderMap::new();
-            for (name, value) in row.headers.iter() {
-                headers.insert(name.as_str(), value.as_str());
-            }
-            let publish = PublishMessage::build()
-                .payload(row.payload.clone().into())
-                .headers(headers)
-                .message_id(row.id.to_string());
-            let subject = Subject::parse(&row.subject)
-                .map(|s| self.bus.subject(s))
-                .unwrap_or_else(|| format!("{}.{}", self.bus.prefix, row.subject));
-            let ack = self
-                .bus
-                .jetstream
-                .send_publish(subject, publish)
-                .await
-                .context("cannot publish to NATS")?;
-            acks.push(async move { ack.await.context("JetStream did not acknowledge a publish") });
+            acks.push(self.bus.send(row).await?);
         }
         try_join_all(acks).await?;
         if !mark_sent {

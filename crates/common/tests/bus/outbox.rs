@@ -133,32 +133,3 @@ async fn with_nats_down_writes_commit_and_the_backlog_is_published_once_when_it_
     stop.cancel();
     running.await.unwrap().unwrap();
 }
-
-#[tokio::test]
-async fn processed_events_record_each_event_once_per_consumer() {
-    use ticketing_common::bus::processed;
-    let world = World::new().await;
-    let id = Uuid::now_v7();
-    let mut conn = world.pool().acquire().await.unwrap();
-
-    assert!(processed::record(&mut conn, "tickets", id).await.unwrap());
-    assert!(
-        !processed::record(&mut conn, "tickets", id).await.unwrap(),
-        "second time: already applied"
-    );
-    assert!(
-        processed::record(&mut conn, "orders", id).await.unwrap(),
-        "another consumer has its own record"
-    );
-
-    let mut tx = world.pool().begin().await.unwrap();
-    let other = Uuid::now_v7();
-    assert!(processed::record(&mut tx, "tickets", other).await.unwrap());
-    tx.rollback().await.unwrap();
-    assert!(
-        processed::record(&mut conn, "tickets", other)
-            .await
-            .unwrap(),
-        "a rolled-back record does not count"
-    );
-}
