@@ -3,8 +3,8 @@
 //! - [`settings`]: typed settings from flags with environment fallbacks; [`secret`] keeps
 //!   secrets out of logs.
 //! - [`telemetry`]: `tracing` set-up, request ids, trace context for HTTP and NATS headers.
-//! - [`error`], [`json`], [`path`] and [`text`]: the contract's error body, the JSON and
-//!   path-id extractors that use it, and the rule for free text.
+//! - [`error`], [`json`], [`ids`] and [`text`]: the contract's error body, the JSON and
+//!   id readers (path and body) that use it, and the rule for free text.
 //! - [`session`]: the JWT session cookie and the `CurrentUser` / `RequireAuth` extractors.
 //! - [`cache`]: the read cache (process memory → Redis → database) with invalidation.
 //! - [`db`]: one PostgreSQL database per service, created on demand; [`redis`]: connections.
@@ -28,9 +28,9 @@ pub mod db;
 pub mod error;
 pub mod forwarded;
 pub mod http;
+pub mod ids;
 pub mod json;
 pub mod metrics;
-pub mod path;
 pub mod ratelimit;
 pub mod redis;
 pub mod secret;
@@ -45,8 +45,8 @@ pub mod text;
 
 pub use component::Component;
 pub use error::ApiError;
+pub use ids::PathId;
 pub use json::Json;
-pub use path::PathId;
 pub use secret::Secret;
 pub use session::{CurrentUser, RequireAuth, SessionUser};
 pub use tokio_util::sync::CancellationToken;

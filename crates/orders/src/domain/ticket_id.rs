@@ -1,19 +1,20 @@
 //! The `ticketId` of a new order.
 
 use serde_json::Value;
+use ticketing_common::ids::{self, IdField};
 use uuid::Uuid;
+
+/// What the contract says about a bad `ticketId`.
+pub const TICKET_ID: IdField = IdField {
+    required: "Ticket id is required",
+    not_a_string: "Ticket id must be a string",
+    invalid: "Ticket id must be a valid ticket id",
+};
 
 /// Parses the requested ticket id from its JSON value: a string holding a UUID. Whether the
 /// ticket exists is a later question (404), not a validation error.
 pub fn parse_ticket_id(value: &Value) -> Result<Uuid, &'static str> {
-    match value {
-        Value::Null => Err("Ticket id is required"),
-        Value::String(text) if text.trim().is_empty() => Err("Ticket id is required"),
-        Value::String(text) => {
-            Uuid::parse_str(text.trim()).map_err(|_| "Ticket id must be a valid ticket id")
-        }
-        _ => Err("Ticket id must be a string"),
-    }
+    ids::body_id(Some(value), &TICKET_ID)
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@ use serde::Deserialize;
 use serde_json::Value;
 use ticketing_common::{ApiError, Json, PathId, RequireAuth, error::ErrorBody};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::{
     app::Orders,
@@ -20,11 +19,6 @@ pub struct OrderInput {
     /// The id of a ticket.
     #[schema(required = true, value_type = String, format = Uuid)]
     pub ticket_id: Option<Value>,
-}
-
-/// A malformed id names nothing: 404, never 500.
-fn order_id(id: Option<Uuid>) -> Result<Uuid, ApiError> {
-    id.ok_or_else(|| ApiError::not_found("Order"))
 }
 
 /// Orders a ticket; the order holds it until paid, cancelled, or expired.
@@ -78,9 +72,9 @@ pub async fn list_orders(
 pub async fn show_order(
     RequireAuth(user): RequireAuth,
     State(app): State<Orders>,
-    PathId(id): PathId,
+    id: PathId,
 ) -> Result<Json<Order>, ApiError> {
-    let id = order_id(id)?;
+    let id = id.or_not_found("Order")?;
     let order = flows::show_order(&app, user.id, id)
         .await
         .map_err(|e| match e {
@@ -104,9 +98,9 @@ pub async fn show_order(
 pub async fn cancel_order(
     RequireAuth(user): RequireAuth,
     State(app): State<Orders>,
-    PathId(id): PathId,
+    id: PathId,
 ) -> Result<StatusCode, ApiError> {
-    let id = order_id(id)?;
+    let id = id.or_not_found("Order")?;
     flows::cancel_order(&app, user.id, id)
         .await
         .map_err(|e| match e {

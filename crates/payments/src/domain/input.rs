@@ -1,22 +1,23 @@
 //! The `orderId` and `token` of `POST /api/payments`.
 
 use serde_json::Value;
+use ticketing_common::ids::{self, IdField};
 use uuid::Uuid;
 
 /// The longest token accepted (Stripe object ids are far shorter).
 const MAX_TOKEN_LEN: usize = 255;
 
+/// What the contract says about a bad `orderId`.
+pub const ORDER_ID: IdField = IdField {
+    required: "Order id is required",
+    not_a_string: "Order id must be a string",
+    invalid: "Order id must be a valid order id",
+};
+
 /// Parses the order to pay from its JSON value: a string holding a UUID. Whether the order
 /// exists is a later question (404), not a validation error.
 pub fn parse_order_id(value: &Value) -> Result<Uuid, &'static str> {
-    match value {
-        Value::Null => Err("Order id is required"),
-        Value::String(text) if text.trim().is_empty() => Err("Order id is required"),
-        Value::String(text) => {
-            Uuid::parse_str(text.trim()).map_err(|_| "Order id must be a valid order id")
-        }
-        _ => Err("Order id must be a string"),
-    }
+    ids::body_id(Some(value), &ORDER_ID)
 }
 
 /// Parses the payment token: a non-empty string of visible ASCII characters (a Stripe payment

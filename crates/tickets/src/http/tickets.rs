@@ -133,11 +133,6 @@ fn json_bytes(status: StatusCode, body: Bytes) -> Response {
     (status, [(CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// A malformed id names nothing: 404, never 500.
-fn ticket_id(id: Option<Uuid>) -> Result<Uuid, ApiError> {
-    id.ok_or_else(|| ApiError::not_found("Ticket"))
-}
-
 /// Lists a ticket for sale.
 #[utoipa::path(post, path = "/api/tickets", tag = "tickets", request_body = TicketInput,
     responses(
@@ -184,11 +179,8 @@ pub async fn list_tickets_singular(
 #[utoipa::path(get, path = "/api/tickets/{id}", tag = "tickets",
     params(("id" = Uuid, Path, description = "Ticket id")),
     responses((status = 200, body = Ticket), (status = 404, body = ErrorBody)))]
-pub async fn show_ticket(
-    State(app): State<Tickets>,
-    PathId(id): PathId,
-) -> Result<Response, ApiError> {
-    let id = ticket_id(id)?;
+pub async fn show_ticket(State(app): State<Tickets>, id: PathId) -> Result<Response, ApiError> {
+    let id = id.or_not_found("Ticket")?;
     match flows::get_ticket_json(&app, id).await? {
         Some(body) => Ok(json_bytes(StatusCode::OK, body)),
         None => Err(ApiError::not_found("Ticket")),
@@ -208,11 +200,11 @@ pub async fn show_ticket(
 pub async fn update_ticket(
     RequireAuth(user): RequireAuth,
     State(app): State<Tickets>,
-    PathId(id): PathId,
+    id: PathId,
     Json(input): Json<TicketInput>,
 ) -> Result<Json<Ticket>, ApiError> {
     let (title, price) = input.parse()?;
-    let id = ticket_id(id)?;
+    let id = id.or_not_found("Ticket")?;
     let ticket = flows::update_ticket(&app, user.id, id, title, price)
         .await
         .map_err(|e| match e {

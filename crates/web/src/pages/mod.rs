@@ -7,6 +7,7 @@
 mod home;
 mod orders;
 mod session;
+mod signed_in;
 mod tickets;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use axum::{
 };
 use ticketing_common::session::CurrentUser;
 
+pub use self::signed_in::SignedIn;
 use crate::api::{Api, ApiFailure};
 
 /// The router's state: the API client.

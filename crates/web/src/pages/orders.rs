@@ -11,11 +11,10 @@ use axum::{
     routing::{get, post},
 };
 use serde::Deserialize;
-use ticketing_common::session::CurrentUser;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use uuid::Uuid;
 
-use super::{CardForm, Nav, State, failure_page, money, render, signin_redirect};
+use super::{CardForm, Nav, SignedIn, State, failure_page, money, render};
 use crate::api::{Order, Visitor};
 
 pub fn router() -> Router<State> {
@@ -98,21 +97,12 @@ struct OrdersPage {
     orders: Vec<OrderView>,
 }
 
-async fn list(Extract(api): Extract<State>, user: CurrentUser, visitor: Visitor) -> Response {
-    if user.0.is_none() {
-        return signin_redirect("/orders");
-    }
+async fn list(Extract(api): Extract<State>, SignedIn { nav, visitor, .. }: SignedIn) -> Response {
     match api.orders(&visitor).await {
         Ok(orders) => {
             let now = OffsetDateTime::now_utc();
             let orders = orders.into_iter().map(|o| OrderView::of(o, now)).collect();
-            render(
-                StatusCode::OK,
-                &OrdersPage {
-                    nav: Nav::of(&user),
-                    orders,
-                },
-            )
+            render(StatusCode::OK, &OrdersPage { nav, orders })
         }
         Err(failure) => failure_page(&failure, "/orders", true),
     }
@@ -138,15 +128,11 @@ struct Shown {
 async fn show(
     Extract(api): Extract<State>,
     Extension(card_form): Extension<CardForm>,
-    user: CurrentUser,
-    visitor: Visitor,
+    SignedIn { nav, visitor, .. }: SignedIn,
     Path(id): Path<Uuid>,
     Query(shown): Query<Shown>,
 ) -> Response {
     let here = format!("/orders/{id}");
-    if user.0.is_none() {
-        return signin_redirect(&here);
-    }
     match api.order(&visitor, id).await {
         Ok(order) => {
             let order = OrderView::of(order, OffsetDateTime::now_utc());
@@ -154,7 +140,7 @@ async fn show(
             render(
                 StatusCode::OK,
                 &OrderPage {
-                    nav: Nav::of(&user),
+                    nav,
                     order,
                     error: None,
                     confirming,
@@ -182,15 +168,11 @@ const CONFIRM_WAIT: Duration = Duration::from_secs(5);
 async fn pay(
     Extract(api): Extract<State>,
     Extension(card_form): Extension<CardForm>,
-    user: CurrentUser,
-    visitor: Visitor,
+    SignedIn { nav, visitor, .. }: SignedIn,
     Path(id): Path<Uuid>,
     Form(payment): Form<Payment>,
 ) -> Response {
     let here = format!("/orders/{id}");
-    if user.0.is_none() {
-        return signin_redirect(&here);
-    }
 
     let token = if payment.token.trim().is_empty() {
         payment.card.trim()
@@ -223,7 +205,7 @@ async fn pay(
                     render(
                         status,
                         &OrderPage {
-                            nav: Nav::of(&user),
+                            nav,
                             order,
                             error: Some(message),
                             confirming: false,
@@ -258,14 +240,10 @@ async fn wait_until_complete(api: &crate::api::Api, visitor: &Visitor, id: Uuid)
 async fn cancel(
     Extract(api): Extract<State>,
     Extension(card_form): Extension<CardForm>,
-    user: CurrentUser,
-    visitor: Visitor,
+    SignedIn { nav, visitor, .. }: SignedIn,
     Path(id): Path<Uuid>,
 ) -> Response {
     let here = format!("/orders/{id}");
-    if user.0.is_none() {
-        return signin_redirect(&here);
-    }
 
     match api.cancel_order(&visitor, id).await {
         Ok(()) => Redirect::to(&here).into_response(),
@@ -275,7 +253,7 @@ async fn cancel(
                 render(
                     StatusCode::CONFLICT,
                     &OrderPage {
-                        nav: Nav::of(&user),
+                        nav,
                         order,
                         error: Some(failure.sentence()),
                         confirming: false,

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use ticketing_common::session::CurrentUser;
 use uuid::Uuid;
 
-use super::{Nav, State, failure_page, money, render, signin_redirect};
+use super::{Nav, SignedIn, State, failure_page, money, render, signin_redirect};
 use crate::api::{Api, ApiFailure, Ticket, Visitor};
 
 pub fn router() -> Router<State> {
@@ -90,30 +90,23 @@ fn edit_page(nav: Nav, id: Uuid, title: String, price: String) -> FormPage {
     }
 }
 
-async fn new_form(user: CurrentUser) -> Response {
-    if user.0.is_none() {
-        return signin_redirect("/tickets/new");
-    }
+async fn new_form(SignedIn { nav, .. }: SignedIn) -> Response {
     render(
         StatusCode::OK,
-        &sell_page(Nav::of(&user), String::new(), String::new()),
+        &sell_page(nav, String::new(), String::new()),
     )
 }
 
 #[tracing::instrument(skip_all)]
 async fn create(
     Extract(api): Extract<State>,
-    user: CurrentUser,
-    visitor: Visitor,
+    SignedIn { nav, visitor, .. }: SignedIn,
     Form(form): Form<TicketForm>,
 ) -> Response {
-    if user.0.is_none() {
-        return signin_redirect("/tickets/new");
-    }
     match api.create_ticket(&visitor, &form.title, &form.price).await {
         Ok(ticket) => Redirect::to(&format!("/tickets/{}", ticket.id)).into_response(),
         Err(failure) if failure.is(StatusCode::UNAUTHORIZED) => signin_redirect("/tickets/new"),
-        Err(failure) => sell_page(Nav::of(&user), form.title, form.price).refused(&failure),
+        Err(failure) => sell_page(nav, form.title, form.price).refused(&failure),
     }
 }
 
@@ -184,14 +177,12 @@ const NEW_TICKET_GRACE: Duration = Duration::from_secs(5);
 #[tracing::instrument(skip_all, fields(ticket_id = %id))]
 async fn purchase(
     Extract(api): Extract<State>,
-    user: CurrentUser,
-    visitor: Visitor,
+    signed_in: SignedIn,
     Path(id): Path<Uuid>,
 ) -> Response {
     let here = format!("/tickets/{id}");
-    if user.0.is_none() {
-        return signin_redirect(&here);
-    }
+    let user = signed_in.user();
+    let visitor = signed_in.visitor;
 
     let deadline = tokio::time::Instant::now() + NEW_TICKET_GRACE;
     let outcome = loop {
@@ -231,21 +222,14 @@ async fn purchase(
 
 async fn edit_form(
     Extract(api): Extract<State>,
-    user: CurrentUser,
-    visitor: Visitor,
+    SignedIn { me, nav, visitor }: SignedIn,
     Path(id): Path<Uuid>,
 ) -> Response {
     let here = format!("/tickets/{id}/edit");
-    let Some(me) = user.0.as_ref() else {
-        return signin_redirect(&here);
-    };
     match api.ticket(&visitor, id).await {
         Ok(ticket) if ticket.user_id == me.id => {
             let price = format!("{:.2}", ticket.price);
-            render(
-                StatusCode::OK,
-                &edit_page(Nav::of(&user), id, ticket.title, price),
-            )
+            render(StatusCode::OK, &edit_page(nav, id, ticket.title, price))
         }
         Ok(_) => super::message_page(
             StatusCode::FORBIDDEN,
@@ -259,15 +243,11 @@ async fn edit_form(
 #[tracing::instrument(skip_all, fields(ticket_id = %id))]
 async fn update(
     Extract(api): Extract<State>,
-    user: CurrentUser,
-    visitor: Visitor,
+    SignedIn { nav, visitor, .. }: SignedIn,
     Path(id): Path<Uuid>,
     Form(form): Form<TicketForm>,
 ) -> Response {
     let here = format!("/tickets/{id}/edit");
-    if user.0.is_none() {
-        return signin_redirect(&here);
-    }
     match api
         .update_ticket(&visitor, id, &form.title, &form.price)
         .await
@@ -278,6 +258,6 @@ async fn update(
         {
             failure_page(&failure, &here, true)
         }
-        Err(failure) => edit_page(Nav::of(&user), id, form.title, form.price).refused(&failure),
+        Err(failure) => edit_page(nav, id, form.title, form.price).refused(&failure),
     }
 }
