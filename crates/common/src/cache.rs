@@ -78,6 +78,21 @@ impl Default for CacheSettings {
 
 /// Loads an entry from the source of truth; `None` (not found) is not cached.
 pub type Loaded = anyhow::Result<Option<Bytes>>;
+
+/// What reads an entry from the source of truth when the cache does not have it: a closure
+/// returning a future of [`Loaded`], run on its own so a caller that goes away does not
+/// cancel the load the others wait for.
+pub trait Loader: FnOnce() -> Self::Load + Send + 'static {
+    type Load: Future<Output = Loaded> + Send + 'static;
+}
+
+impl<F, Fut> Loader for F
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Loaded> + Send + 'static,
+{
+    type Load = Fut;
+}
 type Flight = Shared<BoxFuture<'static, Result<Option<Bytes>, Arc<anyhow::Error>>>>;
 
 /// Bytes an entry costs beyond its key and value (moka's bookkeeping, our stamp).
@@ -241,16 +256,12 @@ impl ReadCache {
 
     /// The entry `item` of `group`, from memory, Redis, or `load` (one load at a time per
     /// entry in this process). `load` must read the source of truth.
-    pub async fn get_or_load<F, Fut>(
+    pub async fn get_or_load(
         &self,
         group: &str,
         item: &str,
-        load: F,
-    ) -> anyhow::Result<Option<Bytes>>
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = Loaded> + Send + 'static,
-    {
+        load: impl Loader,
+    ) -> anyhow::Result<Option<Bytes>> {
         let inner = &self.inner;
         if !inner.settings.enabled {
             return load().await;
@@ -265,16 +276,12 @@ impl ReadCache {
     /// `load`'s answer, kept nowhere, but shared by the requests for the same `item` of
     /// `group` that arrive while it runs (as a cache miss is): for reads not worth keeping
     /// (pages nobody else asks for), so identical requests in a flood still make one query.
-    pub async fn load_uncached<F, Fut>(
+    pub async fn load_uncached(
         &self,
         group: &str,
         item: &str,
-        load: F,
-    ) -> anyhow::Result<Option<Bytes>>
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = Loaded> + Send + 'static,
-    {
+        load: impl Loader,
+    ) -> anyhow::Result<Option<Bytes>> {
         if !self.inner.settings.enabled {
             return load().await;
         }
@@ -283,17 +290,13 @@ impl ReadCache {
     }
 
     /// One load at a time per entry in this process; the others wait for it.
-    async fn shared_load<F, Fut>(
+    async fn shared_load(
         &self,
         group: &str,
         item: &str,
         keep: Keep,
-        load: F,
-    ) -> anyhow::Result<Option<Bytes>>
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = Loaded> + Send + 'static,
-    {
+        load: impl Loader,
+    ) -> anyhow::Result<Option<Bytes>> {
         let inner = &self.inner;
         let flight_key = format!("{group}\n{item}");
         let flight = {

@@ -14,7 +14,12 @@ use tokio_util::sync::CancellationToken;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
-    bus::{listener::Subscription, parked::Parking},
+    bus::{
+        Bus,
+        listener::{self, Subscription},
+        outbox,
+        parked::Parking,
+    },
     http::{self, ReadyCheck},
     session::SessionKeys,
     settings::HttpSettings,
@@ -57,6 +62,45 @@ pub struct Component {
     /// The events it handles and where it parks what it cannot apply (`None`: it reads
     /// none); its listener tasks run these, and operators replay parked events through them.
     pub events: Option<Events>,
+}
+
+impl Component {
+    /// A service that owns a PostgreSQL database and speaks through events: its routes, its
+    /// outbox relay, a listener per subscription (parking what it cannot apply in its own
+    /// database), and readiness of its database and of NATS. The service adds its own tasks
+    /// and checks to what this returns.
+    pub fn with_database(
+        name: &'static str,
+        router: OpenApiRouter,
+        pool: &sqlx::PgPool,
+        bus: &Bus,
+        subscriptions: Vec<Subscription>,
+    ) -> Component {
+        let relay = outbox::Relay::new(pool.clone(), bus.clone(), name);
+        let events = Events {
+            parking: Parking::Postgres(pool.clone()),
+            subscriptions,
+        };
+        let mut tasks = vec![Task::new(format!("{name}-outbox-relay"), move |stop| {
+            relay.run(stop)
+        })];
+        tasks.extend(listener::tasks(
+            bus,
+            name,
+            &events.parking,
+            &events.subscriptions,
+        ));
+        Component {
+            name,
+            router,
+            tasks,
+            checks: vec![
+                ReadyCheck::postgres(format!("postgres:{name}"), pool.clone()),
+                ReadyCheck::nats(bus.clone()),
+            ],
+            events: Some(events),
+        }
+    }
 }
 
 /// A service's event handling: its subscriptions and where it parks.

@@ -145,3 +145,16 @@ pub async fn migrate_service(
         .await
         .with_context(|| format!("cannot migrate the {service} database"))
 }
+
+/// A statement whose answer is whether it changed exactly one row: an insert that met no
+/// conflict (`ON CONFLICT DO NOTHING`), an update whose condition held (a version check, a
+/// state it may leave).
+pub trait ChangesOne {
+    fn changed_one(self, conn: &mut PgConnection) -> impl Future<Output = sqlx::Result<bool>>;
+}
+
+impl<'q> ChangesOne for sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    async fn changed_one(self, conn: &mut PgConnection) -> sqlx::Result<bool> {
+        Ok(self.execute(conn).await?.rows_affected() == 1)
+    }
+}

@@ -25,12 +25,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use ticketing_common::{
-    Component, Secret,
-    bus::{Bus, listener, outbox, parked::Parking},
-    component::{Events, Task},
-    db,
-    http::ReadyCheck,
-    settings::CommonSettings,
+    Component, Secret, bus::Bus, component::Task, db, settings::CommonSettings,
 };
 
 /// Settings only orders reads.
@@ -105,30 +100,11 @@ pub async fn build(
 
 /// The component over a migrated pool: routes, relay, listeners, safety sweep.
 pub fn component(orders: Orders, bus: &Bus) -> Component {
-    let relay = outbox::Relay::new(orders.pool.clone(), bus.clone(), NAME);
-    let events = Events {
-        parking: Parking::Postgres(orders.pool.clone()),
-        subscriptions: listeners::subscriptions(&orders),
-    };
-    let swept = orders.clone();
-    let mut tasks = vec![
-        Task::new("orders-outbox-relay", move |stop| relay.run(stop)),
-        Task::new("orders-sweep", move |stop| flows::run_sweep(swept, stop)),
-    ];
-    tasks.extend(listener::tasks(
-        bus,
-        NAME,
-        &events.parking,
-        &events.subscriptions,
-    ));
-    Component {
-        name: NAME,
-        router: http::router(orders.clone()),
-        tasks,
-        checks: vec![
-            ReadyCheck::postgres("postgres:orders", orders.pool),
-            ReadyCheck::nats(bus.clone()),
-        ],
-        events: Some(events),
-    }
+    let router = http::router(orders.clone());
+    let subscriptions = listeners::subscriptions(&orders);
+    let mut component = Component::with_database(NAME, router, &orders.pool, bus, subscriptions);
+    component.tasks.push(Task::new("orders-sweep", move |stop| {
+        flows::run_sweep(orders, stop)
+    }));
+    component
 }

@@ -28,14 +28,7 @@ pub mod store;
 pub use app::{NAME, Payments};
 
 use sqlx::PgPool;
-use ticketing_common::{
-    Component, Secret,
-    bus::{Bus, listener, outbox, parked::Parking},
-    component::{Events, Task},
-    db,
-    http::ReadyCheck,
-    settings::CommonSettings,
-};
+use ticketing_common::{Component, Secret, bus::Bus, db, settings::CommonSettings};
 
 use crate::{
     domain::Currency,
@@ -210,30 +203,9 @@ pub fn provider(
 
 /// The component over a migrated pool: routes, outbox relay, order replica listeners.
 pub fn component(payments: Payments, bus: &Bus) -> Component {
-    let relay = outbox::Relay::new(payments.pool.clone(), bus.clone(), NAME);
-    let events = Events {
-        parking: Parking::Postgres(payments.pool.clone()),
-        subscriptions: listeners::subscriptions(&payments),
-    };
-    let mut tasks = vec![Task::new("payments-outbox-relay", move |stop| {
-        relay.run(stop)
-    })];
-    tasks.extend(listener::tasks(
-        bus,
-        NAME,
-        &events.parking,
-        &events.subscriptions,
-    ));
-    Component {
-        name: NAME,
-        router: http::router(payments.clone()),
-        tasks,
-        checks: vec![
-            ReadyCheck::postgres("postgres:payments", payments.pool),
-            ReadyCheck::nats(bus.clone()),
-        ],
-        events: Some(events),
-    }
+    let router = http::router(payments.clone());
+    let subscriptions = listeners::subscriptions(&payments);
+    Component::with_database(NAME, router, &payments.pool, bus, subscriptions)
 }
 
 #[cfg(test)]

@@ -25,12 +25,7 @@ use std::time::Duration;
 use clap::ArgAction;
 use sqlx::PgPool;
 use ticketing_common::{
-    Component, Secret,
-    bus::{Bus, listener, outbox, parked::Parking},
-    cache::CacheSettings,
-    component::{Events, Task},
-    db,
-    http::ReadyCheck,
+    Component, Secret, bus::Bus, cache::CacheSettings, component::Task, db, http::ReadyCheck,
     settings::CommonSettings,
 };
 
@@ -101,37 +96,20 @@ pub async fn build(
 
 /// The component over a migrated pool and a cache: routes, relay, listeners, cache upkeep.
 pub fn component(tickets: Tickets, bus: &Bus) -> Component {
-    let relay = outbox::Relay::new(tickets.pool.clone(), bus.clone(), NAME);
+    let router = http::router(tickets.clone());
+    let subscriptions = listeners::subscriptions(&tickets);
+    let mut component = Component::with_database(NAME, router, &tickets.pool, bus, subscriptions);
     let cache = tickets.cache.clone();
-    let ready_cache = tickets.cache.clone();
-    let events = Events {
-        parking: Parking::Postgres(tickets.pool.clone()),
-        subscriptions: listeners::subscriptions(&tickets),
-    };
-    let mut tasks = vec![
-        Task::new("tickets-outbox-relay", move |stop| relay.run(stop)),
-        Task::new("tickets-cache", move |stop| cache.run(stop)),
-    ];
-    tasks.extend(listener::tasks(
-        bus,
-        NAME,
-        &events.parking,
-        &events.subscriptions,
-    ));
-    Component {
-        name: NAME,
-        router: http::router(tickets.clone()),
-        tasks,
-        checks: vec![
-            ReadyCheck::postgres("postgres:tickets", tickets.pool),
-            ReadyCheck::nats(bus.clone()),
-            // Reported, not required: reads fall back to PostgreSQL without it.
-            ReadyCheck::new("redis:cache", move || {
-                let cache = ready_cache.clone();
-                async move { cache.ping().await }
-            })
-            .optional(),
-        ],
-        events: Some(events),
-    }
+    component
+        .tasks
+        .push(Task::new("tickets-cache", move |stop| cache.run(stop)));
+    // Reported, not required: reads fall back to PostgreSQL without it.
+    component.checks.push(
+        ReadyCheck::new("redis:cache", move || {
+            let cache = tickets.cache.clone();
+            async move { cache.ping().await }
+        })
+        .optional(),
+    );
+    component
 }

@@ -9,15 +9,7 @@ use crate::{app::Orders, store::tickets};
 #[tracing::instrument(skip_all, fields(ticket_id = %ticket.id))]
 pub async fn add_ticket(app: &Orders, ticket: &TicketCreated) -> Applying {
     let mut conn = app.pool.acquire().await?;
-    if tickets::insert(
-        &mut conn,
-        ticket.id,
-        &ticket.title,
-        ticket.price,
-        ticket.version,
-    )
-    .await?
-    {
+    if tickets::insert(&mut conn, ticket.into()).await? {
         tracing::info!(version = ticket.version, "ticket learnt");
         Ok(Applied::Now)
     } else {
@@ -32,15 +24,7 @@ pub async fn add_ticket(app: &Orders, ticket: &TicketCreated) -> Applying {
 #[tracing::instrument(skip_all, fields(ticket_id = %ticket.id, version = ticket.version))]
 pub async fn update_ticket(app: &Orders, ticket: &TicketUpdated) -> Applying {
     let mut conn = app.pool.acquire().await?;
-    if tickets::apply_version(
-        &mut conn,
-        ticket.id,
-        &ticket.title,
-        ticket.price,
-        ticket.version,
-    )
-    .await?
-    {
+    if tickets::apply_version(&mut conn, ticket.into()).await? {
         tracing::info!("ticket updated");
         return Ok(Applied::Now);
     }

@@ -2,53 +2,73 @@
 //! (version n over n-1), so concurrent or repeated deliveries cannot reorder or repeat them.
 
 use sqlx::PgConnection;
-use ticketing_events::Cents;
+use ticketing_common::db::ChangesOne;
+use ticketing_events::{Cents, TicketCreated, TicketUpdated};
 use uuid::Uuid;
+
+/// A ticket as the replica keeps it: what `ticket.created` and `ticket.updated` carry.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplicaTicket<'a> {
+    pub id: Uuid,
+    pub title: &'a str,
+    pub price: Cents,
+    pub version: i64,
+}
+
+impl<'a> From<&'a TicketCreated> for ReplicaTicket<'a> {
+    fn from(t: &'a TicketCreated) -> Self {
+        ReplicaTicket {
+            id: t.id,
+            title: &t.title,
+            price: t.price,
+            version: t.version,
+        }
+    }
+}
+
+impl<'a> From<&'a TicketUpdated> for ReplicaTicket<'a> {
+    fn from(t: &'a TicketUpdated) -> Self {
+        ReplicaTicket {
+            id: t.id,
+            title: &t.title,
+            price: t.price,
+            version: t.version,
+        }
+    }
+}
+
+/// Runs `sql` with the ticket's id, title, price and version as `$1`..`$4`.
+async fn write(
+    conn: &mut PgConnection,
+    sql: &'static str,
+    ticket: ReplicaTicket<'_>,
+) -> sqlx::Result<bool> {
+    sqlx::query(sql)
+        .bind(ticket.id)
+        .bind(ticket.title)
+        .bind(ticket.price.0)
+        .bind(ticket.version)
+        .changed_one(conn)
+        .await
+}
 
 /// Inserts a ticket the replica has not seen. `false` if it already knows the id (a
 /// redelivered `ticket.created`): nothing changes then.
-pub async fn insert(
-    conn: &mut PgConnection,
-    id: Uuid,
-    title: &str,
-    price: Cents,
-    version: i64,
-) -> sqlx::Result<bool> {
-    let inserted = sqlx::query(
-        "INSERT INTO tickets (id, title, price_cents, version) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(id)
-    .bind(title)
-    .bind(price.0)
-    .bind(version)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
+pub async fn insert(conn: &mut PgConnection, ticket: ReplicaTicket<'_>) -> sqlx::Result<bool> {
+    let sql = "INSERT INTO tickets (id, title, price_cents, version) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (id) DO NOTHING";
+    write(conn, sql, ticket).await
 }
 
-/// Applies version `version` of a ticket, only over `version - 1`. `false` if the replica is
-/// not at `version - 1` (the caller finds out whether it is ahead or behind).
+/// Applies a ticket's next version, only over `version - 1`. `false` if the replica is not
+/// at `version - 1` (the caller finds out whether it is ahead or behind).
 pub async fn apply_version(
     conn: &mut PgConnection,
-    id: Uuid,
-    title: &str,
-    price: Cents,
-    version: i64,
+    ticket: ReplicaTicket<'_>,
 ) -> sqlx::Result<bool> {
-    let updated = sqlx::query(
-        "UPDATE tickets SET title = $2, price_cents = $3, version = $4
-         WHERE id = $1 AND version = $4 - 1",
-    )
-    .bind(id)
-    .bind(title)
-    .bind(price.0)
-    .bind(version)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(updated == 1)
+    let sql = "UPDATE tickets SET title = $2, price_cents = $3, version = $4
+               WHERE id = $1 AND version = $4 - 1";
+    write(conn, sql, ticket).await
 }
 
 /// The replica's version of a ticket; `None` if unknown.

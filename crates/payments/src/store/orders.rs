@@ -2,6 +2,7 @@
 //! (version n over n-1), and by a successful payment (status 'complete').
 
 use sqlx::PgConnection;
+use ticketing_common::db::ChangesOne;
 use ticketing_events::OrderStatus;
 use uuid::Uuid;
 
@@ -52,7 +53,7 @@ pub async fn insert(
     status: OrderStatus,
     version: i64,
 ) -> sqlx::Result<bool> {
-    let inserted = sqlx::query(
+    sqlx::query(
         "INSERT INTO orders (id, user_id, price_cents, status, version) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (id) DO NOTHING",
     )
@@ -61,10 +62,8 @@ pub async fn insert(
     .bind(price_cents)
     .bind(status.as_str())
     .bind(version)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
+    .changed_one(conn)
+    .await
 }
 
 /// Applies `order.cancelled` version `version`, only over `version - 1`. The status becomes
@@ -76,15 +75,13 @@ pub async fn apply_cancellation(
     id: Uuid,
     version: i64,
 ) -> sqlx::Result<bool> {
-    let updated = sqlx::query(
+    sqlx::query(
         "UPDATE orders SET status = 'cancelled', version = $2 WHERE id = $1 AND version = $2 - 1",
     )
     .bind(id)
     .bind(version)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(updated == 1)
+    .changed_one(conn)
+    .await
 }
 
 /// The replica's version of an order; `None` if unknown.
@@ -109,13 +106,11 @@ pub async fn lock(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Orde
 
 /// Marks a live order paid. `false` if it is not live (cancelled, or already complete).
 pub async fn complete_if_live(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<bool> {
-    let updated = sqlx::query(
+    sqlx::query(
         "UPDATE orders SET status = 'complete'
          WHERE id = $1 AND status IN ('created', 'awaiting:payment')",
     )
     .bind(id)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(updated == 1)
+    .changed_one(conn)
+    .await
 }

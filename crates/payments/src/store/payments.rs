@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Postgres, postgres::PgArguments, query::QueryAs};
+use ticketing_common::db::ChangesOne;
 use uuid::Uuid;
 
 use crate::domain::{Payment, PaymentState};
@@ -27,6 +28,23 @@ pub struct NewAttempt<'a> {
     pub lease: Duration,
 }
 
+/// Binds an attempt's provider, amount, currency, token, lease token and lease (seconds), in
+/// that order, after the parameters already bound.
+trait BindAttempt {
+    fn bind_attempt(self, attempt: &NewAttempt<'_>) -> Self;
+}
+
+impl<'q, O> BindAttempt for QueryAs<'q, Postgres, O, PgArguments> {
+    fn bind_attempt(self, attempt: &NewAttempt<'_>) -> Self {
+        self.bind(attempt.provider.to_owned())
+            .bind(attempt.amount_cents)
+            .bind(attempt.currency.to_owned())
+            .bind(attempt.token.to_owned())
+            .bind(attempt.lease_token)
+            .bind(attempt.lease.as_secs_f64())
+    }
+}
+
 /// Records an order's first attempt, pending and held by the caller. `None` if the order
 /// has a payment already (the caller reads it).
 pub async fn insert_first_attempt(
@@ -44,12 +62,21 @@ pub async fn insert_first_attempt(
     )))
     .bind(id)
     .bind(order_id)
-    .bind(attempt.provider)
-    .bind(attempt.amount_cents)
-    .bind(attempt.currency)
-    .bind(attempt.token)
-    .bind(attempt.lease_token)
-    .bind(attempt.lease.as_secs_f64())
+    .bind_attempt(attempt)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The payment `filter` picks: a condition on `$1`, with a lock clause if wanted.
+async fn one_where(
+    conn: &mut PgConnection,
+    filter: &'static str,
+    value: Uuid,
+) -> sqlx::Result<Option<Payment>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM payments WHERE {filter}"
+    )))
+    .bind(value)
     .fetch_optional(conn)
     .await
 }
@@ -59,33 +86,18 @@ pub async fn lock_for_order(
     conn: &mut PgConnection,
     order_id: Uuid,
 ) -> sqlx::Result<Option<Payment>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM payments WHERE order_id = $1 FOR UPDATE"
-    )))
-    .bind(order_id)
-    .fetch_optional(conn)
-    .await
+    one_where(conn, "order_id = $1 FOR UPDATE", order_id).await
 }
 
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Payment>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM payments WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn)
-    .await
+    one_where(conn, "id = $1", id).await
 }
 
 pub async fn find_by_order(
     conn: &mut PgConnection,
     order_id: Uuid,
 ) -> sqlx::Result<Option<Payment>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM payments WHERE order_id = $1"
-    )))
-    .bind(order_id)
-    .fetch_optional(conn)
-    .await
+    one_where(conn, "order_id = $1", order_id).await
 }
 
 /// Gives a pending attempt whose holder is gone to a new holder; the attempt, its key and
@@ -127,12 +139,7 @@ pub async fn start_next_attempt(
          RETURNING {COLUMNS}"
     )))
     .bind(id)
-    .bind(attempt.provider)
-    .bind(attempt.amount_cents)
-    .bind(attempt.currency)
-    .bind(attempt.token)
-    .bind(attempt.lease_token)
-    .bind(attempt.lease.as_secs_f64())
+    .bind_attempt(attempt)
     .fetch_one(conn)
     .await
 }
@@ -165,7 +172,7 @@ pub async fn mark_processing(
     attempt: i32,
     charge_id: &str,
 ) -> sqlx::Result<bool> {
-    let updated = sqlx::query(
+    sqlx::query(
         "UPDATE payments
          SET state = 'processing', charge_id = $3, lease_token = NULL, lease_until = NULL,
              updated_at = now()
@@ -174,10 +181,8 @@ pub async fn mark_processing(
     .bind(id)
     .bind(attempt)
     .bind(charge_id)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(updated == 1)
+    .changed_one(conn)
+    .await
 }
 
 /// Records that the provider refused pending attempt `attempt` (`Declined` or `Failed`).
@@ -189,7 +194,7 @@ pub async fn mark_refused(
     message: &str,
 ) -> sqlx::Result<bool> {
     debug_assert!(state.is_refused());
-    let updated = sqlx::query(
+    sqlx::query(
         "UPDATE payments
          SET state = $3, failure_message = $4, lease_token = NULL, lease_until = NULL,
              updated_at = now()
@@ -199,10 +204,8 @@ pub async fn mark_refused(
     .bind(attempt)
     .bind(state.as_str())
     .bind(message)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(updated == 1)
+    .changed_one(conn)
+    .await
 }
 
 /// Records that a processing charge failed after all: the payment is declined.
@@ -212,7 +215,7 @@ pub async fn fail_processing(
     charge_id: &str,
     message: &str,
 ) -> sqlx::Result<bool> {
-    let updated = sqlx::query(
+    sqlx::query(
         "UPDATE payments
          SET state = 'declined', failure_message = $3, updated_at = now()
          WHERE id = $1 AND state = 'processing' AND charge_id = $2",
@@ -220,10 +223,8 @@ pub async fn fail_processing(
     .bind(id)
     .bind(charge_id)
     .bind(message)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(updated == 1)
+    .changed_one(conn)
+    .await
 }
 
 /// Lets go of a pending attempt whose call got no answer, so the next request retries it at
@@ -234,7 +235,7 @@ pub async fn release(
     lease_token: Uuid,
     error: &str,
 ) -> sqlx::Result<bool> {
-    let updated = sqlx::query(
+    sqlx::query(
         "UPDATE payments
          SET lease_until = now(), last_error = $3, updated_at = now()
          WHERE id = $1 AND state = 'pending' AND lease_token = $2",
@@ -242,8 +243,6 @@ pub async fn release(
     .bind(id)
     .bind(lease_token)
     .bind(error)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(updated == 1)
+    .changed_one(conn)
+    .await
 }

@@ -1,6 +1,7 @@
 //! The `unmatched_charges` table: money taken that no payment holds, kept for a refund.
 
 use sqlx::PgConnection;
+use ticketing_common::db::ChangesOne;
 use uuid::Uuid;
 
 /// Records a charge no payment can hold. `false` if it was recorded before (a replayed
@@ -12,7 +13,7 @@ pub async fn record(
     amount: Option<i64>,
     reason: &str,
 ) -> sqlx::Result<bool> {
-    let inserted = sqlx::query(
+    sqlx::query(
         "INSERT INTO unmatched_charges (charge_id, order_id, amount, reason) VALUES ($1, $2, $3, $4)
          ON CONFLICT (charge_id) DO NOTHING",
     )
@@ -20,8 +21,6 @@ pub async fn record(
     .bind(order_id)
     .bind(amount)
     .bind(reason)
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
+    .changed_one(conn)
+    .await
 }

@@ -2,6 +2,7 @@
 //! bumps the version by one, so concurrent writers cannot lose each other's changes.
 
 use sqlx::PgConnection;
+use ticketing_common::db::ChangesOne;
 use ticketing_events::Cents;
 use uuid::Uuid;
 
@@ -121,13 +122,10 @@ pub async fn release_if_held_by(
 
 /// Remembers a cancelled order. `false` if it was already known.
 pub async fn remember_cancelled(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<bool> {
-    let inserted =
-        sqlx::query("INSERT INTO cancelled_orders (order_id) VALUES ($1) ON CONFLICT DO NOTHING")
-            .bind(order_id)
-            .execute(conn)
-            .await?
-            .rows_affected();
-    Ok(inserted == 1)
+    sqlx::query("INSERT INTO cancelled_orders (order_id) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(order_id)
+        .changed_one(conn)
+        .await
 }
 
 pub async fn is_cancelled(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<bool> {
