@@ -12,19 +12,21 @@ use std::{
 
 use ipnet::IpNet;
 use reqwest::{
-    StatusCode,
-    header::{CONTENT_TYPE, COOKIE, SET_COOKIE},
+    Method, StatusCode,
+    header::{COOKIE, SET_COOKIE},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::PgPool;
-use ticketing_auth::{Limits, store::users::UserRow};
-pub use ticketing_common::testing::api::Reply;
+use ticketing_auth::{Limits, MIGRATOR, NAME, store::users::UserRow};
+pub use ticketing_common::testing::{api::Reply, app::POOL_SIZE};
 use ticketing_common::{
     forwarded::Proxies,
     session::{COOKIE_NAME, Revocations, SessionKeys},
     settings::Namespace,
-    testing::{self, RedisKeys, TestDb, TestServer},
+    testing::{
+        self, RedisKeys, api,
+        app::{Harness, Setup},
+    },
 };
 use uuid::Uuid;
 
@@ -33,30 +35,27 @@ use uuid::Uuid;
 /// that the two agree.
 pub const TEST_KEY: &[u8] = b"test-key-test-key-test-key-test-key!";
 
-/// Connections in the app's pool: fewer than the racers of `signup_race.rs`, so requests
-/// also queue for connections there.
-pub const POOL_SIZE: u32 = 8;
-
 /// A session lasts one day.
 pub const SESSION_SECONDS: i64 = 24 * 60 * 60;
 
-/// A running auth service and what a test needs to poke at it.
+/// A running auth service and what a test needs to poke at it; derefs to the [`Harness`]
+/// (`pool`) and through it to the `ApiClient`: `keys`, the ones the app signs and verifies
+/// sessions with, and `client`, one with its own cookie jar, like a browser.
 pub struct TestApp {
-    pub server: TestServer,
-    /// Creates the database and drops it with the app; its own pool stays idle (see
-    /// [`spawn`]).
-    _db: TestDb,
+    app: Harness,
     /// Removes the app's Redis keys (revoked sessions, sign-in counts) with it.
     _redis_keys: RedisKeys,
     /// The namespace of its Redis keys.
     pub namespace: Namespace,
     pub redis_url: String,
-    /// The app's pool on that database, also used by tests to look at rows.
-    pub pool: PgPool,
-    /// The keys the app signs and verifies sessions with.
-    pub keys: Arc<SessionKeys>,
-    /// A client with its own cookie jar, like a browser.
-    pub client: reqwest::Client,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Harness;
+
+    fn deref(&self) -> &Harness {
+        &self.app
+    }
 }
 
 /// How to build a test app.
@@ -111,36 +110,26 @@ pub async fn spawn_app_with_keys(keys: SessionKeys) -> TestApp {
 /// The app as `options` say, with revoked sessions and failed sign-ins kept in Redis under
 /// the test's own namespace.
 pub async fn spawn(options: Options) -> TestApp {
-    let namespace = testing::unique_namespace();
-    let db = TestDb::create(&namespace, ticketing_auth::NAME).await;
-    // The app's own pool, sized for the test; `TestDb`'s pool is for looking at rows.
-    let pool = db.app_pool(POOL_SIZE).await;
-    ticketing_auth::MIGRATOR
-        .run(&pool)
-        .await
-        .expect("migrate the auth database");
-    let namespace = options.redis_namespace.unwrap_or(namespace);
+    let backing = Setup::new(NAME, &MIGRATOR).without_events().create().await;
+    let namespace = options
+        .redis_namespace
+        .unwrap_or_else(|| backing.namespace.clone());
     let redis_keys = RedisKeys::of(&options.redis_url, &namespace);
     let revocations = Revocations::open(&options.redis_url, &namespace).expect("the queue Redis");
     let keys = Arc::new(options.keys.with_revocations(Arc::new(revocations)));
-    let limits = Limits::new(
-        options.per_minute,
-        Proxies::new(options.trusted_proxies),
-        &options.redis_url,
-        &namespace,
-    )
-    .expect("limits");
-    let component = ticketing_auth::component(pool.clone(), keys.clone(), limits);
-    let server = TestServer::start(vec![component], keys.clone()).await;
+    let proxies = Proxies::new(options.trusted_proxies);
+    let limits =
+        Limits::new(options.per_minute, proxies, &options.redis_url, &namespace).expect("limits");
+    let component = ticketing_auth::component(backing.pool.clone(), keys.clone(), limits);
+    let app = backing
+        .serve(vec![component], keys)
+        .await
+        .with_client(client());
     TestApp {
-        server,
-        _db: db,
+        app,
         _redis_keys: redis_keys,
         namespace,
         redis_url: options.redis_url,
-        pool,
-        keys,
-        client: client(),
     }
 }
 
@@ -162,9 +151,7 @@ pub fn client_from(address: Ipv4Addr) -> reqwest::Client {
 }
 
 fn client_builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
+    api::client_builder(Duration::from_secs(30))
 }
 
 /// Reading auth's answers out of a [`Reply`].
@@ -268,18 +255,14 @@ impl SetCookie {
 }
 
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
-        self.server.url(path)
-    }
-
     /// The app's Redis keys under `<namespace>:<pattern>`.
-    async fn keys(&self, pattern: &str) -> Vec<String> {
+    async fn keys_matching(&self, pattern: &str) -> Vec<String> {
         testing::redis_keys(&self.redis_url, &format!("{}:{pattern}", self.namespace)).await
     }
 
     /// The revoked-session keys in Redis.
     pub async fn revoked_keys(&self) -> Vec<String> {
-        self.keys("session:revoked:*").await
+        self.keys_matching("session:revoked:*").await
     }
 
     /// A key's remaining lifetime in seconds (-1: none, -2: no key).
@@ -298,7 +281,7 @@ impl TestApp {
 
     /// Every Redis key of the app's namespace.
     pub async fn redis_keys(&self) -> Vec<String> {
-        self.keys("*").await
+        self.keys_matching("*").await
     }
 
     /// Polls until the app refuses `token` as a session, for at most `within`.
@@ -313,21 +296,26 @@ impl TestApp {
         .is_some()
     }
 
+    /// Sends a request through `client` (its cookie jar), with a raw body if given.
+    async fn send_through(
+        &self,
+        client: &reqwest::Client,
+        method: Method,
+        path: &str,
+        body: Option<(Option<&str>, String)>,
+    ) -> Reply {
+        api::send(client, method, self.url(path), None, body).await
+    }
+
     pub async fn get(&self, client: &reqwest::Client, path: &str) -> Reply {
-        Reply::read(client.get(self.url(path)).send().await.expect("GET")).await
+        self.send_through(client, Method::GET, path, None).await
     }
 
     /// POSTs a JSON value.
     pub async fn post_json(&self, client: &reqwest::Client, path: &str, body: &Value) -> Reply {
-        Reply::read(
-            client
-                .post(self.url(path))
-                .json(body)
-                .send()
-                .await
-                .expect("POST"),
-        )
-        .await
+        let body = (Some("application/json"), body.to_string());
+        self.send_through(client, Method::POST, path, Some(body))
+            .await
     }
 
     /// POSTs raw bytes with an optional content type.
@@ -338,11 +326,9 @@ impl TestApp {
         content_type: Option<&str>,
         body: &str,
     ) -> Reply {
-        let mut request = client.post(self.url(path)).body(body.to_owned());
-        if let Some(content_type) = content_type {
-            request = request.header(CONTENT_TYPE, content_type);
-        }
-        Reply::read(request.send().await.expect("POST")).await
+        let body = (content_type, body.to_owned());
+        self.send_through(client, Method::POST, path, Some(body))
+            .await
     }
 
     pub async fn post_signup(
@@ -381,24 +367,13 @@ impl TestApp {
     }
 
     pub async fn signout(&self, client: &reqwest::Client) -> Reply {
-        Reply::read(
-            client
-                .post(self.url("/api/users/signout"))
-                .send()
-                .await
-                .expect("POST"),
-        )
-        .await
+        self.send_through(client, Method::POST, "/api/users/signout", None)
+            .await
     }
 
     /// `GET /api/users/currentuser`, asserting 200 and the contract's shape.
     pub async fn current_user(&self, client: &reqwest::Client) -> Option<SessionClaims> {
-        let response = client
-            .get(self.url("/api/users/currentuser"))
-            .send()
-            .await
-            .expect("GET");
-        current_user_of(Reply::read(response).await)
+        current_user_of(self.get(client, "/api/users/currentuser").await)
     }
 
     /// The current user for a request carrying exactly this `Cookie` header (no jar).

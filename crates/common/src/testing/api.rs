@@ -155,11 +155,7 @@ impl ApiClient {
         keys: std::sync::Arc<SessionKeys>,
         timeout: Duration,
     ) -> ApiClient {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(timeout)
-            .build()
-            .expect("HTTP client");
+        let client = client_builder(timeout).build().expect("HTTP client");
         ApiClient {
             base: base.trim_end_matches('/').to_owned(),
             client,
@@ -187,9 +183,26 @@ impl ApiClient {
         send(&self.client, method, self.url(path), user, body).await
     }
 
+    /// Sends `body` as JSON, with the user's session if given.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        user: Option<&User>,
+        body: &Value,
+    ) -> Reply {
+        let body = (Some("application/json"), body.to_string());
+        self.send(method, path, user, Some(body)).await
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.send(Method::GET, path, None, None).await
     }
+}
+
+/// The builder of every test client: no proxy, requests give up after `timeout`.
+pub fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder().no_proxy().timeout(timeout)
 }
 
 /// Sends a request with the user's session and, if given, a raw body with its content type.

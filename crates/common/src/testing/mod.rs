@@ -3,9 +3,11 @@
 //! Every test gets its own namespace, hence its own databases, stream, subjects and Redis key
 //! prefix; [`TestDb`] and [`TestBus`] remove what they made when dropped, so neither the
 //! shared servers nor the next run see leftovers. Nothing here stops or reconfigures the
-//! shared servers.
+//! shared servers. [`app`] puts these together into one service under test, which [`api`]
+//! talks to.
 
 pub mod api;
+pub mod app;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

@@ -14,43 +14,35 @@ use std::{net::SocketAddr, time::Duration};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::PgPool;
-pub use ticketing_common::testing::api::{ApiClient, Reply, User};
-use ticketing_common::{
-    bus::Bus,
-    testing::{self, TcpGate, TestBus, TestDb, TestServer, api},
+use ticketing_common::testing::{
+    self, TcpGate,
+    app::{self, Backing, Harness, Setup},
+};
+pub use ticketing_common::testing::{
+    api::{Reply, User},
+    app::POOL_SIZE,
 };
 use ticketing_events::{
-    Cents, Envelope, Event, ExpirationComplete, PaymentCreated, Subject, TicketCreated,
-    TicketUpdated,
+    Cents, Envelope, Event, ExpirationComplete, PaymentCreated, TicketCreated, TicketUpdated,
 };
-use ticketing_orders::Orders;
+use ticketing_orders::{MIGRATOR, NAME, Orders};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use uuid::Uuid;
 
-/// Connections in the app's pool: far fewer than the racers of the race tests.
-pub const POOL_SIZE: u32 = 8;
-
-/// The longest a test waits for an effect (an event handled, a row changed) before failing.
-pub const WAIT: Duration = Duration::from_secs(15);
-
-/// A running orders service and what a test needs to poke at it. Fields drop in order: the
-/// server stops first, then the stream and the database go.
+/// A running orders service and what a test needs to poke at it; derefs to the [`Harness`]
+/// (pool, bus, waits) and through it to the `ApiClient` (address, client, users).
 pub struct TestApp {
-    /// Stops the server when the app drops.
-    _server: TestServer,
-    /// The app's pool on the test database, also used by tests to look at rows.
-    pub pool: PgPool,
     /// The service as the server runs it, for calling flows (the sweep) directly.
     pub orders: Orders,
-    /// A bus on the test's own stream.
-    pub bus: Bus,
-    /// Address, HTTP client and session keys; `TestApp` derefs to it.
-    pub api: ApiClient,
-    _bus: TestBus,
-    /// Creates the database and drops it with the app; its own pool stays idle (see
-    /// [`spawn_app_with`]).
-    _db: TestDb,
+    app: Harness,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Harness;
+
+    fn deref(&self) -> &Harness {
+        &self.app
+    }
 }
 
 /// The app with the default window (900 s) and grace (60 s), and a sweep that does not run
@@ -61,32 +53,48 @@ pub async fn spawn_app() -> TestApp {
 
 /// The app with timings changed by `configure` (it gets the defaults of [`spawn_app`]).
 pub async fn spawn_app_with(configure: impl FnOnce(Orders) -> Orders) -> TestApp {
-    let namespace = testing::unique_namespace();
-    let db = TestDb::create(&namespace, ticketing_orders::NAME).await;
-    // The app's own pool, sized for the test; `TestDb`'s pool is for looking at rows.
-    let pool = db.app_pool(POOL_SIZE).await;
-    ticketing_orders::migrate(&pool)
+    let backing = Setup::new(NAME, &MIGRATOR).create().await;
+    let orders = configure(orders_over(backing.pool.clone()));
+    serve(backing, orders).await
+}
+
+/// The app with its pool connecting through a [`TcpGate`] to the test server, so a test can
+/// take the database away from it (and give it back); a request for a connection gives up
+/// after a second.
+pub async fn spawn_app_behind_gate() -> (TestApp, TcpGate) {
+    // The backing's pool is the test's, for looking at rows around the gate.
+    let backing = Setup::new(NAME, &MIGRATOR)
+        .pool(2, Duration::from_secs(10))
+        .create()
+        .await;
+    let options = &backing.db().target.options;
+    let server: SocketAddr = format!("{}:{}", options.get_host(), options.get_port())
+        .parse()
+        .expect("the database server's address");
+    let gate = TcpGate::start(server).await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .acquire_timeout(Duration::from_secs(1))
+        .connect_with(options.clone().host("127.0.0.1").port(gate.port))
         .await
-        .expect("migrate the orders database");
-    let test_bus = TestBus::create(&namespace).await;
-    let bus = test_bus.bus.clone();
-    let keys = testing::session_keys();
-    let orders = configure(Orders {
+        .expect("a pool through the gate");
+    (serve(backing, orders_over(pool)).await, gate)
+}
+
+/// The service's defaults, with a sweep that does not run during a test.
+fn orders_over(pool: sqlx::PgPool) -> Orders {
+    Orders {
         sweep_interval: Duration::from_secs(3600),
-        ..Orders::new(pool.clone())
-    });
-    let component = ticketing_orders::component(orders.clone(), &bus);
-    let server = TestServer::start(vec![component], keys.clone()).await;
-    let api = ApiClient::new(server.url(""), keys);
-    TestApp {
-        _server: server,
-        pool,
-        orders,
-        bus,
-        api,
-        _bus: test_bus,
-        _db: db,
+        ..Orders::new(pool)
     }
+}
+
+async fn serve(backing: Backing, orders: Orders) -> TestApp {
+    let component = ticketing_orders::component(orders.clone(), backing.bus());
+    let app = backing
+        .serve(vec![component], testing::session_keys())
+        .await;
+    TestApp { orders, app }
 }
 
 /// Reading orders bodies out of a [`Reply`].
@@ -253,13 +261,8 @@ pub fn counter(name: &str) -> u64 {
 impl TestApp {
     /// `POST /api/orders` with a JSON body.
     pub async fn post_order(&self, user: Option<&User>, body: &Value) -> Reply {
-        self.send(
-            Method::POST,
-            "/api/orders",
-            user,
-            Some((Some("application/json"), body.to_string())),
-        )
-        .await
+        self.send_json(Method::POST, "/api/orders", user, body)
+            .await
     }
 
     /// `POST /api/orders {ticketId}`.
@@ -382,11 +385,6 @@ impl TestApp {
             .expect("count orders")
     }
 
-    /// Events of one subject written to the outbox (sent or not).
-    pub async fn outbox_count(&self, subject: Subject) -> i64 {
-        api::outbox_count(&self.pool, subject).await
-    }
-
     /// `(payment_id, order_id, charge_id)` of every recorded payment conflict.
     pub async fn payment_conflicts(&self) -> Vec<(Uuid, Uuid, String)> {
         sqlx::query_as("SELECT payment_id, order_id, charge_id FROM payment_conflicts")
@@ -402,15 +400,8 @@ impl TestApp {
         what: &str,
         done: impl Fn(&OrderRow) -> bool,
     ) -> OrderRow {
-        let done = &done;
-        let found = testing::eventually(WAIT, || async move {
-            self.order_row(id).await.filter(|row| done(row))
-        })
-        .await;
-        match found {
-            Some(row) => row,
-            None => panic!("order never {what}: now {:?}", self.order_row(id).await),
-        }
+        let what = format!("order never {what}");
+        app::wait_for(&what, || self.order_row(id), done).await
     }
 
     /// Waits until the replica's ticket satisfies `done`; panics with the last row otherwise.
@@ -420,15 +411,8 @@ impl TestApp {
         what: &str,
         done: impl Fn(&TicketRow) -> bool,
     ) -> TicketRow {
-        let done = &done;
-        let found = testing::eventually(WAIT, || async move {
-            self.ticket_row(id).await.filter(|row| done(row))
-        })
-        .await;
-        match found {
-            Some(row) => row,
-            None => panic!("ticket never {what}: now {:?}", self.ticket_row(id).await),
-        }
+        let what = format!("ticket never {what}");
+        app::wait_for(&what, || self.ticket_row(id), done).await
     }
 
     /// Announces a ticket the way the tickets service does and waits until the replica
@@ -442,26 +426,9 @@ impl TestApp {
 
     // --- the bus ------------------------------------------------------------------------
 
-    /// Publishes an event on the test's stream and waits for JetStream's ack. Deliberately
-    /// without `Nats-Msg-Id`: publishing the same envelope twice then really delivers it
-    /// twice, as a redelivery after a lost ack would.
-    pub async fn publish<T: Event>(&self, envelope: &Envelope<T>) {
-        api::publish(&self.bus, envelope).await;
-    }
-
-    /// Every event of type `T` in the stream, oldest first.
-    pub async fn published<T: Event>(&self) -> Vec<Envelope<T>> {
-        api::published(&self.bus).await
-    }
-
     /// Events of type `T` about one order (`data.id`), by their `data` as JSON, oldest first.
     pub async fn order_events<T: Event>(&self, order_id: Uuid) -> Vec<Value> {
-        self.published::<T>()
-            .await
-            .into_iter()
-            .map(|event| serde_json::to_value(event.data).expect("event data"))
-            .filter(|data| data["id"] == json!(order_id))
-            .collect()
+        self.events_about::<T>("id", order_id).await
     }
 
     /// Waits until `expected` events of type `T` about one order are in the stream, and
@@ -471,112 +438,7 @@ impl TestApp {
         order_id: Uuid,
         expected: usize,
     ) -> Vec<Value> {
-        testing::eventually(WAIT, || async move {
-            let events = self.order_events::<T>(order_id).await;
-            (events.len() >= expected).then_some(events)
-        })
-        .await
-        .unwrap_or_else(|| {
-            panic!(
-                "fewer than {expected} {} events arrived for order {order_id}",
-                T::SUBJECT.as_str()
-            )
-        })
+        self.wait_for_events_about::<T>("id", order_id, expected)
+            .await
     }
-
-    /// Whether orders' consumer of `subject` has handled (acked or given up on) every message
-    /// published on it so far.
-    pub async fn consumer_drained(&self, subject: Subject) -> bool {
-        api::consumer_drained(&self.bus, ticketing_orders::NAME, subject).await
-    }
-
-    /// Waits until orders' listener of `subject` has handled every message published on it.
-    pub async fn wait_until_handled(&self, subject: Subject) {
-        api::wait_until_handled(&self.bus, ticketing_orders::NAME, subject, WAIT).await;
-    }
-
-    /// Waits until a listener has seen a message of `subject` more than once: an early event
-    /// that is waiting for its predecessor.
-    pub async fn wait_until_redelivered(&self, subject: Subject) {
-        let parked = testing::eventually(WAIT, || async {
-            let mut consumer = self
-                .bus
-                .consumer(ticketing_orders::NAME, subject)
-                .await
-                .ok()?;
-            let info = consumer.info().await.ok()?;
-            (info.num_redelivered >= 1).then_some(())
-        })
-        .await;
-        assert!(parked.is_some(), "no {subject} event was ever retried");
-    }
-
-    /// Waits until every listener is idle and every outbox row has been published: nothing
-    /// the test caused is still under way.
-    pub async fn settle(&self) {
-        for subject in [
-            Subject::TicketCreated,
-            Subject::TicketUpdated,
-            Subject::ExpirationComplete,
-            Subject::PaymentCreated,
-        ] {
-            self.wait_until_handled(subject).await;
-        }
-        api::wait_until_outbox_empty(&self.pool, WAIT).await;
-    }
-}
-
-impl std::ops::Deref for TestApp {
-    type Target = ApiClient;
-
-    fn deref(&self) -> &ApiClient {
-        &self.api
-    }
-}
-
-/// The app with its pool connecting through a [`TcpGate`] to the test server, so a test can
-/// take the database away from it (and give it back); a request for a connection gives up
-/// after a second.
-pub async fn spawn_app_behind_gate() -> (TestApp, TcpGate) {
-    let namespace = testing::unique_namespace();
-    let db = TestDb::create(&namespace, ticketing_orders::NAME).await;
-    // For the test to look at rows, around the gate.
-    let direct = db.app_pool(2).await;
-    ticketing_orders::migrate(&direct)
-        .await
-        .expect("migrate the orders database");
-    let server: SocketAddr = format!(
-        "{}:{}",
-        db.target.options.get_host(),
-        db.target.options.get_port()
-    )
-    .parse()
-    .expect("the database server's address");
-    let gate = TcpGate::start(server).await;
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(POOL_SIZE)
-        .acquire_timeout(Duration::from_secs(1))
-        .connect_with(db.target.options.clone().host("127.0.0.1").port(gate.port))
-        .await
-        .expect("a pool through the gate");
-    let test_bus = TestBus::create(&namespace).await;
-    let bus = test_bus.bus.clone();
-    let keys = testing::session_keys();
-    let orders = Orders {
-        sweep_interval: Duration::from_secs(3600),
-        ..Orders::new(pool.clone())
-    };
-    let component = ticketing_orders::component(orders.clone(), &bus);
-    let server = TestServer::start(vec![component], keys.clone()).await;
-    let api = ApiClient::new(server.url(""), keys);
-    let app = TestApp {
-        _server: server,
-        pool: direct,
-        orders,
-        bus,
-        api,
-        _bus: test_bus,
-        _db: db,
-    };
-    (app, gate)
 }

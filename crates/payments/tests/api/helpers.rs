@@ -15,50 +15,45 @@ use hmac::{Hmac, KeyInit, Mac};
 use reqwest::{Method, StatusCode, header::CONTENT_TYPE};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use sqlx::PgPool;
-pub use ticketing_common::testing::api::{ApiClient, Reply, User};
+pub use ticketing_common::testing::{
+    api::{Reply, User},
+    app::POOL_SIZE,
+};
 use ticketing_common::{
     Secret,
-    bus::Bus,
-    testing::{self, TestBus, TestDb, TestServer, api},
+    testing::{
+        self, api,
+        app::{self, Harness, Setup},
+    },
 };
 use ticketing_events::{
-    Cents, Envelope, Event, OrderCancelled, OrderCreated, OrderStatus, OrderTicket, Subject,
+    Cents, Envelope, OrderCancelled, OrderCreated, OrderStatus, OrderTicket, PaymentCreated,
     TicketRef,
 };
 use ticketing_payments::{
-    Payments,
+    MIGRATOR, NAME, Payments,
     provider::{DevProvider, Provider, StripeClient},
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// Connections in the app's pool: far fewer than the racers of the race tests.
-pub const POOL_SIZE: u32 = 8;
-
-/// The longest a test waits for an effect (an event handled, a row changed) before failing.
-pub const WAIT: Duration = Duration::from_secs(15);
-
 /// The webhook signing secret every test app is configured with.
 pub const WEBHOOK_SECRET: &str = "whsec_test_0123456789abcdef";
 
-/// A running payments service and what a test needs to poke at it. Fields drop in order:
-/// the server stops first, then the stream and the database go.
+/// A running payments service and what a test needs to poke at it; derefs to the
+/// [`Harness`] (pool, bus, waits) and through it to the `ApiClient` (address, client, users).
 pub struct TestApp {
-    /// Stops the server when the app drops.
-    _server: TestServer,
-    /// The app's pool on the test database, also used by tests to look at rows.
-    pub pool: PgPool,
     /// The service as the server runs it.
     pub payments: Payments,
-    /// A bus on the test's own stream.
-    pub bus: Bus,
-    /// Address, HTTP client and session keys; `TestApp` derefs to it.
-    pub api: ApiClient,
-    _bus: TestBus,
-    /// Creates the database and drops it with the app; its own pool stays idle (see
-    /// [`spawn_app_with`]).
-    _db: TestDb,
+    app: Harness,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Harness;
+
+    fn deref(&self) -> &Harness {
+        &self.app
+    }
 }
 
 /// The app with the development provider (answering at once) and [`WEBHOOK_SECRET`].
@@ -93,33 +88,19 @@ pub fn stripe_key() -> Secret<String> {
 
 /// The app with settings changed by `configure` (it gets the defaults of [`spawn_app`]).
 pub async fn spawn_app_with(configure: impl FnOnce(Payments) -> Payments) -> TestApp {
-    let namespace = testing::unique_namespace();
-    let db = TestDb::create(&namespace, ticketing_payments::NAME).await;
-    // The app's own pool (see `TestDb::app_pool`); `TestDb`'s pool is for looking at rows.
-    let pool = db.app_pool(POOL_SIZE).await;
-    ticketing_payments::migrate(&pool)
-        .await
-        .expect("migrate the payments database");
-    let test_bus = TestBus::create(&namespace).await;
-    let bus = test_bus.bus.clone();
-    let keys = testing::session_keys();
+    let backing = Setup::new(NAME, &MIGRATOR).create().await;
     let payments = configure(Payments {
         webhook_secret: Some(Secret::new(WEBHOOK_SECRET.into())),
-        ..Payments::new(pool.clone())
+        ..Payments::new(backing.pool.clone())
     });
-    let component = ticketing_payments::component(payments.clone(), &bus);
-    let server = TestServer::start(vec![component], keys.clone()).await;
+    let component = ticketing_payments::component(payments.clone(), backing.bus());
     // Generous: some tests make the provider slow or time out on purpose.
-    let api = ApiClient::with_timeout(server.url(""), keys, Duration::from_secs(60));
-    TestApp {
-        _server: server,
-        pool,
-        payments,
-        bus,
-        api,
-        _bus: test_bus,
-        _db: db,
-    }
+    let client = api::client_builder(Duration::from_secs(60));
+    let app = backing
+        .serve(vec![component], testing::session_keys())
+        .await
+        .with_client(client.build().expect("HTTP client"));
+    TestApp { payments, app }
 }
 
 /// Reading payments' answers out of a [`Reply`].
@@ -265,13 +246,8 @@ impl TestApp {
 
     /// `POST /api/payments` with a JSON body.
     pub async fn post_payment(&self, user: Option<&User>, body: &Value) -> Reply {
-        self.send(
-            Method::POST,
-            "/api/payments",
-            user,
-            Some((Some("application/json"), body.to_string())),
-        )
-        .await
+        self.send_json(Method::POST, "/api/payments", user, body)
+            .await
     }
 
     /// `POST /api/payments {orderId, token}`.
@@ -351,11 +327,6 @@ impl TestApp {
             .expect("count payments")
     }
 
-    /// Events of one subject written to the outbox (sent or not).
-    pub async fn outbox_count(&self, subject: Subject) -> i64 {
-        api::outbox_count(&self.pool, subject).await
-    }
-
     /// `(charge_id, order_id, reason)` of every unmatched charge.
     pub async fn unmatched_charges(&self) -> Vec<(String, Option<Uuid>, String)> {
         sqlx::query_as(
@@ -373,15 +344,8 @@ impl TestApp {
         what: &str,
         done: impl Fn(&OrderRow) -> bool,
     ) -> OrderRow {
-        let done = &done;
-        let found = testing::eventually(WAIT, || async move {
-            self.order_row(id).await.filter(|row| done(row))
-        })
-        .await;
-        match found {
-            Some(row) => row,
-            None => panic!("order never {what}: now {:?}", self.order_row(id).await),
-        }
+        let what = format!("order never {what}");
+        app::wait_for(&what, || self.order_row(id), done).await
     }
 
     /// Announces an order the way the orders service does and waits until the replica knows
@@ -395,78 +359,16 @@ impl TestApp {
 
     // --- the bus ------------------------------------------------------------------------
 
-    /// Publishes an event on the test's stream and waits for JetStream's ack. Deliberately
-    /// without `Nats-Msg-Id`: publishing the same envelope twice really delivers it twice, as
-    /// a redelivery after a lost ack would.
-    pub async fn publish<T: Event>(&self, envelope: &Envelope<T>) {
-        api::publish(&self.bus, envelope).await;
-    }
-
-    /// Every event of type `T` in the stream, oldest first.
-    pub async fn published<T: Event>(&self) -> Vec<Envelope<T>> {
-        api::published(&self.bus).await
-    }
-
     /// `payment.created` events about one order, by their `data` as JSON, oldest first.
     pub async fn payment_events(&self, order_id: Uuid) -> Vec<Value> {
-        self.published::<ticketing_events::PaymentCreated>()
+        self.events_about::<PaymentCreated>("orderId", order_id)
             .await
-            .into_iter()
-            .map(|event| serde_json::to_value(event.data).expect("event data"))
-            .filter(|data| data["orderId"] == json!(order_id))
-            .collect()
     }
 
     /// Waits until `expected` `payment.created` events about one order are in the stream and
     /// returns their `data`; panics if fewer arrive in time.
     pub async fn wait_for_payment_events(&self, order_id: Uuid, expected: usize) -> Vec<Value> {
-        testing::eventually(WAIT, || async move {
-            let events = self.payment_events(order_id).await;
-            (events.len() >= expected).then_some(events)
-        })
-        .await
-        .unwrap_or_else(|| panic!("fewer than {expected} payment.created events for {order_id}"))
-    }
-
-    /// Whether payments' consumer of `subject` has handled every message published on it.
-    pub async fn consumer_drained(&self, subject: Subject) -> bool {
-        api::consumer_drained(&self.bus, ticketing_payments::NAME, subject).await
-    }
-
-    /// Waits until a listener has seen a message of `subject` more than once: an early event
-    /// waiting for its predecessor.
-    pub async fn wait_until_redelivered(&self, subject: Subject) {
-        let parked = testing::eventually(WAIT, || async {
-            let mut consumer = self
-                .bus
-                .consumer(ticketing_payments::NAME, subject)
-                .await
-                .ok()?;
-            let info = consumer.info().await.ok()?;
-            (info.num_redelivered >= 1).then_some(())
-        })
-        .await;
-        assert!(parked.is_some(), "no {subject} event was ever retried");
-    }
-
-    /// Waits until both listeners are idle and every outbox row has been published: nothing
-    /// the test caused is still under way.
-    pub async fn settle(&self) {
-        for subject in [Subject::OrderCreated, Subject::OrderCancelled] {
-            let drained = testing::eventually(WAIT, || async move {
-                self.consumer_drained(subject).await.then_some(())
-            })
-            .await;
-            assert!(drained.is_some(), "{subject} events never all handled");
-        }
-        api::wait_until_outbox_empty(&self.pool, WAIT).await;
-    }
-}
-
-impl std::ops::Deref for TestApp {
-    type Target = ApiClient;
-
-    fn deref(&self) -> &ApiClient {
-        &self.api
+        self.wait_for_events_about::<PaymentCreated>("orderId", order_id, expected)
+            .await
     }
 }

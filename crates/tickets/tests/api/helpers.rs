@@ -12,42 +12,40 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::PgPool;
-pub use ticketing_common::testing::api::{ApiClient, Reply, User};
+pub use ticketing_common::testing::{
+    api::{Reply, User},
+    app::{POOL_SIZE, WAIT},
+};
 use ticketing_common::{
     bus::Bus,
     cache::CacheSettings,
-    testing::{self, RedisKeys, TestBus, TestDb, TestServer, api},
+    testing::{
+        self, RedisKeys,
+        app::{self, Harness, Setup},
+    },
 };
 use ticketing_events::{
-    Cents, Envelope, Event, OrderCancelled, OrderCreated, OrderStatus, OrderTicket, Subject,
-    TicketRef,
+    Cents, Envelope, Event, OrderCancelled, OrderCreated, OrderStatus, OrderTicket, TicketRef,
 };
-use ticketing_tickets::{Tickets, cache::TicketCache};
+use ticketing_tickets::{MIGRATOR, NAME, Tickets, cache::TicketCache};
 use uuid::Uuid;
 
-/// Connections in the app's pool.
-pub const POOL_SIZE: u32 = 8;
-
-/// The longest a test waits for an effect (an event handled, a row changed) before failing.
-pub const WAIT: Duration = Duration::from_secs(15);
-
-/// A running tickets service and what a test needs to poke at it. Fields drop in order: the
-/// server stops first, then the stream, the database and the Redis keys go.
+/// A running tickets service and what a test needs to poke at it; derefs to the [`Harness`]
+/// (pool, bus, waits) and through it to the `ApiClient` (address, client, users). The server
+/// stops first, then the stream, the database and the Redis keys go.
 pub struct TestApp {
-    /// Stops the server when the app drops.
-    _server: TestServer,
-    /// The app's pool on the test database, also used by tests to look at rows.
-    pub pool: PgPool,
-    /// A bus on the test's own stream.
+    app: Harness,
+    /// The harness's bus on the test's own stream, for tests that look at its consumers.
     pub bus: Bus,
-    /// Address, HTTP client and session keys; `TestApp` derefs to it.
-    pub api: ApiClient,
-    _bus: TestBus,
-    /// Creates the database and drops it with the app; its own pool stays idle (see
-    /// [`spawn_app`]).
-    _db: TestDb,
     _redis: RedisKeys,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Harness;
+
+    fn deref(&self) -> &Harness {
+        &self.app
+    }
 }
 
 /// The app with the default cache settings and the test session keys.
@@ -57,39 +55,23 @@ pub async fn spawn_app() -> TestApp {
 
 /// The app over a pool of `size` connections whose requests give up after `acquire_timeout`.
 pub async fn spawn_app_with_pool(size: u32, acquire_timeout: Duration) -> TestApp {
-    let namespace = testing::unique_namespace();
-    let db = TestDb::create(&namespace, ticketing_tickets::NAME).await;
-    // The app's own pool, sized for the test; `TestDb`'s pool is for looking at rows.
-    let pool = db.app_pool_with(size, acquire_timeout).await;
-    ticketing_tickets::migrate(&pool)
-        .await
-        .expect("migrate the tickets database");
-    let test_bus = TestBus::create(&namespace).await;
-    let bus = test_bus.bus.clone();
-    let cache = TicketCache::new(
-        &testing::redis_url(),
-        namespace.redis_prefix(),
-        CacheSettings::default(),
-    )
-    .expect("tickets cache");
-    let keys = testing::session_keys();
-    let component = ticketing_tickets::component(
-        Tickets {
-            pool: pool.clone(),
-            cache,
-        },
-        &bus,
-    );
-    let server = TestServer::start(vec![component], keys.clone()).await;
-    let api = ApiClient::new(server.url(""), keys);
+    let backing = Setup::new(NAME, &MIGRATOR)
+        .pool(size, acquire_timeout)
+        .create()
+        .await;
+    let redis_url = testing::redis_url();
+    let prefix = backing.namespace.redis_prefix();
+    let cache = TicketCache::new(&redis_url, prefix, CacheSettings::default()).expect("cache");
+    let redis = RedisKeys::of(&redis_url, &backing.namespace);
+    let pool = backing.pool.clone();
+    let component = ticketing_tickets::component(Tickets { pool, cache }, backing.bus());
+    let app = backing
+        .serve(vec![component], testing::session_keys())
+        .await;
     TestApp {
-        _server: server,
-        pool,
-        bus,
-        api,
-        _bus: test_bus,
-        _db: db,
-        _redis: RedisKeys::of(&testing::redis_url(), &namespace),
+        bus: app.bus().clone(),
+        app,
+        _redis: redis,
     }
 }
 
@@ -189,24 +171,14 @@ pub fn order_cancelled(ticket_id: Uuid, order_id: Uuid) -> Envelope<OrderCancell
 impl TestApp {
     /// `POST /api/tickets` with a JSON body.
     pub async fn post_ticket(&self, user: Option<&User>, body: &Value) -> Reply {
-        self.send(
-            Method::POST,
-            "/api/tickets",
-            user,
-            Some((Some("application/json"), body.to_string())),
-        )
-        .await
+        self.send_json(Method::POST, "/api/tickets", user, body)
+            .await
     }
 
     /// `PUT /api/tickets/<id>` with a JSON body.
     pub async fn put_ticket(&self, user: Option<&User>, id: &str, body: &Value) -> Reply {
-        self.send(
-            Method::PUT,
-            &format!("/api/tickets/{id}"),
-            user,
-            Some((Some("application/json"), body.to_string())),
-        )
-        .await
+        self.send_json(Method::PUT, &format!("/api/tickets/{id}"), user, body)
+            .await
     }
 
     /// Creates a ticket and asserts it worked.
@@ -256,11 +228,6 @@ impl TestApp {
             .expect("count tickets")
     }
 
-    /// Events of one subject written to the outbox (sent or not).
-    pub async fn outbox_count(&self, subject: Subject) -> i64 {
-        api::outbox_count(&self.pool, subject).await
-    }
-
     /// Waits until the stored ticket satisfies `done`; panics with the last row otherwise.
     pub async fn wait_for_row(
         &self,
@@ -268,85 +235,14 @@ impl TestApp {
         what: &str,
         done: impl Fn(&TicketRow) -> bool,
     ) -> TicketRow {
-        let done = &done;
-        let found = testing::eventually(WAIT, || async move {
-            self.row(id).await.filter(|row| done(row))
-        })
-        .await;
-        match found {
-            Some(row) => row,
-            None => panic!("ticket never {what}: now {:?}", self.row(id).await),
-        }
+        let what = format!("ticket never {what}");
+        app::wait_for(&what, || self.row(id), done).await
     }
 
     // --- the bus ------------------------------------------------------------------------
 
-    /// Publishes an event on the test's stream and waits for JetStream's ack. Deliberately
-    /// without `Nats-Msg-Id`: publishing the same envelope twice then really delivers it
-    /// twice, as a redelivery after a lost ack would.
-    pub async fn publish<T: Event>(&self, envelope: &Envelope<T>) {
-        api::publish(&self.bus, envelope).await;
-    }
-
-    /// Every event of type `T` in the stream, oldest first.
-    pub async fn published<T: Event>(&self) -> Vec<Envelope<T>> {
-        api::published(&self.bus).await
-    }
-
-    /// Waits until `expected` events of type `T` satisfying `filter` are in the stream, and
-    /// returns them; panics if fewer arrive in time.
-    pub async fn wait_for_events<T: Event>(
-        &self,
-        expected: usize,
-        filter: impl Fn(&Envelope<T>) -> bool,
-    ) -> Vec<Envelope<T>> {
-        let filter = &filter;
-        testing::eventually(WAIT, || async move {
-            let events: Vec<Envelope<T>> = self
-                .published::<T>()
-                .await
-                .into_iter()
-                .filter(filter)
-                .collect();
-            (events.len() >= expected).then_some(events)
-        })
-        .await
-        .unwrap_or_else(|| {
-            panic!(
-                "fewer than {expected} {} events arrived",
-                T::SUBJECT.as_str()
-            )
-        })
-    }
-
     /// Events of type `T` about one ticket, by their `data` as JSON, oldest first.
     pub async fn ticket_events<T: Event>(&self, ticket_id: Uuid) -> Vec<Value> {
-        self.published::<T>()
-            .await
-            .into_iter()
-            .map(|event| serde_json::to_value(event.data).expect("event data"))
-            .filter(|data| data["id"] == json!(ticket_id))
-            .collect()
-    }
-
-    /// Waits until tickets' listener of `subject` has handled every message published on it.
-    pub async fn wait_until_handled(&self, subject: Subject) {
-        api::wait_until_handled(&self.bus, ticketing_tickets::NAME, subject, WAIT).await;
-    }
-
-    /// Waits until both order listeners are idle and every outbox row has been published:
-    /// nothing the test caused is still under way.
-    pub async fn settle(&self) {
-        self.wait_until_handled(Subject::OrderCreated).await;
-        self.wait_until_handled(Subject::OrderCancelled).await;
-        api::wait_until_outbox_empty(&self.pool, WAIT).await;
-    }
-}
-
-impl std::ops::Deref for TestApp {
-    type Target = ApiClient;
-
-    fn deref(&self) -> &ApiClient {
-        &self.api
+        self.events_about::<T>("id", ticket_id).await
     }
 }
