@@ -7,6 +7,8 @@
 //! - [`worker`]: claims due jobs, publishes, acks; sleeps until the next due job or a wake;
 //! - [`publish`]: firing a job publishes `expiration.complete` (the bus's one publish path);
 //! - [`listeners`]: `order.created` schedules the order's expiry.
+//! - [`app`] holds the service's name (its state is the [`queue::Queue`]); [`settings`] what it
+//!   reads from flags and the environment. This file only composes the component.
 //!
 //! The queue's Redis (`REDIS_QUEUE_URL`) must persist (append-only file) and never evict
 //! (`noeviction`); start-up refuses one that may evict.
@@ -15,6 +17,7 @@ pub mod app;
 pub mod listeners;
 pub mod publish;
 pub mod queue;
+pub mod settings;
 pub mod worker;
 
 use std::time::Duration;
@@ -35,23 +38,7 @@ use crate::{
 
 pub use app::NAME;
 pub use publish::{PublishExpiration, expiration_event_id};
-
-/// Settings only expiration reads.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ExpirationSettings {
-    /// How long a claimed job may stay unacknowledged before another worker takes it.
-    #[arg(
-        long,
-        env = "EXPIRATION_LEASE_SECONDS",
-        default_value_t = 30,
-        global = true
-    )]
-    pub expiration_lease_seconds: u64,
-
-    /// Workers per process.
-    #[arg(long, env = "EXPIRATION_WORKERS", default_value_t = 1, global = true)]
-    pub expiration_workers: usize,
-}
+pub use settings::ExpirationSettings;
 
 /// Connects the queue (refusing an evicting Redis) and builds the component.
 pub async fn build(

@@ -8,6 +8,8 @@
 //!   safety sweep that cancels orders whose expiry never arrived;
 //! - [`store`]: SQL, taking a connection;
 //! - [`domain`]: the order's public shape and its events, ticket id parsing, no I/O.
+//! - [`app`] holds the service's state and name, which every layer imports; [`settings`] what
+//!   it reads from flags and the environment. This file only composes the component.
 //!
 //! A ticket is never sold twice because of one partial unique index (see the migration), not
 //! because of any check in this code.
@@ -17,60 +19,16 @@ pub mod domain;
 pub mod flows;
 pub mod http;
 pub mod listeners;
+pub mod settings;
 pub mod store;
 
 pub use app::{NAME, Orders};
+pub use settings::OrdersSettings;
 
 use std::time::Duration;
 
 use sqlx::PgPool;
-use ticketing_common::{
-    Component, Secret, bus::Bus, component::Task, db, settings::CommonSettings,
-};
-
-/// Settings only orders reads.
-#[derive(Debug, Clone, clap::Args)]
-pub struct OrdersSettings {
-    /// Orders' own database, for separate deployment; defaults to `<namespace>_orders` on the
-    /// `DATABASE_URL` server.
-    #[arg(
-        long,
-        env = "ORDERS_DATABASE_URL",
-        hide_env_values = true,
-        global = true
-    )]
-    pub orders_database_url: Option<Secret<String>>,
-
-    /// How long an order may stay unpaid: `expiresAt = now + this`.
-    #[arg(long, env = "EXPIRATION_WINDOW_SECONDS", default_value_t = 900,
-        value_parser = clap::value_parser!(u64).range(1..), global = true)]
-    pub expiration_window_seconds: u64,
-
-    /// The safety sweep cancels a live order only this long after its `expiresAt`, leaving
-    /// the expiration service time to do it first.
-    #[arg(
-        long,
-        env = "EXPIRATION_SWEEP_GRACE_SECONDS",
-        default_value_t = 60,
-        global = true
-    )]
-    pub expiration_sweep_grace_seconds: u64,
-
-    /// Unpaid orders (`created`, `awaiting:payment`) one buyer may hold at once; 0: no cap.
-    /// Without a cap one account could hold every ticket on sale.
-    #[arg(
-        long,
-        env = "MAX_LIVE_ORDERS_PER_USER",
-        default_value_t = 10,
-        global = true
-    )]
-    pub max_live_orders_per_user: u32,
-
-    /// How often the safety sweep looks for overdue orders.
-    #[arg(long, env = "EXPIRATION_SWEEP_INTERVAL_SECONDS", default_value_t = 10,
-        value_parser = clap::value_parser!(u64).range(1..), global = true)]
-    pub expiration_sweep_interval_seconds: u64,
-}
+use ticketing_common::{Component, bus::Bus, component::Task, db, settings::CommonSettings};
 
 /// Orders' migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -9,6 +9,8 @@
 //! - [`store`]: SQL, taking a connection;
 //! - [`domain`]: titles, prices and the ticket's public shape, no I/O;
 //! - [`cache`]: "get ticket" / "list page" over the shared read cache.
+//! - [`app`] holds the service's state and name, which every layer imports; [`settings`] what
+//!   it reads from flags and the environment. This file only composes the component.
 
 pub mod app;
 pub mod cache;
@@ -16,50 +18,19 @@ pub mod domain;
 pub mod flows;
 pub mod http;
 pub mod listeners;
+pub mod settings;
 pub mod store;
 
 pub use app::{NAME, Tickets};
+pub use settings::TicketsSettings;
 
 use std::time::Duration;
 
-use clap::ArgAction;
 use sqlx::PgPool;
 use ticketing_common::{
-    Component, Secret, bus::Bus, cache::CacheSettings, component::Task, db, http::ReadyCheck,
+    Component, bus::Bus, cache::CacheSettings, component::Task, db, http::ReadyCheck,
     settings::CommonSettings,
 };
-
-/// Settings only tickets reads.
-#[derive(Debug, Clone, clap::Args)]
-pub struct TicketsSettings {
-    /// Tickets' own database, for separate deployment; defaults to `<namespace>_tickets` on
-    /// the `DATABASE_URL` server.
-    #[arg(
-        long,
-        env = "TICKETS_DATABASE_URL",
-        hide_env_values = true,
-        global = true
-    )]
-    pub tickets_database_url: Option<Secret<String>>,
-
-    /// Redis for the read cache; defaults to `REDIS_URL`. May evict.
-    #[arg(long, env = "REDIS_CACHE_URL", hide_env_values = true, global = true)]
-    pub redis_cache_url: Option<Secret<String>>,
-
-    /// How long a cached read lives in Redis (± 10 % jitter).
-    #[arg(long, env = "CACHE_TTL_SECONDS", default_value_t = 60, global = true)]
-    pub cache_ttl_seconds: u64,
-
-    /// Bytes the read cache may keep in this process's memory (keys and values); past it
-    /// the oldest entries are evicted.
-    #[arg(long, env = "CACHE_MEMORY_BYTES", default_value_t = 32 * 1024 * 1024,
-        value_parser = clap::value_parser!(u64).range(0..=(1u64 << 40)), global = true)]
-    pub cache_memory_bytes: u64,
-
-    /// Turn the read cache off (every read goes to PostgreSQL), e.g. to compare.
-    #[arg(long, env = "CACHE_ENABLED", default_value_t = true, action = ArgAction::Set, global = true)]
-    pub cache_enabled: bool,
-}
 
 /// Tickets' migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
