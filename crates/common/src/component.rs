@@ -84,12 +84,7 @@ impl Component {
         let mut tasks = vec![Task::new(format!("{name}-outbox-relay"), move |stop| {
             relay.run(stop)
         })];
-        tasks.extend(listener::tasks(
-            bus,
-            name,
-            &events.parking,
-            &events.subscriptions,
-        ));
+        tasks.extend(events.tasks(bus, name));
         Component {
             name,
             router,
@@ -108,6 +103,13 @@ impl Component {
 pub struct Events {
     pub parking: Parking,
     pub subscriptions: Vec<Subscription>,
+}
+
+impl Events {
+    /// The tasks that run the subscriptions, one per subject (`<service>-<subject>`).
+    pub fn tasks(&self, bus: &Bus, service: &str) -> Vec<Task> {
+        listener::tasks(bus, service, &self.parking, &self.subscriptions)
+    }
 }
 
 /// Components merged into one router plus the tasks to run beside it.

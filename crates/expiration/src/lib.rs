@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use ticketing_common::{
     Component,
-    bus::{Bus, listener},
+    bus::Bus,
     component::{Events, Task},
     http::ReadyCheck,
     settings::CommonSettings,
@@ -75,12 +75,7 @@ pub fn component(queue: Queue, bus: &Bus, workers: usize) -> Component {
         parking: queue.parking(),
         subscriptions: listeners::subscriptions(&queue),
     };
-    tasks.extend(listener::tasks(
-        bus,
-        NAME,
-        &events.parking,
-        &events.subscriptions,
-    ));
+    tasks.extend(events.tasks(bus, NAME));
     let check_queue = queue.clone();
     Component {
         name: NAME,

@@ -2,10 +2,7 @@
 //! bus's one publish path, with the trace context and request id the worker restored from
 //! the job.
 
-use ticketing_common::{
-    bus::{Bus, publish::Outgoing},
-    telemetry,
-};
+use ticketing_common::bus::{Bus, publish::Outgoing};
 use ticketing_events::{Envelope, ExpirationComplete};
 use uuid::Uuid;
 
@@ -33,9 +30,6 @@ impl Fire for PublishExpiration {
             expiration_event_id(order_id),
             ExpirationComplete { order_id },
         );
-        let headers = telemetry::context_headers(&tracing::Span::current());
-        self.bus
-            .publish(&Outgoing::event(&envelope, headers)?)
-            .await
+        self.bus.publish(&Outgoing::here(&envelope)?).await
     }
 }

@@ -425,3 +425,51 @@ fn parse_claim(raw: &[redis::Value]) -> anyhow::Result<Claim> {
     }
     Ok(claim)
 }
+
+#[cfg(test)]
+mod tests {
+    use redis::Value;
+
+    use super::*;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    /// A claim reply holding one job whose stored payload is `payload`.
+    fn claim_with_payload(order: Uuid, payload: &str) -> Vec<Value> {
+        vec![
+            Value::Int(1_000),
+            Value::Int(-1),
+            Value::Int(0),
+            Value::Int(1),
+            Value::Int(0),
+            bulk(&order.to_string()),
+            bulk(payload),
+            Value::Int(900),
+            bulk("worker:1000:id"),
+        ]
+    }
+
+    #[test]
+    fn a_job_keeps_the_trace_headers_it_was_scheduled_with() {
+        let order = Uuid::now_v7();
+        let payload = r#"{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","x-request-id":"req-1"}"#;
+        let claim = parse_claim(&claim_with_payload(order, payload)).unwrap();
+        let job = &claim.jobs[0];
+        assert_eq!(job.order_id, order);
+        assert_eq!(job.due_ms, 900);
+        assert_eq!(job.headers["x-request-id"], "req-1");
+        assert!(job.headers["traceparent"].starts_with("00-4bf92f35"));
+    }
+
+    #[test]
+    fn jobs_scheduled_before_payloads_carried_headers_still_fire() {
+        let order = Uuid::now_v7();
+        for old in [order.to_string(), String::new()] {
+            let claim = parse_claim(&claim_with_payload(order, &old)).unwrap();
+            assert_eq!(claim.jobs[0].order_id, order, "payload {old:?}");
+            assert!(claim.jobs[0].headers.is_empty(), "payload {old:?}");
+        }
+    }
+}

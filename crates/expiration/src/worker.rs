@@ -67,14 +67,19 @@ impl<F: Fire> Worker<F> {
         })
     }
 
+    /// Fires a job and settles it, inside the trace and request that scheduled it.
     async fn process(&self, job: Job) {
         let span = tracing::info_span!(
             "fire_expiration",
             order_id = %job.order_id,
             request_id = job.headers.get(telemetry::REQUEST_ID_HEADER).map_or("", String::as_str),
         );
-        let fired = telemetry::continuing(span, &job.headers, self.fire.fire(job.order_id)).await;
-        match fired {
+        let headers = job.headers.clone();
+        telemetry::continuing(span, &headers, self.fire_and_settle(job)).await;
+    }
+
+    async fn fire_and_settle(&self, job: Job) {
+        match self.fire.fire(job.order_id).await {
             Ok(()) => {
                 let lateness = now_ms() - job.due_ms;
                 metrics::histogram!("expiration_lateness_seconds")

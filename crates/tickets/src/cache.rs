@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use ticketing_common::{
     CancellationToken,
-    cache::{CacheSettings, Loaded, ReadCache},
+    cache::{CacheSettings, Loader, ReadCache},
 };
 use uuid::Uuid;
 
@@ -46,25 +46,17 @@ impl TicketCache {
     }
 
     /// One ticket's JSON, `None` if there is no such ticket.
-    pub async fn ticket<F, Fut>(&self, id: Uuid, load: F) -> anyhow::Result<Option<Bytes>>
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = Loaded> + Send + 'static,
-    {
+    pub async fn ticket(&self, id: Uuid, load: impl Loader) -> anyhow::Result<Option<Bytes>> {
         self.cache.get_or_load(&ticket_group(id), "", load).await
     }
 
     /// One page of the list's JSON; only [`cached_page`]s go through the cache.
-    pub async fn list_page<F, Fut>(
+    pub async fn list_page(
         &self,
         limit: i64,
         before: Option<Uuid>,
-        load: F,
-    ) -> anyhow::Result<Option<Bytes>>
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = Loaded> + Send + 'static,
-    {
+        load: impl Loader,
+    ) -> anyhow::Result<Option<Bytes>> {
         if !cached_page(limit, before) {
             // Not kept, but identical requests arriving together still make one query.
             let item = format!(

@@ -24,6 +24,7 @@
 //! safe to run in any order, which the version rules in `CONTRACT.md` require anyway.
 
 use std::{
+    collections::HashMap,
     panic::AssertUnwindSafe,
     sync::Arc,
     time::{Duration, Instant},
@@ -34,7 +35,7 @@ use futures::{FutureExt, StreamExt, future::BoxFuture};
 use ticketing_events::{Envelope, Event, Subject};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, field};
+use tracing::field;
 use uuid::Uuid;
 
 use super::{
@@ -332,36 +333,33 @@ impl Listener {
             .info()
             .map(|info| (info.delivered, info.stream_sequence))
             .unwrap_or((1, 0));
-        let header = |name: &str| {
-            message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(name))
-                .map(|v| v.as_str().to_owned())
-        };
-        let request_id = header(telemetry::REQUEST_ID_HEADER);
+        // The first value of each header, by lower-case name: what `context_headers` wrote.
+        let headers: HashMap<String, String> = message
+            .headers
+            .iter()
+            .flat_map(|headers| headers.iter())
+            .filter_map(|(name, values)| {
+                let value = values.first()?;
+                Some((
+                    AsRef::<str>::as_ref(name).to_ascii_lowercase(),
+                    value.as_str().to_owned(),
+                ))
+            })
+            .collect();
         let span = tracing::info_span!(
             "handle_event",
             service = %self.service,
             subject = %self.subject(),
             event_id = field::Empty,
             delivery = delivered,
-            request_id = request_id.as_deref().unwrap_or(""),
+            request_id = headers
+                .get(telemetry::REQUEST_ID_HEADER)
+                .map_or("", String::as_str),
         );
-        if let Some(headers) = &message.headers {
-            telemetry::set_parent_from(
-                &span,
-                headers.iter().flat_map(|(name, values)| {
-                    values
-                        .iter()
-                        .map(move |value| (name.as_ref(), value.as_str()))
-                }),
-            );
-        }
         if delivered > 1 {
             metrics::counter!(m::EVENTS_REDELIVERED, &self.labels()).increment(1);
         }
-        async {
+        let handling = async {
             let prepared = match (self.subscription.prepare)(&message.payload) {
                 Ok(prepared) => prepared,
                 Err(error) => {
@@ -373,12 +371,8 @@ impl Listener {
             let event_id = prepared.event_id;
             tracing::Span::current().record("event_id", field::display(event_id));
             let work = AssertUnwindSafe(prepared.work).catch_unwind();
-            let work = keep_while_working(&message, work);
-            let result = match request_id.clone() {
-                Some(id) => telemetry::REQUEST_ID.scope(id, work).await,
-                None => work.await,
-            };
-            let result = result
+            let result = keep_while_working(&message, work)
+                .await
                 .unwrap_or_else(|_| Err(NotApplied::Failed(anyhow::anyhow!("handler panicked"))));
             let next = match result {
                 Ok(applied) => {
@@ -387,14 +381,18 @@ impl Listener {
                     self.finish(&message, AckKind::Ack, "ack").await;
                     return;
                 }
-                Err(NotApplied::Unknown(reason)) => Next::Park(format!("unknown: {reason}"), "unknown"),
+                Err(NotApplied::Unknown(reason)) => {
+                    Next::Park(format!("unknown: {reason}"), "unknown")
+                }
                 Err(NotApplied::TooEarly(reason)) => {
                     let waited = self.try_once(sequence, |tries, now| {
                         now.duration_since(*tries.waiting_since.get_or_insert(now))
                     });
                     if waited > self.settings.not_yet_deadline {
                         Next::Park(
-                            format!("too early for {waited:?}, its predecessor never came: {reason}"),
+                            format!(
+                                "too early for {waited:?}, its predecessor never came: {reason}"
+                            ),
                             "too_early",
                         )
                     } else {
@@ -415,7 +413,11 @@ impl Listener {
                         }
                         *tries
                     });
-                    let counted = if transient { tries.outages } else { tries.failures };
+                    let counted = if transient {
+                        tries.outages
+                    } else {
+                        tries.failures
+                    };
                     let doublings = u32::try_from(counted - 1).unwrap_or(0).min(16);
                     let delay = (self.settings.retry_delay * 2u32.pow(doublings))
                         .min(self.settings.max_retry_delay);
@@ -443,9 +445,8 @@ impl Listener {
             };
             self.settle(&message, next, Some(event_id), delivered, sequence)
                 .await;
-        }
-        .instrument(span)
-        .await;
+        };
+        telemetry::continuing(span, &headers, handling).await;
     }
 
     /// Hands a message back for later, or parks it (and acknowledges it once parked).

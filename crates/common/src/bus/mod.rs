@@ -2,8 +2,10 @@
 //!
 //! - [`Bus`] connects, creates or updates the namespace's stream, and makes one durable pull
 //!   consumer per (service, subject).
-//! - [`outbox`] is the only way events leave a service: [`outbox::enqueue`] inside the
-//!   caller's transaction, and [`outbox::Relay`] publishing committed rows.
+//! - [`outbox`] is how a service with a database sends events: [`outbox::enqueue`] inside
+//!   the caller's transaction, and [`outbox::Relay`] publishing committed rows. (Expiration,
+//!   whose state is its Redis queue, publishes when a job fires, acking the job only after
+//!   JetStream's ack; its event id is derived from the order, so a repeat is one message.)
 //! - [`listener`] runs a service's [`listener::Subscription`]s over their consumers: ack after
 //!   commit, NAK with delay for "not yet", retries for as long as a failure is transient, and
 //!   [`parked`] events (kept, counted, replayable) for what can never be applied.

@@ -1,4 +1,4 @@
-//! The transactional outbox: the only way an event leaves a service.
+//! The transactional outbox: the only way an event leaves a service that has a database.
 //!
 //! A flow calls [`enqueue`] inside its own transaction, so the event exists if and only if the
 //! change committed. The [`Relay`] claims unsent rows (`FOR UPDATE SKIP LOCKED`, so replicas
@@ -7,7 +7,7 @@
 //! publishing and before committing, the rows are published again and JetStream drops the
 //! copies by id. While NATS is down rows simply wait; writes keep committing.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context;
 use futures::future::try_join_all;
@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{Bus, publish::Outgoing};
-use crate::{metrics as m, telemetry};
+use crate::metrics as m;
 
 /// The channel `enqueue` notifies so the relay wakes at once.
 const CHANNEL: &str = "outbox";
@@ -45,9 +45,6 @@ CREATE TABLE IF NOT EXISTS outbox (
 -- The relay only ever looks for unsent rows; keep that lookup tiny.
 CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (seq) WHERE sent_at IS NULL;
 CREATE INDEX IF NOT EXISTS outbox_sent_at ON outbox (sent_at) WHERE sent_at IS NOT NULL;
-
--- Once kept applied event ids for handlers without versions; none needs it any more.
-DROP TABLE IF EXISTS processed_events;
 "#;
 
 /// Creates the outbox tables if missing. Replicas starting together are serialised by an
@@ -75,8 +72,7 @@ pub async fn enqueue<T: Event>(
     conn: &mut PgConnection,
     envelope: &Envelope<T>,
 ) -> anyhow::Result<()> {
-    let headers = telemetry::context_headers(&tracing::Span::current());
-    let event = Outgoing::event(envelope, headers)?;
+    let event = Outgoing::here(envelope)?;
     sqlx::query(
         "WITH inserted AS (
              INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4)
@@ -92,25 +88,6 @@ pub async fn enqueue<T: Event>(
     .await
     .context("cannot write to the outbox")?;
     Ok(())
-}
-
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: Uuid,
-    subject: String,
-    payload: String,
-    headers: sqlx::types::Json<HashMap<String, String>>,
-}
-
-impl From<Row> for Outgoing {
-    fn from(row: Row) -> Outgoing {
-        Outgoing {
-            id: row.id,
-            subject: row.subject,
-            payload: row.payload,
-            headers: row.headers.0,
-        }
-    }
 }
 
 /// Publishes committed outbox rows to JetStream.
@@ -156,7 +133,7 @@ impl Relay {
 
     async fn claim_and_publish(&self, mark_sent: bool) -> anyhow::Result<usize> {
         let mut tx = self.pool.begin().await?;
-        let rows: Vec<Outgoing> = sqlx::query_as::<_, Row>(
+        let rows: Vec<Outgoing> = sqlx::query_as(
             "SELECT id, subject, payload, headers FROM outbox
              WHERE sent_at IS NULL ORDER BY seq LIMIT $1
              FOR UPDATE SKIP LOCKED",
@@ -164,10 +141,7 @@ impl Relay {
         .bind(self.batch_size)
         .fetch_all(&mut *tx)
         .await
-        .context("cannot read the outbox")?
-        .into_iter()
-        .map(Outgoing::from)
-        .collect();
+        .context("cannot read the outbox")?;
         if rows.is_empty() {
             return Ok(0);
         }

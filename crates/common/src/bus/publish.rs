@@ -14,9 +14,10 @@ use ticketing_events::{Envelope, Event, Subject};
 use uuid::Uuid;
 
 use super::Bus;
+use crate::telemetry;
 
-/// An event on its way out: everything a message is made of.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An event on its way out: everything a message is made of (and an outbox row's columns).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Outgoing {
     /// The event id; also the message id JetStream deduplicates on.
     pub id: Uuid,
@@ -25,10 +26,20 @@ pub struct Outgoing {
     /// The whole envelope as JSON, byte for byte what listeners receive.
     pub payload: String,
     /// `traceparent` and `x-request-id` of the work that caused the event.
+    #[sqlx(json)]
     pub headers: HashMap<String, String>,
 }
 
 impl Outgoing {
+    /// An envelope ready to send as part of the work in progress: it carries the current
+    /// span's trace context and the current request id.
+    pub fn here<T: Event>(envelope: &Envelope<T>) -> anyhow::Result<Outgoing> {
+        Outgoing::event(
+            envelope,
+            telemetry::context_headers(&tracing::Span::current()),
+        )
+    }
+
     /// An envelope ready to send, with the headers of the work causing it.
     pub fn event<T: Event>(
         envelope: &Envelope<T>,

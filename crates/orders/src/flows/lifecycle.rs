@@ -53,13 +53,11 @@ pub async fn expire_order(app: &Orders, order_id: Uuid) -> Applying {
             Ok(Applied::Already)
         }
         // Orders are committed here before their event (hence any job) exists, so retrying an
-        // unknown id cannot help: it is a bug elsewhere. Counted, and parked for a person.
-        None => {
-            metrics::counter!("orders_unknown_expiries_total").increment(1);
-            Err(NotApplied::Unknown(format!(
-                "expiry for unknown order {order_id}"
-            )))
-        }
+        // unknown id cannot help: it is a bug elsewhere. Parked for a person (and counted as
+        // `events_parked_total{reason="unknown"}`).
+        None => Err(NotApplied::Unknown(format!(
+            "expiry for unknown order {order_id}"
+        ))),
     }
 }
 

@@ -3,7 +3,10 @@
 use ticketing_common::applied::{Applied, Applying, after_refused_update};
 use ticketing_events::{TicketCreated, TicketUpdated};
 
-use crate::{app::Orders, store::tickets};
+use crate::{
+    app::Orders,
+    store::tickets::{self, ReplicaTicket},
+};
 
 /// Learns a new ticket. A duplicate changes nothing.
 #[tracing::instrument(skip_all, fields(ticket_id = %ticket.id))]
@@ -30,4 +33,26 @@ pub async fn update_ticket(app: &Orders, ticket: &TicketUpdated) -> Applying {
     }
     let known = tickets::version(&mut conn, ticket.id).await?;
     after_refused_update("ticket", known, ticket.version)
+}
+
+impl<'a> From<&'a TicketCreated> for ReplicaTicket<'a> {
+    fn from(t: &'a TicketCreated) -> Self {
+        ReplicaTicket {
+            id: t.id,
+            title: &t.title,
+            price: t.price,
+            version: t.version,
+        }
+    }
+}
+
+impl<'a> From<&'a TicketUpdated> for ReplicaTicket<'a> {
+    fn from(t: &'a TicketUpdated) -> Self {
+        ReplicaTicket {
+            id: t.id,
+            title: &t.title,
+            price: t.price,
+            version: t.version,
+        }
+    }
 }

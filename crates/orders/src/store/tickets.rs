@@ -3,38 +3,16 @@
 
 use sqlx::PgConnection;
 use ticketing_common::db::ChangesOne;
-use ticketing_events::{Cents, TicketCreated, TicketUpdated};
+use ticketing_events::Cents;
 use uuid::Uuid;
 
-/// A ticket as the replica keeps it: what `ticket.created` and `ticket.updated` carry.
+/// A ticket as the replica keeps it (what `ticket.created` and `ticket.updated` carry).
 #[derive(Debug, Clone, Copy)]
 pub struct ReplicaTicket<'a> {
     pub id: Uuid,
     pub title: &'a str,
     pub price: Cents,
     pub version: i64,
-}
-
-impl<'a> From<&'a TicketCreated> for ReplicaTicket<'a> {
-    fn from(t: &'a TicketCreated) -> Self {
-        ReplicaTicket {
-            id: t.id,
-            title: &t.title,
-            price: t.price,
-            version: t.version,
-        }
-    }
-}
-
-impl<'a> From<&'a TicketUpdated> for ReplicaTicket<'a> {
-    fn from(t: &'a TicketUpdated) -> Self {
-        ReplicaTicket {
-            id: t.id,
-            title: &t.title,
-            price: t.price,
-            version: t.version,
-        }
-    }
 }
 
 /// Runs `sql` with the ticket's id, title, price and version as `$1`..`$4`.

@@ -30,16 +30,16 @@ pub struct NewAttempt<'a> {
 
 /// Binds an attempt's provider, amount, currency, token, lease token and lease (seconds), in
 /// that order, after the parameters already bound.
-trait BindAttempt {
-    fn bind_attempt(self, attempt: &NewAttempt<'_>) -> Self;
+trait BindAttempt<'q> {
+    fn bind_attempt(self, attempt: &NewAttempt<'q>) -> Self;
 }
 
-impl<'q, O> BindAttempt for QueryAs<'q, Postgres, O, PgArguments> {
-    fn bind_attempt(self, attempt: &NewAttempt<'_>) -> Self {
-        self.bind(attempt.provider.to_owned())
+impl<'q, O> BindAttempt<'q> for QueryAs<'q, Postgres, O, PgArguments> {
+    fn bind_attempt(self, attempt: &NewAttempt<'q>) -> Self {
+        self.bind(attempt.provider)
             .bind(attempt.amount_cents)
-            .bind(attempt.currency.to_owned())
-            .bind(attempt.token.to_owned())
+            .bind(attempt.currency)
+            .bind(attempt.token)
             .bind(attempt.lease_token)
             .bind(attempt.lease.as_secs_f64())
     }
