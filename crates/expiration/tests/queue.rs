@@ -80,6 +80,47 @@ fn start<F: Fire>(queue: &Queue, fire: F) -> Running {
     Running(stop)
 }
 
+/// The whole component (listener, workers, wake listener) on a namespace of its own; it
+/// stops and its keys go when this is dropped.
+struct Service {
+    _running: Running,
+    _keys: RedisKeys,
+}
+
+async fn start_service(workers: usize) -> (TestBus, Service) {
+    let namespace = unique_namespace();
+    let bus = TestBus::create(&namespace).await;
+    let keys = RedisKeys::new(&redis_url(), &format!("{namespace}:"));
+    let queue = Queue::connect(&redis_url(), namespace.as_str(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    let component = ticketing_expiration::component(queue, &bus.bus, workers);
+    let stop = CancellationToken::new();
+    for task in component.tasks {
+        tokio::spawn(task.start(stop.clone()));
+    }
+    let service = Service {
+        _running: Running(stop),
+        _keys: keys,
+    };
+    (bus, service)
+}
+
+/// `order.created` for an order expiring in `ms` milliseconds.
+fn order_created(order: Uuid, ms: i64) -> Envelope<OrderCreated> {
+    Envelope::new(OrderCreated {
+        id: order,
+        version: 0,
+        status: OrderStatus::Created,
+        user_id: Uuid::now_v7(),
+        expires_at: time::OffsetDateTime::now_utc() + time::Duration::milliseconds(ms),
+        ticket: OrderTicket {
+            id: Uuid::now_v7(),
+            price: Cents(1000),
+        },
+    })
+}
+
 #[tokio::test]
 async fn a_job_fires_at_its_due_time_once_and_cannot_be_scheduled_again() {
     let (queue, _keys) = queue_on(&redis_url(), Duration::from_secs(30)).await;
@@ -274,30 +315,9 @@ async fn the_queue_refuses_a_redis_that_may_evict_its_jobs() {
 
 #[tokio::test]
 async fn an_order_created_event_schedules_an_expiration_complete_published_once() {
-    let namespace = unique_namespace();
-    let bus = TestBus::create(&namespace).await;
-    let _keys = RedisKeys::new(&redis_url(), &format!("{namespace}:"));
-    let queue = Queue::connect(&redis_url(), namespace.as_str(), Duration::from_secs(30))
-        .await
-        .unwrap();
-    let component = ticketing_expiration::component(queue.clone(), &bus.bus, 2);
-    let stop = CancellationToken::new();
-    for task in component.tasks {
-        tokio::spawn(task.start(stop.clone()));
-    }
-    let _running = Running(stop);
+    let (bus, _service) = start_service(2).await;
     let order = Uuid::now_v7();
-    let created = Envelope::new(OrderCreated {
-        id: order,
-        version: 0,
-        status: OrderStatus::Created,
-        user_id: Uuid::now_v7(),
-        expires_at: time::OffsetDateTime::now_utc() + time::Duration::milliseconds(500),
-        ticket: OrderTicket {
-            id: Uuid::now_v7(),
-            price: Cents(1000),
-        },
-    });
+    let created = order_created(order, 500);
     for _ in 0..2 {
         // Delivered twice, as at-least-once delivery may.
         let payload = serde_json::to_vec(&created).unwrap();
@@ -388,30 +408,9 @@ async fn expiration_complete_continues_the_trace_and_request_id_of_the_order_cre
         tracing_subscriber::EnvFilter::new("info"),
         std::io::sink,
     ));
-    let namespace = unique_namespace();
-    let bus = TestBus::create(&namespace).await;
-    let _keys = RedisKeys::new(&redis_url(), &format!("{namespace}:"));
-    let queue = Queue::connect(&redis_url(), namespace.as_str(), Duration::from_secs(30))
-        .await
-        .unwrap();
-    let component = ticketing_expiration::component(queue.clone(), &bus.bus, 1);
-    let stop = CancellationToken::new();
-    for task in component.tasks {
-        tokio::spawn(task.start(stop.clone()));
-    }
-    let _running = Running(stop);
+    let (bus, _service) = start_service(1).await;
     let order = Uuid::now_v7();
-    let created = Envelope::new(OrderCreated {
-        id: order,
-        version: 0,
-        status: OrderStatus::Created,
-        user_id: Uuid::now_v7(),
-        expires_at: time::OffsetDateTime::now_utc() + time::Duration::milliseconds(300),
-        ticket: OrderTicket {
-            id: Uuid::now_v7(),
-            price: Cents(1000),
-        },
-    });
+    let created = order_created(order, 300);
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(
