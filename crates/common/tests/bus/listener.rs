@@ -10,7 +10,7 @@ use std::{
 use ticketing_common::{
     CancellationToken,
     bus::{
-        listener::{Applied, Listener, ListenerSettings, NotApplied, Subscription},
+        listener::{Applied, Applying, Listener, ListenerSettings, NotApplied, Subscription},
         outbox::Relay,
         parked::{self, Parking, Replayed},
     },
@@ -70,25 +70,64 @@ fn service_name() -> String {
     format!("svc{}", &Uuid::new_v4().simple().to_string()[..8])
 }
 
+/// A handler that counts its calls and answers what `answer` says to each (numbered from 0).
+fn counting<A>(answer: A) -> (Arc<AtomicUsize>, Subscription)
+where
+    A: Fn(usize) -> Applying + Send + Sync + 'static,
+{
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (seen, answer) = (calls.clone(), Arc::new(answer));
+    let subscription = Subscription::handler(move |_: Envelope<ExpirationComplete>| {
+        let call = seen.fetch_add(1, Ordering::SeqCst);
+        let answer = answer.clone();
+        async move { answer(call) }
+    });
+    (calls, subscription)
+}
+
+/// A handler that answers "too early" until `ready` is set, then applies; it counts its
+/// tries and its applications.
+fn waiting_for(ready: &Arc<AtomicBool>) -> (Arc<AtomicUsize>, Arc<AtomicUsize>, Subscription) {
+    let applied = Arc::new(AtomicUsize::new(0));
+    let (ready, done) = (ready.clone(), applied.clone());
+    let (tries, subscription) = counting(move |_| {
+        if !ready.load(Ordering::SeqCst) {
+            return Err(NotApplied::TooEarly("version 1 not applied yet".into()));
+        }
+        done.fetch_add(1, Ordering::SeqCst);
+        Ok(Applied::Now)
+    });
+    (tries, applied, subscription)
+}
+
+/// Which replicas handled each event.
+type Handled = Arc<Mutex<HashMap<Uuid, Vec<usize>>>>;
+
+/// A handler that notes in `handled` that `replica` took the event, then waits `work`.
+fn recording(handled: &Handled, replica: usize, work: Duration) -> Subscription {
+    let handled = handled.clone();
+    Subscription::handler(move |envelope: Envelope<ExpirationComplete>| {
+        let handled = handled.clone();
+        async move {
+            handled
+                .lock()
+                .unwrap()
+                .entry(envelope.id)
+                .or_default()
+                .push(replica);
+            tokio::time::sleep(work).await;
+            Ok(Applied::Now)
+        }
+    })
+}
+
 #[tokio::test]
 async fn a_handled_event_is_acked_and_not_delivered_again() {
     let world = World::new().await;
     let service = service_name();
-    let calls = Arc::new(AtomicUsize::new(0));
+    let (calls, subscription) = counting(|_| Ok(Applied::Now));
     let stop = CancellationToken::new();
-    let seen = calls.clone();
-    let listener = Listener::new(
-        world.bus(),
-        &service,
-        Subscription::handler(move |_: Envelope<ExpirationComplete>| {
-            let seen = seen.clone();
-            async move {
-                seen.fetch_add(1, Ordering::SeqCst);
-                Ok(Applied::Now)
-            }
-        }),
-    )
-    .with_settings(quick());
+    let listener = Listener::new(world.bus(), &service, subscription).with_settings(quick());
     let running = tokio::spawn(listener.run(stop.clone()));
 
     publish(&world, 3).await;
@@ -108,23 +147,14 @@ async fn a_handled_event_is_acked_and_not_delivered_again() {
 async fn a_failing_handler_is_redelivered_until_it_succeeds() {
     let world = World::new().await;
     let service = service_name();
-    let calls = Arc::new(AtomicUsize::new(0));
+    let (calls, subscription) = counting(|call| {
+        if call < 2 {
+            return Err(NotApplied::Failed(anyhow::anyhow!("database hiccup")));
+        }
+        Ok(Applied::Now)
+    });
     let stop = CancellationToken::new();
-    let seen = calls.clone();
-    let listener = Listener::new(
-        world.bus(),
-        &service,
-        Subscription::handler(move |_: Envelope<ExpirationComplete>| {
-            let seen = seen.clone();
-            async move {
-                if seen.fetch_add(1, Ordering::SeqCst) < 2 {
-                    return Err(NotApplied::Failed(anyhow::anyhow!("database hiccup")));
-                }
-                Ok(Applied::Now)
-            }
-        }),
-    )
-    .with_settings(quick());
+    let listener = Listener::new(world.bus(), &service, subscription).with_settings(quick());
     let running = tokio::spawn(listener.run(stop.clone()));
 
     publish(&world, 1).await;
@@ -148,30 +178,9 @@ async fn an_early_event_is_nakked_with_a_delay_and_applied_once_its_predecessor_
     let world = World::new().await;
     let service = service_name();
     let predecessor_applied = Arc::new(AtomicBool::new(false));
-    let attempts = Arc::new(AtomicUsize::new(0));
-    let applied = Arc::new(AtomicUsize::new(0));
+    let (attempts, applied, subscription) = waiting_for(&predecessor_applied);
     let stop = CancellationToken::new();
-    let (ready, tries, done) = (
-        predecessor_applied.clone(),
-        attempts.clone(),
-        applied.clone(),
-    );
-    let listener = Listener::new(
-        world.bus(),
-        &service,
-        Subscription::handler(move |_: Envelope<ExpirationComplete>| {
-            let (ready, tries, done) = (ready.clone(), tries.clone(), done.clone());
-            async move {
-                tries.fetch_add(1, Ordering::SeqCst);
-                if !ready.load(Ordering::SeqCst) {
-                    return Err(NotApplied::TooEarly("version 1 not applied yet".into()));
-                }
-                done.fetch_add(1, Ordering::SeqCst);
-                Ok(Applied::Now)
-            }
-        }),
-    )
-    .with_settings(quick());
+    let listener = Listener::new(world.bus(), &service, subscription).with_settings(quick());
     let running = tokio::spawn(listener.run(stop.clone()));
 
     publish(&world, 1).await;
@@ -214,22 +223,12 @@ async fn publish_garbage(world: &World) {
 async fn an_event_that_keeps_failing_or_cannot_be_read_is_parked_and_counted_not_dropped() {
     let world = World::new().await;
     let service = service_name();
-    let calls = Arc::new(AtomicUsize::new(0));
+    let (calls, subscription) =
+        counting(|_| Err(NotApplied::Failed(anyhow::anyhow!("always broken"))));
     let stop = CancellationToken::new();
-    let seen = calls.clone();
-    let listener = Listener::new(
-        world.bus(),
-        &service,
-        Subscription::handler(move |_: Envelope<ExpirationComplete>| {
-            let seen = seen.clone();
-            async move {
-                seen.fetch_add(1, Ordering::SeqCst);
-                Err(NotApplied::Failed(anyhow::anyhow!("always broken")))
-            }
-        }),
-    )
-    .with_settings(quick())
-    .with_parking(parking(&world));
+    let listener = Listener::new(world.bus(), &service, subscription)
+        .with_settings(quick())
+        .with_parking(parking(&world));
     listener.ensure_consumer().await.unwrap();
     let running = tokio::spawn(listener.run(stop.clone()));
 
@@ -267,29 +266,21 @@ async fn an_event_that_keeps_failing_or_cannot_be_read_is_parked_and_counted_not
 async fn a_transient_failure_is_retried_for_as_long_as_it_lasts() {
     let world = World::new().await;
     let service = service_name();
-    let calls = Arc::new(AtomicUsize::new(0));
+    let (calls, subscription) = counting(|call| {
+        // A database that is down for a good while: many more tries than max_failures, each
+        // a connection refused.
+        if call < 12 {
+            let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+            return Err(NotApplied::Failed(
+                anyhow::Error::new(sqlx::Error::Io(refused)).context("cannot apply"),
+            ));
+        }
+        Ok(Applied::Now)
+    });
     let stop = CancellationToken::new();
-    let seen = calls.clone();
-    let listener = Listener::new(
-        world.bus(),
-        &service,
-        Subscription::handler(move |_: Envelope<ExpirationComplete>| {
-            let seen = seen.clone();
-            async move {
-                // A database that is down for a good while: many more tries than
-                // max_failures, each a connection refused.
-                if seen.fetch_add(1, Ordering::SeqCst) < 12 {
-                    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-                    return Err(NotApplied::Failed(
-                        anyhow::Error::new(sqlx::Error::Io(refused)).context("cannot apply"),
-                    ));
-                }
-                Ok(Applied::Now)
-            }
-        }),
-    )
-    .with_settings(quick())
-    .with_parking(parking(&world));
+    let listener = Listener::new(world.bus(), &service, subscription)
+        .with_settings(quick())
+        .with_parking(parking(&world));
     let running = tokio::spawn(listener.run(stop.clone()));
 
     publish(&world, 1).await;
@@ -313,19 +304,8 @@ async fn an_event_too_early_past_the_deadline_is_parked_and_replayed_once_it_can
     let world = World::new().await;
     let service = service_name();
     let predecessor_applied = Arc::new(AtomicBool::new(false));
-    let applied = Arc::new(AtomicUsize::new(0));
+    let (_, applied, subscription) = waiting_for(&predecessor_applied);
     let stop = CancellationToken::new();
-    let (ready, done) = (predecessor_applied.clone(), applied.clone());
-    let subscription = Subscription::handler(move |_: Envelope<ExpirationComplete>| {
-        let (ready, done) = (ready.clone(), done.clone());
-        async move {
-            if !ready.load(Ordering::SeqCst) {
-                return Err(NotApplied::TooEarly("version 1 not applied yet".into()));
-            }
-            done.fetch_add(1, Ordering::SeqCst);
-            Ok(Applied::Now)
-        }
-    });
     let listener = Listener::new(world.bus(), &service, subscription.clone())
         .with_settings(ListenerSettings {
             not_yet_deadline: Duration::from_secs(1),
@@ -370,7 +350,7 @@ async fn an_event_too_early_past_the_deadline_is_parked_and_replayed_once_it_can
 async fn two_replicas_on_one_durable_consumer_share_the_work_and_handle_each_event_once() {
     let world = World::new().await;
     let service = service_name();
-    let handled: Arc<Mutex<HashMap<Uuid, Vec<usize>>>> = Arc::default();
+    let handled = Handled::default();
     let stop = CancellationToken::new();
     let settings = ListenerSettings {
         concurrency: 4,
@@ -378,25 +358,10 @@ async fn two_replicas_on_one_durable_consumer_share_the_work_and_handle_each_eve
     };
     let mut replicas = Vec::new();
     for replica in 0..2 {
-        let handled = handled.clone();
-        let listener = Listener::new(
-            world.bus(),
-            &service,
-            Subscription::handler(move |envelope: Envelope<ExpirationComplete>| {
-                let handled = handled.clone();
-                async move {
-                    tokio::time::sleep(Duration::from_millis(2)).await; // a transaction's worth of work
-                    handled
-                        .lock()
-                        .unwrap()
-                        .entry(envelope.id)
-                        .or_default()
-                        .push(replica);
-                    Ok(Applied::Now)
-                }
-            }),
-        )
-        .with_settings(settings.clone());
+        // Each event takes a transaction's worth of work.
+        let subscription = recording(&handled, replica, Duration::from_millis(2));
+        let listener =
+            Listener::new(world.bus(), &service, subscription).with_settings(settings.clone());
         replicas.push(tokio::spawn(listener.run(stop.clone())));
     }
 
@@ -429,22 +394,10 @@ async fn two_replicas_on_one_durable_consumer_share_the_work_and_handle_each_eve
 async fn a_listener_stopping_as_events_arrive_stops_promptly_and_another_replica_gets_them_soon() {
     let world = World::new().await;
     let service = service_name();
-    let handled: Arc<Mutex<HashMap<Uuid, Vec<usize>>>> = Arc::default();
+    let handled = Handled::default();
     let start = |replica: usize, stop: CancellationToken| {
-        let handled = handled.clone();
-        let listener = Listener::new(
-            world.bus(),
-            &service,
-            Subscription::handler(move |envelope: Envelope<ExpirationComplete>| {
-                let handled = handled.clone();
-                async move {
-                    let mut handled = handled.lock().unwrap();
-                    handled.entry(envelope.id).or_default().push(replica);
-                    Ok(Applied::Now)
-                }
-            }),
-        )
-        .with_settings(quick());
+        let subscription = recording(&handled, replica, Duration::ZERO);
+        let listener = Listener::new(world.bus(), &service, subscription).with_settings(quick());
         tokio::spawn(listener.run(stop))
     };
     let first_stop = CancellationToken::new();
@@ -489,31 +442,14 @@ async fn a_listener_stopping_as_events_arrive_stops_promptly_and_another_replica
 async fn a_handler_slower_than_the_ack_wait_keeps_its_event_and_it_is_handled_once() {
     let world = World::new().await;
     let service = service_name();
-    let handled: Arc<Mutex<HashMap<Uuid, Vec<usize>>>> = Arc::default();
+    let handled = Handled::default();
     let stop = CancellationToken::new();
+    // A database failing over, say: longer than the ack wait.
     let slow = ticketing_common::bus::ACK_WAIT + Duration::from_secs(2);
     let mut replicas = Vec::new();
     for replica in 0..2 {
-        let handled = handled.clone();
-        let listener = Listener::new(
-            world.bus(),
-            &service,
-            Subscription::handler(move |envelope: Envelope<ExpirationComplete>| {
-                let handled = handled.clone();
-                async move {
-                    handled
-                        .lock()
-                        .unwrap()
-                        .entry(envelope.id)
-                        .or_default()
-                        .push(replica);
-                    // A database failing over, say: longer than the ack wait.
-                    tokio::time::sleep(slow).await;
-                    Ok(Applied::Now)
-                }
-            }),
-        )
-        .with_settings(quick());
+        let subscription = recording(&handled, replica, slow);
+        let listener = Listener::new(world.bus(), &service, subscription).with_settings(quick());
         replicas.push(tokio::spawn(listener.run(stop.clone())));
     }
 
