@@ -118,27 +118,18 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// Whether an error comes from a database pool that could not hand out a connection in time:
-/// the service is saturated, not broken, and the client may retry.
-fn pool_exhausted(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<sqlx::Error>(),
-            Some(sqlx::Error::PoolTimedOut)
-        )
-    })
-}
-
 /// How long a client should wait before retrying a 503.
 const RETRY_AFTER_UNAVAILABLE_SECS: u64 = 1;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let this = match self {
-            ApiError::Unexpected(error) if pool_exhausted(&error) => {
+            // A dependency down, slow or saturated (the database pool exhausted, its
+            // connection refused, Redis timing out): not broken, and worth a retry.
+            ApiError::Unexpected(error) if is_transient(&error) => {
                 tracing::warn!(
                     error = format!("{error:#}"),
-                    "database pool exhausted; answering 503"
+                    "a dependency is unavailable; answering 503"
                 );
                 ApiError::Unavailable("The service is busy; please try again in a moment".into())
             }
@@ -224,6 +215,24 @@ pub fn is_unique_violation(error: &sqlx::Error, constraint: Option<&str>) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_outage_is_a_503_with_retry_after_and_a_bug_stays_a_500() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        for outage in [
+            anyhow::Error::new(sqlx::Error::PoolTimedOut),
+            anyhow::Error::new(sqlx::Error::Io(refused)).context("database query failed"),
+        ] {
+            let response = ApiError::Unexpected(outage).into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(response.headers().contains_key("retry-after"));
+        }
+        let bug = ApiError::Unexpected(anyhow::anyhow!("a column that does not exist"));
+        assert_eq!(
+            bug.into_response().status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
 
     #[test]
     fn outages_are_transient_and_mistakes_are_not() {

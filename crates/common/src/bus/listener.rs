@@ -480,7 +480,7 @@ impl Listener {
         };
         let subject = self.subject().as_str();
         let parked = ParkedEvent {
-            id: ParkedEvent::id_for(&self.service, subject, sequence),
+            id: ParkedEvent::id_for(&self.service, subject, sequence, &message.payload),
             service: self.service.clone(),
             subject: subject.to_owned(),
             event_id,

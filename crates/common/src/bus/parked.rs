@@ -16,14 +16,15 @@ use uuid::Uuid;
 
 use super::listener::Subscription;
 
-/// Counts events parked, by service, subject and why (`undecodable`, `failing`, `too_early`).
+/// Counts events parked, by service, subject and why (`undecodable`, `unknown`, `failing`,
+/// `too_early`).
 pub const EVENTS_PARKED: &str = "events_parked_total";
 
 /// One parked event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct ParkedEvent {
-    /// Derived from the service, subject and stream sequence: parking the same message twice
-    /// (a redelivery) keeps one record.
+    /// Derived from the service, subject, stream sequence and payload ([`ParkedEvent::id_for`]):
+    /// parking the same message twice (a redelivery) keeps one record.
     pub id: Uuid,
     /// The service whose handler refused it.
     pub service: String,
@@ -45,12 +46,14 @@ pub struct ParkedEvent {
 }
 
 impl ParkedEvent {
-    /// The id of the message at `sequence` of the stream, parked by `service`.
-    pub fn id_for(service: &str, subject: &str, sequence: u64) -> Uuid {
-        Uuid::new_v5(
-            &Uuid::NAMESPACE_URL,
-            format!("ticketing:parked:{service}:{subject}:{sequence}").as_bytes(),
-        )
+    /// The id of the message at `sequence` of the stream with `payload`, parked by `service`:
+    /// parking the same message again finds its row, while another message that happens to
+    /// have the same sequence (a recreated stream, a message whose sequence could not be
+    /// read) gets a row of its own.
+    pub fn id_for(service: &str, subject: &str, sequence: u64, payload: &[u8]) -> Uuid {
+        let mut name = format!("ticketing:parked:{service}:{subject}:{sequence}:").into_bytes();
+        name.extend_from_slice(payload);
+        Uuid::new_v5(&Uuid::NAMESPACE_URL, &name)
     }
 }
 
@@ -86,33 +89,6 @@ impl std::fmt::Debug for Parking {
             Parking::Postgres(_) => f.write_str("Parking::Postgres"),
             Parking::Redis { key, .. } => write!(f, "Parking::Redis({key})"),
         }
-    }
-}
-
-type Row = (
-    Uuid,
-    String,
-    String,
-    Option<Uuid>,
-    Vec<u8>,
-    String,
-    i64,
-    OffsetDateTime,
-    i64,
-);
-
-fn from_row(row: Row) -> ParkedEvent {
-    let (id, service, subject, event_id, payload, error, deliveries, parked_at, replays) = row;
-    ParkedEvent {
-        id,
-        service,
-        subject,
-        event_id,
-        payload,
-        error,
-        deliveries,
-        parked_at,
-        replays,
     }
 }
 
@@ -156,17 +132,14 @@ impl Parking {
 
     /// Every parked event, oldest first.
     pub async fn list(&self) -> anyhow::Result<Vec<ParkedEvent>> {
-        let mut events = match self {
-            Parking::Postgres(pool) => sqlx::query_as::<_, Row>(
+        match self {
+            Parking::Postgres(pool) => sqlx::query_as(
                 "SELECT id, service, subject, event_id, payload, error, deliveries, parked_at, replays
-                 FROM parked_events",
+                 FROM parked_events ORDER BY parked_at, id",
             )
             .fetch_all(pool)
             .await
-            .context("cannot read parked events")?
-            .into_iter()
-            .map(from_row)
-            .collect(),
+            .context("cannot read parked events"),
             Parking::Redis { redis, key } => {
                 let mut redis = redis.clone();
                 let values: Vec<String> = redis::cmd("HVALS")
@@ -174,14 +147,14 @@ impl Parking {
                     .query_async(&mut redis)
                     .await
                     .context("cannot read parked events")?;
-                values
+                let mut events = values
                     .iter()
                     .map(|value| serde_json::from_str(value))
-                    .collect::<Result<Vec<ParkedEvent>, _>>()?
+                    .collect::<Result<Vec<ParkedEvent>, _>>()?;
+                events.sort_by_key(|event| (event.parked_at, event.id));
+                Ok(events)
             }
-        };
-        events.sort_by_key(|event| (event.parked_at, event.id));
-        Ok(events)
+        }
     }
 
     /// Forgets a parked event (it was applied); `false` if there was none.
@@ -290,3 +263,31 @@ CREATE TABLE IF NOT EXISTS parked_events (
     replays     bigint NOT NULL DEFAULT 0
 );
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_parked_again_finds_its_record_and_another_at_the_same_sequence_does_not() {
+        let first = ParkedEvent::id_for("orders", "order.created", 7, b"{\"a\":1}");
+        assert_eq!(
+            first,
+            ParkedEvent::id_for("orders", "order.created", 7, b"{\"a\":1}")
+        );
+        // A recreated stream starts its sequence again; a message whose sequence could not be
+        // read counts as 0. Neither may take the place of what is parked already.
+        assert_ne!(
+            first,
+            ParkedEvent::id_for("orders", "order.created", 7, b"{\"a\":2}")
+        );
+        assert_ne!(
+            ParkedEvent::id_for("orders", "order.created", 0, b"one"),
+            ParkedEvent::id_for("orders", "order.created", 0, b"two")
+        );
+        assert_ne!(
+            first,
+            ParkedEvent::id_for("payments", "order.created", 7, b"{\"a\":1}")
+        );
+    }
+}

@@ -118,3 +118,33 @@ fn tries(outcome: &str) -> u64 {
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
 }
+
+#[tokio::test]
+async fn while_the_database_is_away_requests_answer_503_with_retry_after_and_succeed_once_it_is_back()
+ {
+    let (app, gate) = spawn_app_behind_gate().await;
+    let buyer = app.user();
+    let ticket = app.insert_ticket("Concert", 1000).await;
+
+    gate.close();
+    let refused = app.order(&buyer, ticket).await;
+    refused.assert_error(StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        refused.headers.contains_key("retry-after"),
+        "{:?}",
+        refused.headers
+    );
+    let listed = app.list(Some(&buyer)).await;
+    listed.assert_error(StatusCode::SERVICE_UNAVAILABLE);
+
+    gate.open().await;
+    let ordered = eventually(Duration::from_secs(10), || async {
+        let reply = app.order(&buyer, ticket).await;
+        (reply.status == StatusCode::CREATED).then_some(reply)
+    })
+    .await;
+    assert!(
+        ordered.is_some(),
+        "the order is taken once the database is back"
+    );
+}
