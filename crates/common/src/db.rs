@@ -82,6 +82,12 @@ impl DatabaseTarget {
     /// Creates the database if needed and opens a pool on it.
     pub async fn connect(&self, max_connections: u32) -> anyhow::Result<PgPool> {
         self.create_if_missing().await?;
+        self.open(max_connections).await
+    }
+
+    /// Opens a pool on the database as it is, creating nothing; a database that does not
+    /// exist is an error naming it.
+    pub async fn open(&self, max_connections: u32) -> anyhow::Result<PgPool> {
         PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(CONNECT_TIMEOUT)
@@ -126,6 +132,22 @@ pub async fn open_service(
         &common.namespace.database(service),
     )?
     .connect(common.database_pool_size.unwrap_or(max_connections))
+    .await
+}
+
+/// Opens one service's database as it is (for tools that only read what a service left):
+/// nothing is created or migrated, and a database that does not exist is an error.
+pub async fn open_existing_service(
+    common: &crate::settings::CommonSettings,
+    explicit: Option<&crate::Secret<String>>,
+    service: &str,
+) -> anyhow::Result<PgPool> {
+    DatabaseTarget::resolve(
+        common.database_url.expose(),
+        explicit.map(|url| url.expose().as_str()),
+        &common.namespace.database(service),
+    )?
+    .open(2)
     .await
 }
 

@@ -1,18 +1,24 @@
 //! `ticketing events parked` and `ticketing events replay`: what the services parked (events
 //! they could not apply), and applying them again through the same handlers once the cause
 //! is fixed. Each service's parked events live with it (its database; expiration's queue
-//! Redis), so this connects to everything a service needs, like `up` does, but serves
+//! Redis). Listing opens only those, as they are: nothing is created or migrated, and a
+//! namespace where nothing ran is an error, not "no parked events". A replay also builds
+//! the services' handlers, connecting to everything a service needs, like `up`, but serves
 //! nothing.
 
-use anyhow::bail;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
 use clap::Subcommand;
 use ticketing_common::{
     bus::{
         Bus,
-        parked::{self, ParkedEvent, Replayed},
+        parked::{self, ParkedEvent, Parking, Replayed},
     },
     component::Events,
+    db,
 };
+use ticketing_expiration::queue::Queue;
 use uuid::Uuid;
 
 use crate::cli::Cli;
@@ -33,7 +39,46 @@ pub enum Action {
     },
 }
 
-/// The event handling of every service that reads events.
+/// Where every service that reads events parks them, opened without changing anything.
+async fn parkings(cli: &Cli) -> anyhow::Result<Vec<(&'static str, Parking)>> {
+    let databases = [
+        (
+            ticketing_tickets::NAME,
+            cli.tickets.tickets_database_url.as_ref(),
+        ),
+        (
+            ticketing_orders::NAME,
+            cli.orders.orders_database_url.as_ref(),
+        ),
+        (
+            ticketing_payments::NAME,
+            cli.payments.payments_database_url.as_ref(),
+        ),
+    ];
+    let mut parkings = Vec::new();
+    for (name, explicit) in databases {
+        let pool = db::open_existing_service(&cli.common, explicit, name)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot read {name}'s parked events: has anything run in namespace {} (TICKETING_NAMESPACE, DATABASE_URL)?",
+                    cli.common.namespace
+                )
+            })?;
+        parkings.push((name, Parking::Postgres(pool)));
+    }
+    // The lease is never used: nothing is claimed.
+    let queue = Queue::connect(
+        cli.common.queue_redis_url(),
+        cli.common.namespace.redis_prefix(),
+        Duration::from_secs(30),
+    )
+    .await?;
+    parkings.push((ticketing_expiration::NAME, queue.parking()));
+    Ok(parkings)
+}
+
+/// The event handling of every service that reads events (for a replay).
 async fn services(cli: &Cli) -> anyhow::Result<Vec<(&'static str, Events)>> {
     let bus = Bus::connect(&cli.common.nats_url, &cli.common.namespace).await?;
     let components = [
@@ -78,11 +123,10 @@ pub async fn run(cli: &Cli, action: &Action) -> anyhow::Result<()> {
         "Reading the parked events of tickets, orders, payments and expiration (namespace {})...",
         cli.common.namespace
     );
-    let services = services(cli).await?;
     let mut parked = Vec::new();
-    for (name, events) in &services {
-        for event in events.parking.list().await? {
-            parked.push((*name, event));
+    for (name, parking) in parkings(cli).await? {
+        for event in parking.list().await? {
+            parked.push((name, event));
         }
     }
     parked.sort_by_key(|(_, event)| (event.parked_at, event.id));
@@ -111,6 +155,7 @@ pub async fn run(cli: &Cli, action: &Action) -> anyhow::Result<()> {
                     id.unwrap_or_default()
                 );
             }
+            let services = services(cli).await?;
             let mut refused = 0;
             for (name, event) in chosen {
                 let events = &services

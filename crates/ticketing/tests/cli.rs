@@ -683,6 +683,35 @@ async fn parked_events_are_listed_and_replayed_through_the_handler_that_parked_t
     assert_eq!(left[0].replays, 1);
 }
 
+#[tokio::test]
+async fn listing_parked_events_in_a_namespace_where_nothing_ran_says_so_and_creates_nothing() {
+    use ticketing_common::{db::DatabaseTarget, testing::database_url};
+    let namespace = unique_namespace().to_string();
+
+    let (ok, output) = events(&namespace, &["parked"]);
+
+    assert!(
+        !ok,
+        "a mistyped namespace is not 'no parked events': {output}"
+    );
+    assert!(
+        output.contains(&format!("has anything run in namespace {namespace}")),
+        "{output}"
+    );
+    let admin = DatabaseTarget::resolve(&database_url(), None, "postgres")
+        .unwrap()
+        .open(1)
+        .await
+        .unwrap();
+    let created: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE $1 || '\\_%'")
+            .bind(&namespace)
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+    assert_eq!(created, 0, "no database was made for {namespace}");
+}
+
 /// The schemathesis the project pins, in a virtual environment under `target/` (made, and
 /// the pinned release installed from PyPI, on first use; `scripts/schemathesis.sh`, which
 /// the test command runs first, does the same and installs python3-venv when missing).
