@@ -60,6 +60,12 @@ pub enum ApiError {
     /// 404: unknown resource or route.
     #[error("{0}")]
     NotFound(String),
+    /// 405: a method the route does not take.
+    #[error("Method not allowed on this route")]
+    MethodNotAllowed,
+    /// 408: the request's body did not arrive within the request timeout.
+    #[error("The request's body did not arrive in time")]
+    RequestTimeout,
     /// 409: a business rule refuses the request.
     #[error("{0}")]
     Conflict(String),
@@ -89,6 +95,8 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -103,13 +103,21 @@ pub fn finish(
     openapi.info.version = env!("CARGO_PKG_VERSION").into();
     openapi.info.contact = None;
     openapi.info.license = Some(utoipa::openapi::License::new("MIT"));
-    let openapi = Arc::new(openapi);
+    // Written once: anyone may ask for it, as often as they like.
+    let openapi = axum::body::Bytes::from(
+        serde_json::to_vec(&openapi).expect("the OpenAPI document serialises"),
+    );
     // Make sure the recorder is installed before the first request records anything.
     let _ = m::handle();
     router
         .route(
             "/api/openapi.json",
-            get(move || async move { axum::Json(openapi.as_ref().clone()) }),
+            get(move || async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    openapi,
+                )
+            }),
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(Arc::new(checks)))
@@ -216,11 +224,8 @@ async fn readyz(State(checks): State<Arc<Vec<ReadyCheck>>>) -> Response {
     (status, axum::Json(json!({"ready": ready, "checks": body}))).into_response()
 }
 
-async fn method_not_allowed() -> Response {
-    let mut response =
-        ApiError::BadRequest("Method not allowed on this route".into()).into_response();
-    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    response
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 async fn not_found() -> ApiError {
@@ -246,11 +251,7 @@ async fn within_deadline(request: Request, next: Next) -> Response {
         Ok(response) => response,
         Err(_) if !arrived.load(Ordering::Acquire) => {
             tracing::info!(?limit, "the request's body did not arrive in time");
-            let mut response =
-                ApiError::BadRequest("The request's body did not arrive in time".into())
-                    .into_response();
-            *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
-            response
+            ApiError::RequestTimeout.into_response()
         }
         Err(_) => {
             tracing::warn!(?limit, "request timed out");

@@ -29,10 +29,15 @@ impl<T> fmt::Display for Secret<T> {
     }
 }
 
+/// Read from a flag or an environment variable. An empty secret is refused (an empty
+/// variable already counts as unset, see `settings::parse`; this catches `--jwt-key=`).
 impl FromStr for Secret<String> {
-    type Err = std::convert::Infallible;
+    type Err = &'static str;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().is_empty() {
+            return Err("must not be empty");
+        }
         Ok(Secret(s.to_owned()))
     }
 }
@@ -92,6 +97,13 @@ mod tests {
         let key: Secret<String> = "hunter2-hunter2".parse().unwrap();
         assert_eq!(format!("{key} {key:?}"), "[redacted] [redacted]");
         assert_eq!(key.expose(), "hunter2-hunter2");
+    }
+
+    #[test]
+    fn an_empty_secret_is_refused() {
+        for empty in ["", "   "] {
+            assert!(empty.parse::<Secret<String>>().is_err(), "{empty:?}");
+        }
     }
 
     #[test]

@@ -90,13 +90,17 @@ pub fn context_headers(span: &tracing::Span) -> HashMap<String, String> {
     headers
 }
 
-/// Makes `span` a child of the trace named in `headers`, if they carry one.
+/// Makes `span` a child of the trace named in `headers`, if they carry one. Only the W3C
+/// fields are kept, so a request's other headers (cookies among them) are not copied.
 pub fn set_parent_from<'a>(
     span: &tracing::Span,
     headers: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) {
     let carrier: HashMap<String, String> = headers
         .into_iter()
+        .filter(|(k, _)| {
+            k.eq_ignore_ascii_case("traceparent") || k.eq_ignore_ascii_case("tracestate")
+        })
         .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
         .collect();
     let parent = TraceContextPropagator::new().extract(&carrier);
