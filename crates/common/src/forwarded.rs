@@ -11,9 +11,12 @@
 //! session key can make; the API believes that header whoever the peer is, and nothing else
 //! that a client could send.
 
-use std::{net::IpAddr, sync::Arc};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
-use axum::http::HeaderMap;
+use axum::{extract::ConnectInfo, http::Extensions, http::HeaderMap};
 use hmac::{Hmac, KeyInit, Mac};
 use ipnet::IpNet;
 use sha2::Sha256;
@@ -25,6 +28,16 @@ pub const FORWARDING_TOKEN_HEADER: &str = "x-ticketing-forwarded-by";
 pub const VISITOR_HEADER: &str = "x-ticketing-visitor";
 /// The standard header naming the client and the proxies a request went through.
 pub const FORWARDED_FOR: &str = "x-forwarded-for";
+/// The standard header naming the scheme the client used in front of a proxy.
+pub const FORWARDED_PROTO: &str = "x-forwarded-proto";
+
+/// The connection's peer, as the server recorded it on the request (none in tests that call
+/// a router directly).
+pub fn peer(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip())
+}
 
 /// The web component's proof that it is one of ours: an HMAC of a fixed label under the
 /// session key (`JWT_KEY`), which every component has and no client does.
@@ -101,6 +114,26 @@ impl Proxies {
             .trim()
             .parse()
             .ok()
+    }
+
+    /// The scheme a trusted proxy says the client used (`X-Forwarded-Proto`: `http` or
+    /// `https`); `None` from anyone else, or when it says nothing readable.
+    pub fn forwarded_proto(&self, peer: IpAddr, headers: &HeaderMap) -> Option<&'static str> {
+        if !self.is_trusted(&peer) {
+            return None;
+        }
+        let value = headers.get(FORWARDED_PROTO)?.to_str().ok()?;
+        match value
+            .split(',')
+            .next()?
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "https" => Some("https"),
+            "http" => Some("http"),
+            _ => None,
+        }
     }
 
     /// The client address: the visitor our web pages name; or the peer, or, when the peer is

@@ -9,13 +9,13 @@
 use std::{
     collections::HashMap,
     hash::Hash,
-    net::{IpAddr, SocketAddr},
+    net::IpAddr,
     sync::{Arc, LazyLock, Mutex},
     time::{Duration, Instant},
 };
 
 use axum::{
-    extract::{ConnectInfo, Request, State},
+    extract::{Request, State},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -163,10 +163,7 @@ impl RateLimiter {
 
 /// Middleware applying the limiter to every request of the routes it wraps.
 pub async fn limit(State(limiter): State<RateLimiter>, request: Request, next: Next) -> Response {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
+    let peer = crate::forwarded::peer(request.extensions());
     if let Some(peer) = peer {
         let client = limiter.proxies.client_address(peer, request.headers());
         if let Err(retry_after_secs) = limiter.check(client, Instant::now()) {

@@ -2,13 +2,10 @@
 //! request's `x-request-id`, and every refusal comes back as the contract's error list, so a
 //! page can put each message next to its field.
 
-use std::{
-    net::{IpAddr, SocketAddr},
-    time::Duration,
-};
+use std::{net::IpAddr, time::Duration};
 
 use axum::{
-    extract::{ConnectInfo, FromRequestParts},
+    extract::FromRequestParts,
     http::{HeaderMap, StatusCode, header, request::Parts},
 };
 use serde::{Deserialize, de::DeserializeOwned};
@@ -104,24 +101,8 @@ impl Forwarding {
     /// The scheme the visitor used: a trusted proxy's `X-Forwarded-Proto`, otherwise
     /// `https` when the site is served over HTTPS, else `http`.
     pub fn scheme(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> &'static str {
-        let forwarded = peer
-            .filter(|peer| self.proxies.is_trusted(peer))
-            .and_then(|_| headers.get("x-forwarded-proto"))
-            .and_then(|value| value.to_str().ok())
-            .map(|value| {
-                value
-                    .split(',')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase()
-            });
-        match forwarded.as_deref() {
-            Some("https") => "https",
-            Some("http") => "http",
-            _ if self.https => "https",
-            _ => "http",
-        }
+        let forwarded = peer.and_then(|peer| self.proxies.forwarded_proto(peer, headers));
+        forwarded.unwrap_or(if self.https { "https" } else { "http" })
     }
 }
 
@@ -144,10 +125,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Visitor {
             .get::<Forwarding>()
             .cloned()
             .unwrap_or_default();
-        let address = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| forwarding.proxies.client_address(peer.ip(), &parts.headers));
+        let address = ticketing_common::forwarded::peer(&parts.extensions)
+            .map(|peer| forwarding.proxies.client_address(peer, &parts.headers));
         Ok(Visitor {
             cookie: parts.headers.get(header::COOKIE).cloned(),
             address,

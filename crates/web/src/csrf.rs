@@ -8,10 +8,8 @@
 //! nothing happens. An `http://` page of the same host cannot post to the `https://` site.
 //! Only the web pages are wrapped: the JSON API is not a form target.
 
-use std::net::SocketAddr;
-
 use axum::{
-    extract::{ConnectInfo, Request},
+    extract::Request,
     http::{Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -27,10 +25,7 @@ pub async fn check_origin(request: Request, next: Next) -> Response {
     ) {
         return next.run(request).await;
     }
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| peer.ip());
+    let peer = ticketing_common::forwarded::peer(request.extensions());
     let scheme = request
         .extensions()
         .get::<Forwarding>()
@@ -64,6 +59,21 @@ pub fn same_origin(headers: &axum::http::HeaderMap, scheme: &str) -> bool {
         .is_some_and(|(their_scheme, authority)| {
             their_scheme == scheme && authority.eq_ignore_ascii_case(host)
         })
+}
+
+/// The path of the page on this site a request came from, per its `Referer` (our pages send
+/// it to ourselves: `Referrer-Policy: same-origin`); `None` without one or from elsewhere.
+pub fn referring_page(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let referer = headers.get(header::REFERER)?.to_str().ok()?;
+    let (_, authority) = origin(referer)?;
+    if !authority.eq_ignore_ascii_case(host) {
+        return None;
+    }
+    let (_, after_scheme) = referer.split_once("://")?;
+    let path = &after_scheme[authority.len()..];
+    let path = &path[..path.find(['?', '#']).unwrap_or(path.len())];
+    path.starts_with('/').then_some(path)
 }
 
 /// The scheme and `host[:port]` of an absolute http(s) URL; `None` for anything else

@@ -88,21 +88,23 @@ pub async fn sign_up(auth: &Auth, email: Email, password: Password) -> Result<Us
 /// password is not even looked at.
 #[tracing::instrument(skip_all)]
 pub async fn sign_in(auth: &Auth, email: Email, password: String) -> Result<User, SignInError> {
-    let failed_signins = auth.failed_signins.as_ref();
-    let attempt =
-        match failed_signins {
-            Some(limit) => Some(limit.attempt(email.as_str()).await.map_err(
-                |retry_after_secs| {
+    let held = match &auth.failed_signins {
+        Some(limit) => {
+            let attempt = limit
+                .attempt(email.as_str())
+                .await
+                .map_err(|retry_after_secs| {
                     tracing::warn!("too many failed sign-ins for one e-mail");
                     SignInError::TooManyFailures { retry_after_secs }
-                },
-            )?),
-            None => None,
-        };
+                })?;
+            Some((limit, attempt))
+        }
+        None => None,
+    };
     let outcome = check_credentials(&auth.pool, email, password).await;
     // Only a wrong password counts: a success, or our own failure to check, is given back.
     if !matches!(outcome, Err(SignInError::InvalidCredentials))
-        && let (Some(limit), Some(attempt)) = (failed_signins, attempt)
+        && let Some((limit, attempt)) = held
     {
         limit.give_back(attempt).await;
     }

@@ -2,8 +2,9 @@
 //!
 //! A handler takes [`SignedIn`] instead of checking the session itself: without a session the
 //! visitor is sent to sign in (`303` to `/signin?next=<page>`) and comes back to the page
-//! they were on. A form posts to its own page (`/tickets/new`, `/tickets/{id}/edit`) or to an
-//! action under it (`/orders/{id}/pay`); either way "the page" is the one showing the form.
+//! they were on: the page itself, or for a form, the page that showed it (its `Referer`,
+//! which our pages send to ourselves), since a form may post to an action under its page
+//! (`/orders/{id}/pay`) that has nothing to show.
 
 use axum::{
     extract::FromRequestParts,
@@ -13,10 +14,7 @@ use axum::{
 use ticketing_common::session::{CurrentUser, SessionUser};
 
 use super::{Nav, signin_redirect};
-use crate::api::Visitor;
-
-/// The last path segments that name an action under a page rather than a page.
-const ACTIONS: [&str; 3] = ["pay", "cancel", "purchase"];
+use crate::{api::Visitor, csrf::referring_page};
 
 /// A signed-in visitor: who they are, what the layout shows, and what API calls forward.
 #[derive(Debug, Clone)]
@@ -34,7 +32,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
             .await
             .map_err(IntoResponse::into_response)?;
         let Some(me) = user.0.clone() else {
-            return Err(signin_redirect(page_of(&parts.method, parts.uri.path())));
+            return Err(signin_redirect(page_of(parts)));
         };
         let Ok(visitor) = Visitor::from_request_parts(parts, state).await;
         Ok(SignedIn {
@@ -52,31 +50,58 @@ impl SignedIn {
     }
 }
 
-/// The page a request belongs to: itself, or for a posted action, the page above it.
-fn page_of<'a>(method: &Method, path: &'a str) -> &'a str {
-    match path.rsplit_once('/') {
-        Some((page, action)) if method == Method::POST && ACTIONS.contains(&action) => page,
-        _ => path,
-    }
+/// The page a request belongs to: itself, or for a form, the page that showed it.
+fn page_of(parts: &Parts) -> &str {
+    let form_from = (parts.method == Method::POST)
+        .then(|| referring_page(&parts.headers))
+        .flatten();
+    form_from.unwrap_or(parts.uri.path())
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::http::{Request, header};
+
     use super::*;
 
-    #[test]
-    fn a_posted_action_belongs_to_the_page_above_it() {
-        assert_eq!(page_of(&Method::POST, "/orders/1/pay"), "/orders/1");
-        assert_eq!(page_of(&Method::POST, "/orders/1/cancel"), "/orders/1");
-        assert_eq!(page_of(&Method::POST, "/tickets/1/purchase"), "/tickets/1");
+    fn parts(method: Method, path: &str, referer: Option<&str>) -> Parts {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "shop.example");
+        if let Some(referer) = referer {
+            request = request.header(header::REFERER, referer);
+        }
+        request.body(()).unwrap().into_parts().0
     }
 
     #[test]
-    fn pages_and_forms_posted_to_their_own_page_stay() {
-        assert_eq!(page_of(&Method::GET, "/orders"), "/orders");
-        assert_eq!(page_of(&Method::GET, "/orders/1"), "/orders/1");
-        assert_eq!(page_of(&Method::POST, "/tickets/new"), "/tickets/new");
-        assert_eq!(page_of(&Method::POST, "/tickets/1/edit"), "/tickets/1/edit");
-        assert_eq!(page_of(&Method::GET, "/tickets/1/edit"), "/tickets/1/edit");
+    fn a_form_belongs_to_the_page_that_showed_it() {
+        let paid = parts(
+            Method::POST,
+            "/orders/1/pay",
+            Some("https://shop.example/orders/1?paid=1"),
+        );
+        assert_eq!(page_of(&paid), "/orders/1");
+        let sold = parts(
+            Method::POST,
+            "/tickets/new",
+            Some("http://shop.example/tickets/new"),
+        );
+        assert_eq!(page_of(&sold), "/tickets/new");
+    }
+
+    #[test]
+    fn a_page_is_its_own_and_a_referer_from_elsewhere_counts_for_nothing() {
+        let page = parts(Method::GET, "/orders/1", Some("https://shop.example/"));
+        assert_eq!(page_of(&page), "/orders/1");
+        let elsewhere = parts(
+            Method::POST,
+            "/tickets/1/purchase",
+            Some("https://evil.example/orders"),
+        );
+        assert_eq!(page_of(&elsewhere), "/tickets/1/purchase");
+        let nowhere = parts(Method::POST, "/tickets/1/edit", None);
+        assert_eq!(page_of(&nowhere), "/tickets/1/edit");
     }
 }
