@@ -204,7 +204,7 @@ struct Inner {
     lookup: Script,
     fill: Script,
     invalidate: Script,
-    health: Health,
+    health: crate::redis::Breaker,
     /// Groups whose invalidation has not reached Redis yet, with how often each failed (a
     /// retry clears a group only if it did not fail again meanwhile).
     pending: Mutex<HashMap<String, u64>>,
@@ -244,7 +244,7 @@ impl ReadCache {
                 lookup: Script::new(LOOKUP),
                 fill: Script::new(FILL),
                 invalidate: Script::new(INVALIDATE),
-                health: Health::default(),
+                health: crate::redis::Breaker::default(),
                 pending: Mutex::default(),
                 memory,
                 inflight: Mutex::default(),
@@ -610,33 +610,6 @@ impl Inner {
 fn jittered(ttl: Duration) -> Duration {
     let factor = 0.9 + rand::random::<f64>() * 0.2;
     ttl.mul_f64(factor).max(Duration::from_millis(1))
-}
-
-/// Circuit breaker state: when Redis may be tried again, and whether the outage was logged.
-#[derive(Default)]
-struct Health {
-    down_until: Mutex<Option<Instant>>,
-    outage: AtomicBool,
-}
-
-impl Health {
-    fn usable(&self) -> bool {
-        self.down_until
-            .lock()
-            .expect("health lock")
-            .is_none_or(|until| Instant::now() >= until)
-    }
-
-    /// Records a failure; `true` if this starts an outage (log it).
-    fn failed(&self, cool_down: Duration) -> bool {
-        *self.down_until.lock().expect("health lock") = Some(Instant::now() + cool_down);
-        !self.outage.swap(true, Ordering::AcqRel)
-    }
-
-    /// Records a success; `true` if this ends an outage.
-    fn recovered(&self) -> bool {
-        self.outage.load(Ordering::Acquire) && self.outage.swap(false, Ordering::AcqRel)
-    }
 }
 
 /// A value in memory and the local epoch its reader started at.

@@ -22,13 +22,15 @@ use axum::{
 use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 
-use crate::{error::ApiError, forwarded::Proxies, settings::Namespace, telemetry::LogThrottle};
+use crate::{error::ApiError, forwarded::Proxies, redis::Breaker, settings::Namespace};
 
 const MINUTE: Duration = Duration::from_secs(60);
 /// Keys a process-memory table tracks at most.
 const MAX_TRACKED: usize = 100_000;
 /// How long a [`SharedLimit`] waits for Redis before counting in process memory instead.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(200);
+/// After a failure, how long attempts are counted in this process without trying Redis.
+const COOL_DOWN: Duration = Duration::from_secs(1);
 
 /// Fixed-window counters per key in process memory, at most `capacity` keys.
 #[derive(Debug)]
@@ -185,7 +187,7 @@ pub struct SharedLimit {
     limit: u32,
     window: Duration,
     local: Arc<Windows<[u8; 32]>>,
-    warnings: Arc<LogThrottle>,
+    breaker: Arc<Breaker>,
 }
 
 impl std::fmt::Debug for SharedLimit {
@@ -244,7 +246,7 @@ impl SharedLimit {
             limit,
             window,
             local: Arc::new(Windows::new(limit, window)),
-            warnings: Arc::default(),
+            breaker: Arc::default(),
         }
     }
 
@@ -256,27 +258,40 @@ impl SharedLimit {
     /// the limit.
     pub async fn attempt(&self, key: &str) -> Result<Attempt, u64> {
         let digest = SharedLimit::digest(key);
+        let counted_here = |digest| {
+            self.local.hit(digest, Instant::now()).map(|()| Attempt {
+                key: digest,
+                in_redis: false,
+            })
+        };
+        if !self.breaker.usable() {
+            return counted_here(digest);
+        }
         let mut redis = self.redis.clone();
         let mut reserve = RESERVE_SCRIPT.key(self.redis_key(&digest));
         reserve.arg(self.limit).arg(self.window.as_millis() as u64);
         match tokio::time::timeout(REDIS_TIMEOUT, reserve.invoke_async::<i64>(&mut redis)).await {
-            Ok(Ok(-1)) => Ok(Attempt {
-                key: digest,
-                in_redis: true,
-            }),
-            Ok(Ok(millis)) => Err((millis.max(0) as u64).div_ceil(1000).max(1)),
+            Ok(Ok(answer)) => {
+                if self.breaker.recovered() {
+                    tracing::info!(limit = %self.prefix, "the queue Redis answers again: attempts are counted there");
+                }
+                match answer {
+                    -1 => Ok(Attempt {
+                        key: digest,
+                        in_redis: true,
+                    }),
+                    millis => Err((millis.max(0) as u64).div_ceil(1000).max(1)),
+                }
+            }
             outcome => {
                 let reason = match outcome {
                     Ok(Err(error)) => error.to_string(),
                     _ => "timed out".to_owned(),
                 };
-                if self.warnings.ready(10) {
+                if self.breaker.failed(COOL_DOWN) {
                     tracing::warn!(%reason, limit = %self.prefix, "the queue Redis does not answer: counting attempts in this process");
                 }
-                self.local.hit(digest, Instant::now()).map(|()| Attempt {
-                    key: digest,
-                    in_redis: false,
-                })
+                counted_here(digest)
             }
         }
     }

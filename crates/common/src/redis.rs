@@ -1,6 +1,12 @@
 //! Redis connections with a plain message when Redis is not there.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -59,4 +65,56 @@ pub fn unreachable_message(url: &str) -> String {
         "Redis is not reachable at {}: start redis-server (scripts/services.sh starts a local one) or set REDIS_URL",
         redact_url(url)
     )
+}
+
+/// A circuit breaker for a Redis its user can do without for a while (the cache, session
+/// revocations, shared attempt limits): after a failure Redis is left alone for a cool-down,
+/// so an outage costs one timeout per cool-down rather than one per request, and
+/// [`Breaker::failed`] and [`Breaker::recovered`] say when an outage starts and ends, so each
+/// is logged once.
+#[derive(Debug, Default)]
+pub struct Breaker {
+    down_until: Mutex<Option<Instant>>,
+    outage: AtomicBool,
+}
+
+impl Breaker {
+    /// Whether Redis may be tried now.
+    pub fn usable(&self) -> bool {
+        self.down_until
+            .lock()
+            .expect("breaker lock")
+            .is_none_or(|until| Instant::now() >= until)
+    }
+
+    /// Records a failure (Redis is left alone for `cool_down`); `true` if this starts an
+    /// outage.
+    pub fn failed(&self, cool_down: Duration) -> bool {
+        *self.down_until.lock().expect("breaker lock") = Some(Instant::now() + cool_down);
+        !self.outage.swap(true, Ordering::AcqRel)
+    }
+
+    /// Records a success; `true` if this ends an outage.
+    pub fn recovered(&self) -> bool {
+        self.outage.load(Ordering::Acquire) && self.outage.swap(false, Ordering::AcqRel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_stands_redis_aside_for_the_cool_down_and_each_outage_is_told_once() {
+        let breaker = Breaker::default();
+        assert!(breaker.usable());
+        assert!(!breaker.recovered(), "nothing to recover from");
+        assert!(breaker.failed(Duration::from_secs(60)), "an outage starts");
+        assert!(!breaker.usable(), "left alone while cooling down");
+        assert!(!breaker.failed(Duration::from_secs(60)), "the same outage");
+        assert!(breaker.recovered(), "the outage ends");
+        assert!(!breaker.recovered(), "once");
+        breaker.failed(Duration::ZERO);
+        assert!(breaker.usable(), "tried again once the cool-down is over");
+    }
 }

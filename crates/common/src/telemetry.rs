@@ -133,25 +133,3 @@ pub async fn continuing<F: Future>(
 pub fn trace_id(span: &tracing::Span) -> String {
     span.context().span().span_context().trace_id().to_string()
 }
-
-/// Lets a repeated warning through at most once per period, so an outage that fails every
-/// request logs a line every few seconds, not one per request.
-#[derive(Debug, Default)]
-pub struct LogThrottle {
-    /// When the last line went out, in seconds since the epoch.
-    last: std::sync::atomic::AtomicI64,
-}
-
-impl LogThrottle {
-    /// Whether a line may be logged now; at most one caller per `every_secs` is told yes.
-    pub fn ready(&self, every_secs: i64) -> bool {
-        use std::sync::atomic::Ordering;
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let last = self.last.load(Ordering::Relaxed);
-        now - last >= every_secs
-            && self
-                .last
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-    }
-}

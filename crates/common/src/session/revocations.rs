@@ -15,10 +15,12 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::{settings::Namespace, telemetry::LogThrottle};
+use crate::{redis::Breaker, settings::Namespace};
 
 /// How long a request waits for Redis before believing the session (fail open).
 const CHECK_TIMEOUT: Duration = Duration::from_millis(200);
+/// After a failed check, how long checks leave Redis alone (and believe sessions).
+const COOL_DOWN: Duration = Duration::from_secs(1);
 /// How long sign-out waits for Redis before keeping the revocation for the flush.
 const WRITE_TIMEOUT: Duration = Duration::from_millis(500);
 /// Revocations one process remembers at most; beyond, those expiring soonest are forgotten.
@@ -42,7 +44,7 @@ pub struct Revocations {
     /// Revocations not yet written to Redis.
     pending: Mutex<HashMap<Uuid, i64>>,
     /// One "Redis unreachable" line every few seconds in an outage, not one per request.
-    warnings: LogThrottle,
+    breaker: Breaker,
 }
 
 impl std::fmt::Debug for Revocations {
@@ -65,7 +67,7 @@ impl Revocations {
             prefix: format!("{}:session:revoked:", namespace.redis_prefix()),
             remembered: Mutex::default(),
             pending: Mutex::default(),
-            warnings: LogThrottle::default(),
+            breaker: Breaker::default(),
         }
     }
 
@@ -85,23 +87,35 @@ impl Revocations {
         if self.remembers(session) {
             return true;
         }
+        if !self.breaker.usable() {
+            metrics::counter!(REVOCATION_CHECK_ERRORS).increment(1);
+            return false;
+        }
         let mut redis = self.redis.clone();
         let mut exists = redis::cmd("EXISTS");
         exists.arg(self.key(session));
-        match tokio::time::timeout(CHECK_TIMEOUT, exists.query_async::<bool>(&mut redis)).await {
-            Ok(Ok(true)) => {
-                self.remember(session, expires_at);
-                true
+        let answer =
+            tokio::time::timeout(CHECK_TIMEOUT, exists.query_async::<bool>(&mut redis)).await;
+        match answer {
+            Ok(Ok(revoked)) => {
+                if self.breaker.recovered() {
+                    tracing::info!("the queue Redis answers again: revoked sessions are checked");
+                }
+                if revoked {
+                    self.remember(session, expires_at);
+                }
+                revoked
             }
-            Ok(Ok(false)) => false,
             Ok(Err(error)) => self.believed(&error.to_string()),
             Err(_) => self.believed("timed out"),
         }
     }
 
+    /// A check Redis could not answer: the session is believed, and Redis left alone for a
+    /// moment, so an outage costs one timeout a second rather than one per request.
     fn believed(&self, reason: &str) -> bool {
         metrics::counter!(REVOCATION_CHECK_ERRORS).increment(1);
-        if self.warnings.ready(10) {
+        if self.breaker.failed(COOL_DOWN) {
             tracing::warn!(
                 reason,
                 "the queue Redis does not answer: sessions are believed unless this process knows them revoked"
