@@ -225,13 +225,13 @@ impl ReadCache {
         settings: CacheSettings,
     ) -> anyhow::Result<Self> {
         let _ = crate::metrics::handle();
-        let client = redis::Client::open(redis_url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.redis_timeout.max(Duration::from_millis(250))))
             .set_response_timeout(Some(settings.redis_timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let redis = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        let redis = crate::redis::lazy_with(redis_url, config)?;
+        let client = redis::Client::open(redis_url)?;
         let memory = Memory::new(settings.memory_bytes, settings.memory_ttl);
         Ok(ReadCache {
             inner: Arc::new(Inner {

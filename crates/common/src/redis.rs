@@ -28,17 +28,29 @@ fn client(url: &str) -> anyhow::Result<redis::Client> {
 /// for a while (session revocations fail open, attempt limits count in process), so a
 /// process can start, and keep starting, during a Redis outage. Fails only on a bad URL.
 pub fn lazy(url: &str) -> anyhow::Result<ConnectionManager> {
+    lazy_with(url, config())
+}
+
+/// [`lazy`] with the caller's timeouts and retries.
+pub fn lazy_with(url: &str, config: ConnectionManagerConfig) -> anyhow::Result<ConnectionManager> {
     Ok(ConnectionManager::new_lazy_with_config(
         client(url)?,
-        config(),
+        config,
     )?)
 }
 
 /// A self-reconnecting connection. Fails at start-up, with one clear line, if Redis does not
 /// answer; afterwards it reconnects by itself.
 pub async fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
+    connect_with(url, config()).await
+}
+
+/// [`connect`] with the caller's timeouts and retries.
+pub async fn connect_with(
+    url: &str,
+    config: ConnectionManagerConfig,
+) -> anyhow::Result<ConnectionManager> {
     let client = client(url)?;
-    let config = config();
     let mut conn = tokio::time::timeout(
         Duration::from_secs(5),
         ConnectionManager::new_with_config(client, config),

@@ -20,7 +20,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use redis::{
     Script,
     aio::{ConnectionManager, ConnectionManagerConfig},
@@ -189,20 +189,13 @@ impl Queue {
         namespace_prefix: &str,
         lease: Duration,
     ) -> anyhow::Result<Queue> {
-        let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        let redis = tokio::time::timeout(
-            Duration::from_secs(5),
-            ConnectionManager::new_with_config(client.clone(), config),
-        )
-        .await
-        .map_err(|_| anyhow::anyhow!("timed out"))
-        .and_then(|r| r.map_err(anyhow::Error::from))
-        .with_context(|| ticketing_common::redis::unreachable_message(url))?;
+        let redis = ticketing_common::redis::connect_with(url, config).await?;
+        let client = redis::Client::open(url)?;
         let queue = Queue {
             redis,
             client,
