@@ -254,6 +254,15 @@ fn each_check_catches_a_broken_copy() {
         &check_ingress,
     );
     broken(
+        "nginx sending GET /api/orders (no trailing slash) to web",
+        &|d| {
+            d.nginx = d
+                .nginx
+                .replace("location = /api/orders { proxy_pass http://orders; }", "")
+        },
+        &check_nginx,
+    );
+    broken(
         "nginx missing /api/payments",
         &|d| d.nginx = d.nginx.replace("/api/payments", "/api/payment"),
         &check_nginx,

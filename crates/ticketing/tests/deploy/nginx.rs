@@ -122,11 +122,19 @@ fn nginx_routes(deploy: &Deploy) -> (BTreeMap<String, BTreeSet<String>>, Vec<Str
             .filter(|d| d.name == "location")
             .collect();
         // Paths of the prefix locations: `location = /api/users` beside `location /api/users/`
-        // is the Ingress's Prefix `/api/users`; a `location =` alone is an Exact path.
+        // is the Ingress's Prefix `/api/users`; a `location =` alone is an Exact path, and
+        // `location /api/users/` alone misses `/api/users` itself.
         let prefixes: BTreeSet<String> = locations
             .iter()
             .filter_map(|l| match l.args.as_slice() {
                 [path] => Some(path.trim_end_matches('/').to_owned()),
+                _ => None,
+            })
+            .collect();
+        let exacts: BTreeSet<&str> = locations
+            .iter()
+            .filter_map(|l| match l.args.as_slice() {
+                [modifier, path] if modifier == "=" => Some(path.as_str()),
                 _ => None,
             })
             .collect();
@@ -144,6 +152,10 @@ fn nginx_routes(deploy: &Deploy) -> (BTreeMap<String, BTreeSet<String>>, Vec<Str
                 path.clone()
             } else if exact && !prefixes.contains(&path) {
                 format!("={path}")
+            } else if !exact && path.ends_with('/') && !exacts.contains(path.trim_end_matches('/'))
+            {
+                // Routes what is under the prefix only: not the Ingress's Prefix.
+                path.clone()
             } else {
                 path.trim_end_matches('/').to_owned()
             };
