@@ -29,6 +29,42 @@ fn ticketing(namespace: &str) -> Command {
     command
 }
 
+/// A started `ticketing` process, killed if the test ends without stopping it (a failed
+/// assertion), so no failure leaves a server running.
+struct Running(Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+trait Start {
+    fn start(&mut self) -> Running;
+}
+
+impl Start for Command {
+    fn start(&mut self) -> Running {
+        Running(self.spawn().expect("the ticketing binary starts"))
+    }
+}
+
 /// Waits for the line announcing the URL; returns it.
 fn wait_for_url(child: &mut Child) -> String {
     let stdout = child.stdout.take().unwrap();
@@ -71,7 +107,7 @@ fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitSt
 #[tokio::test]
 async fn up_with_zero_configuration_serves_the_api_and_stops_cleanly_on_sigterm() {
     let namespace = unique_namespace().to_string();
-    let mut child = ticketing(&namespace).arg("up").spawn().unwrap();
+    let mut child = ticketing(&namespace).arg("up").start();
     let url = wait_for_url(&mut child);
     let client = reqwest::Client::new();
 
@@ -183,7 +219,7 @@ fn serve_payments_refusal(env: &[(&str, &str)]) -> String {
     for (name, value) in env {
         command.env(name, value);
     }
-    let mut child = command.spawn().unwrap();
+    let mut child = command.start();
     let status = wait_exit(&mut child, Duration::from_secs(30));
     if status.is_none() {
         let _ = child.kill();
@@ -249,8 +285,7 @@ async fn an_empty_stripe_key_counts_as_unset_beside_a_declared_development_provi
         .env("STRIPE_SECRET_KEY", "")
         .env("STRIPE_WEBHOOK_SECRET", "")
         .args(["serve", "payments"])
-        .spawn()
-        .unwrap();
+        .start();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -288,8 +323,7 @@ async fn sessions_last_session_ttl_seconds() {
     let mut child = ticketing(&namespace)
         .env("SESSION_TTL_SECONDS", "120")
         .arg("up")
-        .spawn()
-        .unwrap();
+        .start();
     let url = wait_for_url(&mut child);
     let client = reqwest::Client::builder()
         .cookie_store(true)
@@ -369,14 +403,13 @@ fn help_lists_the_settings_operators_rely_on() {
 }
 
 /// Starts `serve <component>` and returns the child and the URL it printed.
-fn serve(namespace: &str, component: &str) -> (Child, String) {
+fn serve(namespace: &str, component: &str) -> (Running, String) {
     let mut child = ticketing(namespace)
         .env("JWT_KEY", "0123456789abcdef0123456789abcdef")
         .env("TICKETING_API_BASE", "http://127.0.0.1:9")
         .env("PAYMENTS_PROVIDER", "development")
         .args(["serve", component])
-        .spawn()
-        .unwrap();
+        .start();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     let announce = format!("Ticketing {component} is serving on ");
@@ -494,8 +527,7 @@ async fn five_thousand_distinct_anonymous_reads_stay_within_the_memory_and_key_b
         .env("RATE_LIMIT_PER_MINUTE", "0")
         .env("JWT_KEY", "0123456789abcdef0123456789abcdef")
         .arg("up")
-        .spawn()
-        .unwrap();
+        .start();
     let url = wait_for_url(&mut child);
     let http = reqwest::Client::builder()
         .cookie_store(true)
@@ -600,7 +632,7 @@ async fn parked_events_are_listed_and_replayed_through_the_handler_that_parked_t
         testing::{database_url, eventually, nats_url},
     };
     let namespace = unique_namespace().to_string();
-    let mut child = ticketing(&namespace).arg("up").spawn().unwrap();
+    let mut child = ticketing(&namespace).arg("up").start();
     wait_for_url(&mut child);
     // Something orders can never read arrives: it is parked, not dropped.
     let nats = async_nats::connect(nats_url()).await.unwrap();
@@ -752,8 +784,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_mismatch_signed_in_or_
         // The limits' 429 is documented, but would leave sign-in and sign-up untested.
         .env("RATE_LIMIT_PER_MINUTE", "0")
         .arg("up")
-        .spawn()
-        .unwrap();
+        .start();
     let url = wait_for_url(&mut child);
     let signup = reqwest::Client::new()
         .post(format!("{url}api/users/signup"))
@@ -818,14 +849,40 @@ async fn schemathesis_finds_no_server_error_and_no_schema_mismatch_signed_in_or_
             .output()
             .unwrap()
     };
+    // `GET /api/orders` answers 200 to a session only: counted, it shows which run had one.
+    let listed_orders = || async {
+        let metrics = reqwest::get(format!("{url}metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics
+            .lines()
+            .filter(|line| {
+                line.starts_with("http_requests_total{")
+                    && line.contains("method=\"GET\"")
+                    && line.contains("route=\"/api/orders\"")
+                    && line.contains("status=\"200\"")
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
     let anonymous = run(false);
+    let listed_anonymously = listed_orders().await;
     let signed_in = run(true);
+    let listed_signed_in = listed_orders().await - listed_anonymously;
     sigterm(&child);
     wait_exit(&mut child, Duration::from_secs(20));
     drop_namespace(&namespace).await;
     let _ = std::fs::remove_file(&config);
     let _ = std::fs::remove_dir_all(&workdir);
 
+    assert_eq!(listed_anonymously, 0.0, "the anonymous run had no session");
+    assert!(
+        listed_signed_in > 0.0,
+        "the signed-in run used its session (no 200 on GET /api/orders)"
+    );
     for (who, output) in [("anonymous", anonymous), ("signed in", signed_in)] {
         let report = String::from_utf8_lossy(&output.stdout);
         let summary: Vec<&str> = report

@@ -91,8 +91,16 @@ async fn the_singular_list_path_answers_like_the_plural() {
         app.create_ticket(&seller, &format!("Show {n}"), 10).await;
     }
 
-    for query in ["", "?limit=2", "?limit=0"] {
+    // What the plural answers: the page (3 tickets, then 2), and a refused limit.
+    for (query, expected) in [("", Some(3)), ("?limit=2", Some(2)), ("?limit=0", None)] {
         let plural = app.get(&format!("/api/tickets{query}")).await;
+        match expected {
+            Some(n) => {
+                plural.assert_status(StatusCode::OK);
+                assert_eq!(plural.json().as_array().map(Vec::len), Some(n), "{query}");
+            }
+            None => plural.assert_error(StatusCode::BAD_REQUEST),
+        }
         let singular = app.get(&format!("/api/ticket{query}")).await;
         assert_eq!(
             (singular.status, &singular.text),
