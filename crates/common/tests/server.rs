@@ -109,6 +109,12 @@ async fn three_hundred_half_sent_requests_neither_slow_healthz_nor_stay_open() {
 
     assert_eq!(health.status(), 200);
     eprintln!("/healthz beside 300 half-sent requests: {healthz:?}");
+    // Answered beside them, not after the header timeout had cleared them away.
+    let newest = half_open.last_mut().unwrap();
+    assert!(
+        !closed_within(newest, Duration::from_millis(1)).await,
+        "/healthz only answered once the half-sent requests were gone"
+    );
     let mut still_open = 0;
     for stream in &mut half_open {
         if !closed_within(stream, Duration::from_secs(6)).await {

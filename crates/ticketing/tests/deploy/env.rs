@@ -85,7 +85,8 @@ pub(crate) fn check_env(deploy: &Deploy, binary: &Binary) -> Vec<String> {
                     "compose {service_name}: sets {variable}, which the binary does not read"
                 ));
             }
-            // The binary takes an empty variable as set (an empty Stripe key selects Stripe).
+            // An empty variable would hide a missing value: the binary counts it as unset, so a
+            // required secret left empty only fails at start-up, far from the file.
             if value
                 .as_deref()
                 .is_some_and(|v| v.is_empty() || v.ends_with(":-}"))
