@@ -19,7 +19,7 @@ pub mod settings;
 pub mod store;
 
 pub use app::{Auth, NAME};
-pub use settings::{AuthSettings, FAILED_SIGNINS_PER_ACCOUNT, Limits};
+pub use settings::{AuthSettings, Limits};
 
 use std::sync::Arc;
 

@@ -63,6 +63,11 @@ pub struct CacheSettings {
     pub memory_bytes: u64,
 }
 
+impl CacheSettings {
+    /// The memory layer's default budget (`CACHE_MEMORY_BYTES`): 32 MiB.
+    pub const DEFAULT_MEMORY_BYTES: u64 = 32 * 1024 * 1024;
+}
+
 impl Default for CacheSettings {
     fn default() -> Self {
         CacheSettings {
@@ -71,7 +76,7 @@ impl Default for CacheSettings {
             memory_ttl: Duration::from_secs(1),
             redis_timeout: Duration::from_millis(100),
             cool_down: Duration::from_secs(1),
-            memory_bytes: 32 * 1024 * 1024,
+            memory_bytes: CacheSettings::DEFAULT_MEMORY_BYTES,
         }
     }
 }

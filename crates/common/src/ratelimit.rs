@@ -136,16 +136,13 @@ fn bucket(client: IpAddr) -> IpAddr {
 }
 
 impl RateLimiter {
+    /// `per_minute` attempts per client address (0: no limit); its table tracks at most
+    /// 100,000 addresses.
     pub fn new(per_minute: u32, proxies: Proxies) -> Self {
-        RateLimiter::with_capacity(per_minute, proxies, MAX_TRACKED)
-    }
-
-    /// A limiter whose table tracks at most `capacity` addresses.
-    pub fn with_capacity(per_minute: u32, proxies: Proxies, capacity: usize) -> Self {
         RateLimiter {
             per_minute,
             proxies,
-            windows: Arc::new(Windows::with_capacity(per_minute, MINUTE, capacity)),
+            windows: Arc::new(Windows::with_capacity(per_minute, MINUTE, MAX_TRACKED)),
         }
     }
 
@@ -155,11 +152,6 @@ impl RateLimiter {
             return Ok(());
         }
         self.windows.hit(bucket(client), now)
-    }
-
-    /// Who proxies are.
-    pub fn proxies(&self) -> &Proxies {
-        &self.proxies
     }
 }
 

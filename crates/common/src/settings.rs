@@ -179,7 +179,7 @@ pub struct CommonSettings {
     pub jwt_key: Option<Secret<String>>,
 
     /// How long a session lasts, in seconds.
-    #[arg(long, env = "SESSION_TTL_SECONDS", default_value_t = 86_400,
+    #[arg(long, env = "SESSION_TTL_SECONDS", default_value_t = DEFAULT_SESSION_TTL_SECONDS,
         value_parser = clap::value_parser!(u64).range(60..=31_536_000), global = true)]
     pub session_ttl_seconds: u64,
 
@@ -207,25 +207,34 @@ pub struct CommonSettings {
     pub http: HttpSettings,
 }
 
+/// `HTTP_HEADER_TIMEOUT_SECONDS` unless set.
+pub const DEFAULT_HTTP_HEADER_TIMEOUT_SECONDS: u64 = 10;
+/// `HTTP_REQUEST_TIMEOUT_SECONDS` unless set.
+pub const DEFAULT_HTTP_REQUEST_TIMEOUT_SECONDS: u64 = 30;
+/// `HTTP_MAX_CONNECTIONS` unless set.
+pub const DEFAULT_HTTP_MAX_CONNECTIONS: u64 = 10_000;
+/// `SESSION_TTL_SECONDS` unless set: a day.
+pub const DEFAULT_SESSION_TTL_SECONDS: u64 = 86_400;
+
 /// How each process's HTTP server protects itself from slow, idle and numerous clients.
 #[derive(Debug, Clone, Args)]
 pub struct HttpSettings {
     /// A request's headers must arrive within this many seconds of the connection opening (or
     /// of the previous response, so it is also the idle keep-alive timeout); otherwise the
     /// connection is closed.
-    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECONDS", default_value_t = 10,
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECONDS", default_value_t = DEFAULT_HTTP_HEADER_TIMEOUT_SECONDS,
         value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
     pub http_header_timeout_seconds: u64,
 
     /// A request must be answered within this many seconds (503 otherwise); long enough for
     /// the slowest legitimate request.
-    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECONDS", default_value_t = 30,
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECONDS", default_value_t = DEFAULT_HTTP_REQUEST_TIMEOUT_SECONDS,
         value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
     pub http_request_timeout_seconds: u64,
 
     /// Open connections this process accepts at once; further clients wait in the kernel's
     /// accept queue.
-    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 10_000,
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = DEFAULT_HTTP_MAX_CONNECTIONS,
         value_parser = clap::value_parser!(u64).range(1..=1_000_000), global = true)]
     pub http_max_connections: u64,
 }
@@ -233,9 +242,9 @@ pub struct HttpSettings {
 impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
-            http_header_timeout_seconds: 10,
-            http_request_timeout_seconds: 30,
-            http_max_connections: 10_000,
+            http_header_timeout_seconds: DEFAULT_HTTP_HEADER_TIMEOUT_SECONDS,
+            http_request_timeout_seconds: DEFAULT_HTTP_REQUEST_TIMEOUT_SECONDS,
+            http_max_connections: DEFAULT_HTTP_MAX_CONNECTIONS,
         }
     }
 }

@@ -110,7 +110,8 @@ pub fn set_parent_from<'a>(
 }
 
 /// Runs `work` inside `span`, as part of the trace and the request that `headers` name (as
-/// [`context_headers`] wrote them): for work that was stored and picked up later.
+/// [`context_headers`] wrote them): for work that was stored and picked up later. The
+/// request id goes in the span's `request_id` field, which the caller declares empty.
 pub async fn continuing<F: Future>(
     span: tracing::Span,
     headers: &HashMap<String, String>,
@@ -122,8 +123,10 @@ pub async fn continuing<F: Future>(
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_str())),
     );
+    let request_id = headers.get(REQUEST_ID_HEADER);
+    span.record("request_id", request_id.map_or("", String::as_str));
     let work = tracing::Instrument::instrument(work, span);
-    match headers.get(REQUEST_ID_HEADER) {
+    match request_id {
         Some(id) => REQUEST_ID.scope(id.clone(), work).await,
         None => work.await,
     }

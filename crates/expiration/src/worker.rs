@@ -72,7 +72,7 @@ impl<F: Fire> Worker<F> {
         let span = tracing::info_span!(
             "fire_expiration",
             order_id = %job.order_id,
-            request_id = job.headers.get(telemetry::REQUEST_ID_HEADER).map_or("", String::as_str),
+            request_id = tracing::field::Empty,
         );
         let headers = job.headers.clone();
         telemetry::continuing(span, &headers, self.fire_and_settle(job)).await;

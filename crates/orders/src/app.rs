@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
+use crate::settings;
+
 /// The component's name: database suffix, consumer and metric label.
 pub const NAME: &str = "orders";
 
@@ -23,15 +25,15 @@ pub struct Orders {
 }
 
 impl Orders {
-    /// The service over a migrated pool with the default timings (900 s window, 60 s grace,
-    /// a sweep every 10 s) and cap (10 unpaid orders per buyer).
+    /// The service over a migrated pool with the settings' default timings (900 s window,
+    /// 60 s grace, a sweep every 10 s) and cap (10 unpaid orders per buyer).
     pub fn new(pool: PgPool) -> Self {
         Orders {
             pool,
-            window: Duration::from_secs(900),
-            sweep_grace: Duration::from_secs(60),
-            sweep_interval: Duration::from_secs(10),
-            max_live_per_buyer: Some(10),
+            window: Duration::from_secs(settings::DEFAULT_WINDOW_SECONDS),
+            sweep_grace: Duration::from_secs(settings::DEFAULT_SWEEP_GRACE_SECONDS),
+            sweep_interval: Duration::from_secs(settings::DEFAULT_SWEEP_INTERVAL_SECONDS),
+            max_live_per_buyer: Some(settings::DEFAULT_MAX_LIVE_ORDERS_PER_USER),
         }
     }
 }

@@ -2,6 +2,15 @@
 
 use ticketing_common::Secret;
 
+/// `EXPIRATION_WINDOW_SECONDS` unless set.
+pub const DEFAULT_WINDOW_SECONDS: u64 = 900;
+/// `EXPIRATION_SWEEP_GRACE_SECONDS` unless set.
+pub const DEFAULT_SWEEP_GRACE_SECONDS: u64 = 60;
+/// `EXPIRATION_SWEEP_INTERVAL_SECONDS` unless set.
+pub const DEFAULT_SWEEP_INTERVAL_SECONDS: u64 = 10;
+/// `MAX_LIVE_ORDERS_PER_USER` unless set.
+pub const DEFAULT_MAX_LIVE_ORDERS_PER_USER: u32 = 10;
+
 /// Settings only orders reads.
 #[derive(Debug, Clone, clap::Args)]
 pub struct OrdersSettings {
@@ -16,7 +25,7 @@ pub struct OrdersSettings {
     pub orders_database_url: Option<Secret<String>>,
 
     /// How long an order may stay unpaid: `expiresAt = now + this`.
-    #[arg(long, env = "EXPIRATION_WINDOW_SECONDS", default_value_t = 900,
+    #[arg(long, env = "EXPIRATION_WINDOW_SECONDS", default_value_t = DEFAULT_WINDOW_SECONDS,
         value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub expiration_window_seconds: u64,
 
@@ -25,7 +34,7 @@ pub struct OrdersSettings {
     #[arg(
         long,
         env = "EXPIRATION_SWEEP_GRACE_SECONDS",
-        default_value_t = 60,
+        default_value_t = DEFAULT_SWEEP_GRACE_SECONDS,
         global = true
     )]
     pub expiration_sweep_grace_seconds: u64,
@@ -35,13 +44,13 @@ pub struct OrdersSettings {
     #[arg(
         long,
         env = "MAX_LIVE_ORDERS_PER_USER",
-        default_value_t = 10,
+        default_value_t = DEFAULT_MAX_LIVE_ORDERS_PER_USER,
         global = true
     )]
     pub max_live_orders_per_user: u32,
 
     /// How often the safety sweep looks for overdue orders.
-    #[arg(long, env = "EXPIRATION_SWEEP_INTERVAL_SECONDS", default_value_t = 10,
+    #[arg(long, env = "EXPIRATION_SWEEP_INTERVAL_SECONDS", default_value_t = DEFAULT_SWEEP_INTERVAL_SECONDS,
         value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub expiration_sweep_interval_seconds: u64,
 }

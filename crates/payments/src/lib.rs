@@ -29,12 +29,15 @@ pub mod settings;
 pub mod store;
 
 pub use app::{NAME, Payments};
-pub use settings::{PaymentsSettings, ProviderKind, Unconfigured, provider};
+pub use settings::{PaymentsSettings, Unconfigured};
 
 use sqlx::PgPool;
 use ticketing_common::{Component, bus::Bus, db, settings::CommonSettings};
 
-use crate::provider::{PaymentProvider as _, Provider};
+use crate::{
+    provider::{PaymentProvider as _, Provider},
+    settings::choose_provider,
+};
 
 /// Payments' migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -46,14 +49,14 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 
 /// Connects (creating the database if needed), migrates, picks the provider and builds the
 /// component. Refuses to start, with one line naming the setting, when the provider is not
-/// configured soundly (see [`provider`]).
+/// configured soundly (see [`settings::choose_provider`]).
 pub async fn build(
     common: &CommonSettings,
     settings: &PaymentsSettings,
     bus: &Bus,
     unconfigured: Unconfigured,
 ) -> anyhow::Result<Component> {
-    let (provider, webhook_secret) = provider(settings, unconfigured)?;
+    let (provider, webhook_secret) = choose_provider(settings, unconfigured)?;
     let pool = db::open_service(common, settings.payments_database_url.as_ref(), NAME, 32).await?;
     migrate(&pool).await?;
     match &provider {

@@ -19,7 +19,7 @@ const LIST: &str = "list";
 const CACHED_PAGE_SIZES: [i64; 5] = [10, 20, 25, 50, 100];
 
 /// Whether a list page is one ordinary clients share, hence worth caching.
-pub fn cached_page(limit: i64, before: Option<Uuid>) -> bool {
+fn cached_page(limit: i64, before: Option<Uuid>) -> bool {
     before.is_none() && CACHED_PAGE_SIZES.contains(&limit)
 }
 

@@ -1,7 +1,7 @@
 //! The settings only tickets reads (flags and environment variables).
 
 use clap::ArgAction;
-use ticketing_common::Secret;
+use ticketing_common::{Secret, cache::CacheSettings};
 
 /// Settings only tickets reads.
 #[derive(Debug, Clone, clap::Args)]
@@ -26,7 +26,7 @@ pub struct TicketsSettings {
 
     /// Bytes the read cache may keep in this process's memory (keys and values); past it
     /// the oldest entries are evicted.
-    #[arg(long, env = "CACHE_MEMORY_BYTES", default_value_t = 32 * 1024 * 1024,
+    #[arg(long, env = "CACHE_MEMORY_BYTES", default_value_t = CacheSettings::DEFAULT_MEMORY_BYTES,
         value_parser = clap::value_parser!(u64).range(0..=(1u64 << 40)), global = true)]
     pub cache_memory_bytes: u64,
 

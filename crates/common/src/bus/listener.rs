@@ -135,7 +135,7 @@ impl Subscription {
 
 /// The tasks that run a service's subscriptions, one per subject (`<service>-<subject>`),
 /// parking what they cannot apply in `parking`.
-pub fn tasks(
+pub(crate) fn tasks(
     bus: &Bus,
     service: &str,
     parking: &Parking,
@@ -147,10 +147,7 @@ pub fn tasks(
             let listener =
                 Listener::new(bus, service, subscription.clone()).with_parking(parking.clone());
             Task::new(
-                format!(
-                    "{service}-{}",
-                    subscription.subject().as_str().replace('.', "-")
-                ),
+                super::consumer_name(service, subscription.subject()),
                 move |stop| listener.run(stop),
             )
         })
@@ -352,9 +349,7 @@ impl Listener {
             subject = %self.subject(),
             event_id = field::Empty,
             delivery = delivered,
-            request_id = headers
-                .get(telemetry::REQUEST_ID_HEADER)
-                .map_or("", String::as_str),
+            request_id = field::Empty,
         );
         if delivered > 1 {
             metrics::counter!(m::EVENTS_REDELIVERED, &self.labels()).increment(1);

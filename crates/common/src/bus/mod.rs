@@ -38,6 +38,12 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 /// runs longer keeps its message with progress acks (`listener`).
 pub const ACK_WAIT: Duration = Duration::from_secs(10);
 
+/// The name of one service's durable consumer of one subject (`orders-payment-created`),
+/// also the name of the task that runs it.
+pub fn consumer_name(service: &str, subject: Subject) -> String {
+    format!("{service}-{}", subject.as_str().replace('.', "-"))
+}
+
 /// A JetStream connection bound to one namespace's stream and subjects.
 #[derive(Clone)]
 pub struct Bus {
@@ -165,7 +171,7 @@ impl Bus {
         service: &str,
         subject: Subject,
     ) -> anyhow::Result<jetstream::consumer::PullConsumer> {
-        let durable = format!("{service}-{}", subject.as_str().replace('.', "-"));
+        let durable = consumer_name(service, subject);
         let filter = self.subject(subject);
         let config = pull::Config {
             durable_name: Some(durable.clone()),

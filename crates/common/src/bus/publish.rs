@@ -41,7 +41,7 @@ impl Outgoing {
     }
 
     /// An envelope ready to send, with the headers of the work causing it.
-    pub fn event<T: Event>(
+    fn event<T: Event>(
         envelope: &Envelope<T>,
         headers: HashMap<String, String>,
     ) -> anyhow::Result<Outgoing> {

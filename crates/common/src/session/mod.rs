@@ -114,7 +114,7 @@ impl SessionKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
-            lifetime: time::Duration::days(1),
+            lifetime: time::Duration::seconds(crate::settings::DEFAULT_SESSION_TTL_SECONDS as i64),
             secure,
             revocations: None,
             forwarding: ForwardingToken::derive(secret),
