@@ -54,6 +54,9 @@ pub enum ApiError {
     /// 401: no valid session, or the resource belongs to someone else.
     #[error("not authorized")]
     Unauthorized,
+    /// 403: signed in, but the route is for operators only (`ADMIN_EMAILS`).
+    #[error("This is for operators only")]
+    Forbidden,
     /// 402: the payment provider declined.
     #[error("{0}")]
     PaymentRequired(String),
@@ -93,6 +96,7 @@ impl ApiError {
         match self {
             ApiError::Validation(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

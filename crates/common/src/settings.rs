@@ -183,6 +183,11 @@ pub struct CommonSettings {
         value_parser = clap::value_parser!(u64).range(60..=31_536_000), global = true)]
     pub session_ttl_seconds: u64,
 
+    /// Comma-separated e-mails of the operators (refunds, the operators' console); compared
+    /// case-insensitively, decided at each request.
+    #[arg(long, env = "ADMIN_EMAILS", global = true)]
+    pub admin_emails: Option<String>,
+
     /// Send the session cookie without `Secure`, for plain-http development. `up` on a
     /// loopback address turns this on by itself.
     #[arg(long, env = "COOKIE_INSECURE", global = true)]

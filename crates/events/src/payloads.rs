@@ -18,18 +18,22 @@ pub enum OrderStatus {
     /// A payment is under way.
     #[serde(rename = "awaiting:payment")]
     AwaitingPayment,
-    /// Paid. Final.
+    /// Paid. Final unless an operator refunds it.
     #[serde(rename = "complete")]
     Complete,
+    /// Paid, then refunded by an operator: the ticket is on sale again. Final.
+    #[serde(rename = "refunded")]
+    Refunded,
 }
 
 impl OrderStatus {
     /// Every status, in the order of an order's life.
-    pub const ALL: [OrderStatus; 4] = [
+    pub const ALL: [OrderStatus; 5] = [
         OrderStatus::Created,
         OrderStatus::AwaitingPayment,
         OrderStatus::Complete,
         OrderStatus::Cancelled,
+        OrderStatus::Refunded,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -38,18 +42,14 @@ impl OrderStatus {
             OrderStatus::Cancelled => "cancelled",
             OrderStatus::AwaitingPayment => "awaiting:payment",
             OrderStatus::Complete => "complete",
+            OrderStatus::Refunded => "refunded",
         }
     }
 
     pub fn parse(s: &str) -> Option<OrderStatus> {
-        [
-            OrderStatus::Created,
-            OrderStatus::Cancelled,
-            OrderStatus::AwaitingPayment,
-            OrderStatus::Complete,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == s)
+        OrderStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
     }
 
     /// Whether the order still holds its ticket and may be paid or expire.
@@ -148,6 +148,32 @@ pub struct PaymentCreated {
 
 impl Event for PaymentCreated {
     const SUBJECT: Subject = Subject::PaymentCreated;
+}
+
+/// A payment was given back: `id` is the refund's id, `refundId` the provider's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentRefunded {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub refund_id: String,
+}
+
+impl Event for PaymentRefunded {
+    const SUBJECT: Subject = Subject::PaymentRefunded;
+}
+
+/// An order was refunded: its ticket is on sale again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderRefunded {
+    pub id: Uuid,
+    pub version: i64,
+    pub ticket: TicketRef,
+}
+
+impl Event for OrderRefunded {
+    const SUBJECT: Subject = Subject::OrderRefunded;
 }
 
 #[cfg(test)]
@@ -253,6 +279,22 @@ mod tests {
             },
             json!({"id": A, "orderId": B, "chargeId": "ch_1"}),
         );
+        round_trip(
+            PaymentRefunded {
+                id: A,
+                order_id: B,
+                refund_id: "re_1".into(),
+            },
+            json!({"id": A, "orderId": B, "refundId": "re_1"}),
+        );
+        round_trip(
+            OrderRefunded {
+                id: A,
+                version: 2,
+                ticket: TicketRef { id: C },
+            },
+            json!({"id": A, "version": 2, "ticket": {"id": C}}),
+        );
     }
 
     #[test]
@@ -261,10 +303,17 @@ mod tests {
             serde_json::to_value(OrderStatus::AwaitingPayment).unwrap(),
             json!("awaiting:payment")
         );
-        for s in ["created", "cancelled", "awaiting:payment", "complete"] {
+        for s in [
+            "created",
+            "cancelled",
+            "awaiting:payment",
+            "complete",
+            "refunded",
+        ] {
             assert_eq!(OrderStatus::parse(s).unwrap().as_str(), s);
         }
         assert!(OrderStatus::Created.is_live() && OrderStatus::AwaitingPayment.is_live());
         assert!(!OrderStatus::Cancelled.is_live() && !OrderStatus::Complete.is_live());
+        assert!(!OrderStatus::Refunded.is_live());
     }
 }

@@ -11,17 +11,21 @@ pub enum Subject {
     OrderCancelled,
     ExpirationComplete,
     PaymentCreated,
+    PaymentRefunded,
+    OrderRefunded,
 }
 
 impl Subject {
     /// All subjects, in a stable order.
-    pub const ALL: [Subject; 6] = [
+    pub const ALL: [Subject; 8] = [
         Subject::TicketCreated,
         Subject::TicketUpdated,
         Subject::OrderCreated,
         Subject::OrderCancelled,
         Subject::ExpirationComplete,
         Subject::PaymentCreated,
+        Subject::PaymentRefunded,
+        Subject::OrderRefunded,
     ];
 
     /// The subject without prefix, which is also the envelope's `type`: `ticket.created`.
@@ -33,6 +37,8 @@ impl Subject {
             Subject::OrderCancelled => "order.cancelled",
             Subject::ExpirationComplete => "expiration.complete",
             Subject::PaymentCreated => "payment.created",
+            Subject::PaymentRefunded => "payment.refunded",
+            Subject::OrderRefunded => "order.refunded",
         }
     }
 

@@ -32,7 +32,7 @@ pub use app::{NAME, Payments};
 pub use settings::{PaymentsSettings, Unconfigured};
 
 use sqlx::PgPool;
-use ticketing_common::{Component, bus::Bus, db, settings::CommonSettings};
+use ticketing_common::{Component, bus::Bus, component::Task, db, settings::CommonSettings};
 
 use crate::{
     provider::{PaymentProvider as _, Provider},
@@ -71,19 +71,26 @@ pub async fn build(
         ),
     }
     let payments = Payments {
-        pool,
         provider,
         currency: settings.stripe_currency.clone(),
         webhook_secret,
         // Three provider timeouts: a live holder is never taken over, a dead one soon is.
         attempt_lease: provider::stripe::DEFAULT_TIMEOUT * 3,
+        ..Payments::new(pool)
     };
     Ok(component(payments, bus))
 }
 
-/// The component over a migrated pool: routes, outbox relay, order replica listeners.
+/// The component over a migrated pool: routes, outbox relay, order replica listeners, and the
+/// reconciler of unfinished attempts and refunds.
 pub fn component(payments: Payments, bus: &Bus) -> Component {
     let router = http::router(payments.clone());
     let subscriptions = listeners::subscriptions(&payments);
-    Component::with_database(NAME, router, &payments.pool, bus, subscriptions)
+    let mut component = Component::with_database(NAME, router, &payments.pool, bus, subscriptions);
+    component
+        .tasks
+        .push(Task::new("payments-reconcile", move |stop| {
+            flows::run_reconciler(payments, stop)
+        }));
+    component
 }

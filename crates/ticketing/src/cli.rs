@@ -12,7 +12,7 @@ use ticketing_common::{
     component,
     forwarded::Proxies,
     http::ReadyCheck,
-    session::{Revocations, SessionKeys},
+    session::{Operators, Revocations, SessionKeys},
     settings::CommonSettings,
     shutdown,
 };
@@ -255,5 +255,17 @@ fn session_keys(
         ),
     };
     let lifetime = time::Duration::seconds(i64::try_from(common.session_ttl_seconds)?);
-    Ok((keys.with_lifetime(lifetime), !insecure))
+    let operators = Operators::parse(common.admin_emails.as_deref());
+    if operators.is_empty() {
+        tracing::info!("ADMIN_EMAILS is not set: nobody may use the operators' routes");
+    } else {
+        tracing::info!(
+            operators = operators.len(),
+            "operators named by ADMIN_EMAILS"
+        );
+    }
+    Ok((
+        keys.with_lifetime(lifetime).with_operators(operators),
+        !insecure,
+    ))
 }

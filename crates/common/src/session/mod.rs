@@ -7,6 +7,7 @@
 //! session. Sign-out revokes the one session ([`revocations`]); the user's others stay. The
 //! keys reach the extractors through a request extension that [`crate::http`] installs.
 
+pub mod operators;
 pub mod revocations;
 
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub use self::revocations::Revocations;
+pub use self::{operators::Operators, revocations::Revocations};
 use crate::{error::ApiError, forwarded::ForwardingToken};
 
 /// The name of the session cookie.
@@ -85,6 +86,7 @@ pub struct SessionKeys {
     secure: bool,
     revocations: Option<Arc<Revocations>>,
     forwarding: ForwardingToken,
+    operators: Operators,
 }
 
 impl std::fmt::Debug for SessionKeys {
@@ -118,6 +120,7 @@ impl SessionKeys {
             secure,
             revocations: None,
             forwarding: ForwardingToken::derive(secret),
+            operators: Operators::default(),
         })
     }
 
@@ -140,6 +143,17 @@ impl SessionKeys {
     pub fn with_revocations(mut self, revocations: Arc<Revocations>) -> Self {
         self.revocations = Some(revocations);
         self
+    }
+
+    /// Names the operators (`ADMIN_EMAILS`); without it nobody is one.
+    pub fn with_operators(mut self, operators: Operators) -> Self {
+        self.operators = operators;
+        self
+    }
+
+    /// Whether a signed-in user is an operator.
+    pub fn is_operator(&self, user: &SessionUser) -> bool {
+        self.operators.includes(&user.email)
     }
 
     /// The token our web pages show the API when they name their visitor (derived from the
@@ -288,6 +302,49 @@ impl<S: Send + Sync> FromRequestParts<S> for RequireAuth {
             .await
             .map(|session| RequireAuth(session.user))
             .ok_or(ApiError::Unauthorized)
+    }
+}
+
+/// A signed-in caller and whether they are an operator: for routes open to an owner and to
+/// operators (`GET /api/orders/:id`). Rejects with 401 when there is no session.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: SessionUser,
+    pub operator: bool,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let keys = keys(parts)?;
+        let session = keys
+            .session(&parts.headers)
+            .await
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(Caller {
+            operator: keys.is_operator(&session.user),
+            user: session.user,
+        })
+    }
+}
+
+/// A signed-in operator: 401 without a session, 403 for anyone not in `ADMIN_EMAILS`, before
+/// anything else about the request is looked at.
+#[derive(Debug, Clone)]
+pub struct RequireOperator(pub SessionUser);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequireOperator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Caller::from_request_parts(parts, state).await? {
+            Caller {
+                user,
+                operator: true,
+            } => Ok(RequireOperator(user)),
+            Caller { .. } => Err(ApiError::Forbidden),
+        }
     }
 }
 

@@ -33,9 +33,17 @@ impl User {
     /// A new user with a valid session signed by `keys`.
     pub fn signed_in(keys: &SessionKeys) -> User {
         let id = Uuid::now_v7();
-        let token = keys
-            .issue(id, &format!("{}@example.com", id.simple()))
-            .expect("session token");
+        User::with_email(keys, id, &format!("{}@example.com", id.simple()))
+    }
+
+    /// A new session of the operator [`super::OPERATOR_EMAIL`] names (spelled in capitals:
+    /// operators are matched case-insensitively).
+    pub fn operator(keys: &SessionKeys) -> User {
+        User::with_email(keys, Uuid::now_v7(), &super::OPERATOR_EMAIL.to_uppercase())
+    }
+
+    fn with_email(keys: &SessionKeys, id: Uuid, email: &str) -> User {
+        let token = keys.issue(id, email).expect("session token");
         User {
             id,
             cookie: format!("{COOKIE_NAME}={token}"),
@@ -170,6 +178,11 @@ impl ApiClient {
     /// A new user with a valid session.
     pub fn user(&self) -> User {
         User::signed_in(&self.keys)
+    }
+
+    /// A signed-in operator.
+    pub fn operator(&self) -> User {
+        User::operator(&self.keys)
     }
 
     /// Sends a request, with the user's session and a raw body with a content type if given.

@@ -19,7 +19,7 @@ use crate::{
     bus::Bus,
     component::{self, Component},
     db::{self, DatabaseTarget},
-    session::SessionKeys,
+    session::{Operators, SessionKeys},
     settings::Namespace,
 };
 
@@ -45,9 +45,16 @@ pub fn unique_namespace() -> Namespace {
     format!("t_{}", &id[..16]).parse().expect("valid namespace")
 }
 
-/// The signing key tests use.
+/// The e-mail of the operator tests name (`ADMIN_EMAILS`); see [`api::User::operator`].
+pub const OPERATOR_EMAIL: &str = "operator@example.com";
+
+/// The signing key tests use, with [`OPERATOR_EMAIL`] as the one operator.
 pub fn session_keys() -> Arc<SessionKeys> {
-    Arc::new(SessionKeys::new(b"test-key-test-key-test-key-test-key!", false).expect("valid key"))
+    Arc::new(
+        SessionKeys::new(b"test-key-test-key-test-key-test-key!", false)
+            .expect("valid key")
+            .with_operators(Operators::parse(Some(OPERATOR_EMAIL))),
+    )
 }
 
 /// Runs `f` on a fresh runtime in its own thread; for clean-up in `Drop`. `f` must open its

@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 use sqlx::{Row, postgres::PgRow};
-use ticketing_events::{Cents, OrderCancelled, OrderCreated, OrderStatus, OrderTicket, TicketRef};
+use ticketing_events::{
+    Cents, OrderCancelled, OrderCreated, OrderRefunded, OrderStatus, OrderTicket, TicketRef,
+};
 use time::{OffsetDateTime, UtcOffset};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -14,7 +16,7 @@ pub struct Order {
     pub id: Uuid,
     /// The buyer.
     pub user_id: Uuid,
-    /// `created`, `awaiting:payment`, `cancelled` or `complete`.
+    /// `created`, `awaiting:payment`, `cancelled`, `complete` or `refunded`.
     #[schema(schema_with = order_status)]
     pub status: OrderStatus,
     /// RFC 3339, UTC.
@@ -33,13 +35,14 @@ fn order_status() -> utoipa::openapi::schema::Object {
         .schema_type(SchemaType::new(Type::String))
         .enum_values(Some(OrderStatus::ALL.map(OrderStatus::as_str)))
         .description(Some(
-            "`created`, `awaiting:payment`, `cancelled` or `complete`.",
+            "`created`, `awaiting:payment`, `cancelled`, `complete` or `refunded`.",
         ))
         .examples([serde_json::json!("created")])
         .build()
 }
 
-/// The ticket an order holds, as the replica knows it.
+/// The ticket an order holds: its title as the replica knows it, and the price the order was
+/// created at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct OrderedTicket {
     pub id: Uuid,
@@ -64,6 +67,14 @@ impl Order {
         }
     }
 
+    pub fn refunded_event(&self) -> OrderRefunded {
+        OrderRefunded {
+            id: self.id,
+            version: self.version,
+            ticket: TicketRef { id: self.ticket.id },
+        }
+    }
+
     pub fn cancelled_event(&self) -> OrderCancelled {
         OrderCancelled {
             id: self.id,
@@ -75,7 +86,7 @@ impl Order {
 
 /// Reads the columns `id, user_id, status, expires_at, version, ticket_id, title,
 /// price_cents` (an order joined with its ticket). The status is checked here: the table's
-/// CHECK allows only the contract's four spellings.
+/// CHECK allows only the contract's spellings.
 impl<'r> sqlx::FromRow<'r, PgRow> for Order {
     fn from_row(row: &'r PgRow) -> sqlx::Result<Self> {
         let status: String = row.try_get("status")?;

@@ -1,21 +1,20 @@
-//! What other services tell us about an order: its time ran out (`expiration.complete`) or it
-//! was paid (`payment.created`). Both are conditional updates on the order's status, so a
-//! redelivery, or the two racing each other or the buyer's own cancellation, has one outcome.
+//! What other services tell us about an order: its time ran out (`expiration.complete`), it
+//! was paid (`payment.created`) or refunded (`payment.refunded`). Each is a conditional update
+//! on the order's status, so a redelivery, or two racing each other or the buyer's own
+//! cancellation, has one outcome.
 
 use anyhow::Context;
 use ticketing_common::{
     applied::{Applied, Applying, NotApplied},
     bus::outbox,
 };
-use ticketing_events::{Envelope, OrderStatus, PaymentCreated};
+use ticketing_events::{Envelope, OrderStatus, PaymentCreated, PaymentRefunded};
 use uuid::Uuid;
 
-use crate::{
-    app::Orders,
-    store::{orders, payment_conflicts},
-};
+use crate::{app::Orders, store::orders};
 
-/// Counts payments that arrived for an order that was already cancelled: money to refund.
+/// Counts payments that arrived for an order that was already cancelled (payments refunds
+/// them).
 pub const PAYMENTS_FOR_CANCELLED: &str = "orders_payments_for_cancelled_total";
 
 /// How far apart the clocks of Redis (which fires expiry jobs) and of this service may be.
@@ -63,8 +62,7 @@ pub async fn expire_order(app: &Orders, order_id: Uuid) -> Applying {
 
 /// Marks an order paid if it is still live. A payment for a paid order is a redelivery. A
 /// payment for a cancelled order keeps the order cancelled (its ticket may belong to someone
-/// else by now) and is recorded in `payment_conflicts`, logged as an error and counted, so the
-/// money can be given back: never dropped silently.
+/// else by now): payments refunds that charge itself, so it is only logged and counted here.
 #[tracing::instrument(skip_all, fields(order_id = %payment.order_id, payment_id = %payment.id))]
 pub async fn complete_for_payment(app: &Orders, payment: &PaymentCreated) -> Applying {
     let mut tx = app.pool.begin().await?;
@@ -80,37 +78,58 @@ pub async fn complete_for_payment(app: &Orders, payment: &PaymentCreated) -> App
         )));
     };
     match order.status {
-        OrderStatus::Complete => {
+        OrderStatus::Complete | OrderStatus::Refunded => {
             tracing::info!("order already paid: a redelivered payment");
             Ok(Applied::Already)
         }
         OrderStatus::Cancelled => {
-            let first_time = payment_conflicts::record(
-                &mut tx,
-                payment.id,
-                payment.order_id,
-                &payment.charge_id,
-            )
-            .await?;
-            tx.commit()
-                .await
-                .context("cannot commit the payment conflict")?;
-            if first_time {
-                metrics::counter!(PAYMENTS_FOR_CANCELLED).increment(1);
-                tracing::error!(
-                    charge_id = %payment.charge_id,
-                    "payment for a cancelled order: the order stays cancelled; recorded in payment_conflicts for a refund"
-                );
-                Ok(Applied::Now)
-            } else {
-                tracing::info!("payment for a cancelled order already recorded");
-                Ok(Applied::Already)
-            }
+            metrics::counter!(PAYMENTS_FOR_CANCELLED).increment(1);
+            tracing::warn!(
+                charge_id = %payment.charge_id,
+                "payment for a cancelled order: the order stays cancelled; payments refunds the charge"
+            );
+            Ok(Applied::Already)
         }
         // The conditional update would have matched a live order; it changed in between
         // (cancelled by now), so look again.
         OrderStatus::Created | OrderStatus::AwaitingPayment => Err(NotApplied::TooEarly(
             "order changed while the payment was applied".into(),
+        )),
+    }
+}
+
+/// Marks a paid order refunded (an operator refunded its payment) and announces it, so that
+/// tickets puts the ticket back on sale. A refund of a cancelled order is the automatic
+/// refund of a payment that came too late: the order stays cancelled and nothing is
+/// announced. A refund before its payment arrived waits for it.
+#[tracing::instrument(skip_all, fields(order_id = %refund.order_id, refund_id = %refund.id))]
+pub async fn refund_for_payment(app: &Orders, refund: &PaymentRefunded) -> Applying {
+    let mut tx = app.pool.begin().await?;
+    if let Some(order) = orders::refund_if_complete(&mut tx, refund.order_id).await? {
+        outbox::enqueue(&mut tx, &Envelope::new(order.refunded_event())).await?;
+        tx.commit().await.context("cannot commit the refund")?;
+        tracing::info!(version = order.version, "order refunded");
+        return Ok(Applied::Now);
+    }
+    let Some(order) = orders::find(&mut tx, refund.order_id).await? else {
+        return Err(NotApplied::Unknown(format!(
+            "refund {} for unknown order {}",
+            refund.id, refund.order_id
+        )));
+    };
+    match order.status {
+        OrderStatus::Refunded => Ok(Applied::Already),
+        OrderStatus::Cancelled => {
+            tracing::info!(
+                "refund of a payment that came after the cancellation; the order stays cancelled"
+            );
+            Ok(Applied::Already)
+        }
+        OrderStatus::Created | OrderStatus::AwaitingPayment => Err(NotApplied::TooEarly(
+            "refund before its payment arrived".into(),
+        )),
+        OrderStatus::Complete => Err(NotApplied::TooEarly(
+            "order changed while the refund was applied".into(),
         )),
     }
 }

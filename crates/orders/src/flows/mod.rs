@@ -4,7 +4,7 @@
 //!
 //! - [`orders`](self::orders): what buyers do over HTTP (order, list, show, cancel);
 //! - [`lifecycle`](self::lifecycle): what other services tell us about an order (expired,
-//!   paid);
+//!   paid, refunded);
 //! - [`replica`](self::replica): the ticket replica, in version order;
 //! - [`sweep`](self::sweep): the safety net that cancels orders whose expiry never came.
 
@@ -13,7 +13,9 @@ mod orders;
 mod replica;
 mod sweep;
 
-pub use lifecycle::{PAYMENTS_FOR_CANCELLED, complete_for_payment, expire_order};
+pub use lifecycle::{
+    PAYMENTS_FOR_CANCELLED, complete_for_payment, expire_order, refund_for_payment,
+};
 pub use orders::{
     CancelError, CreateError, ShowError, cancel_order, create_order, list_orders, show_order,
 };

@@ -42,6 +42,8 @@ pub enum CancelError {
     NotOwner,
     #[error("The order is paid and cannot be cancelled")]
     Complete,
+    #[error("The order was refunded and cannot be cancelled")]
+    Refunded,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -115,13 +117,18 @@ pub async fn list_orders(app: &Orders, buyer: Uuid) -> anyhow::Result<Vec<Order>
     Ok(orders::list_for_user(&mut conn, buyer).await?)
 }
 
-/// One order, for its owner only.
+/// One order, for its owner (or an operator).
 #[tracing::instrument(skip_all, fields(order_id = %id))]
-pub async fn show_order(app: &Orders, user: Uuid, id: Uuid) -> Result<Order, ShowError> {
+pub async fn show_order(
+    app: &Orders,
+    user: Uuid,
+    operator: bool,
+    id: Uuid,
+) -> Result<Order, ShowError> {
     let mut conn = app.pool.acquire().await?;
     match orders::find(&mut conn, id).await? {
         None => Err(ShowError::NotFound),
-        Some(order) if order.user_id != user => Err(ShowError::NotOwner),
+        Some(order) if order.user_id != user && !operator => Err(ShowError::NotOwner),
         Some(order) => Ok(order),
     }
 }
@@ -147,6 +154,7 @@ pub async fn cancel_order(app: &Orders, user: Uuid, id: Uuid) -> Result<(), Canc
         Some(order) => match order.status {
             OrderStatus::Cancelled => Ok(()),
             OrderStatus::Complete => Err(CancelError::Complete),
+            OrderStatus::Refunded => Err(CancelError::Refunded),
             // Unreachable: the update would have matched a live order of this owner, and no
             // order ever becomes live again.
             status @ (OrderStatus::Created | OrderStatus::AwaitingPayment) => {

@@ -3,7 +3,7 @@
 use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
-use ticketing_common::{ApiError, Json, PathId, RequireAuth, error::ErrorBody};
+use ticketing_common::{ApiError, Json, PathId, RequireAuth, error::ErrorBody, session::Caller};
 use utoipa::ToSchema;
 
 use crate::{
@@ -61,21 +61,21 @@ pub async fn list_orders(
     Ok(Json(flows::list_orders(&app, user.id).await?))
 }
 
-/// One of the caller's orders.
+/// One of the caller's orders (operators may read any order).
 #[utoipa::path(get, path = "/api/orders/{id}", tag = "orders",
     params(("id" = Uuid, Path, description = "Order id")),
     responses(
         (status = 200, body = Order),
-        (status = 401, description = "Not signed in, or not the owner", body = ErrorBody),
+        (status = 401, description = "Not signed in, or neither the owner nor an operator", body = ErrorBody),
         (status = 404, body = ErrorBody),
     ))]
 pub async fn show_order(
-    RequireAuth(user): RequireAuth,
+    caller: Caller,
     State(app): State<Orders>,
     id: PathId,
 ) -> Result<Json<Order>, ApiError> {
     let id = id.or_not_found("Order")?;
-    let order = flows::show_order(&app, user.id, id)
+    let order = flows::show_order(&app, caller.user.id, caller.operator, id)
         .await
         .map_err(|e| match e {
             ShowError::NotFound => ApiError::not_found("Order"),
@@ -93,7 +93,7 @@ pub async fn show_order(
         (status = 204, description = "Cancelled"),
         (status = 401, description = "Not signed in, or not the owner", body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "The order is paid", body = ErrorBody),
+        (status = 409, description = "The order is paid or refunded", body = ErrorBody),
     ))]
 pub async fn cancel_order(
     RequireAuth(user): RequireAuth,
@@ -106,8 +106,8 @@ pub async fn cancel_order(
         .map_err(|e| match e {
             CancelError::NotFound => ApiError::not_found("Order"),
             CancelError::NotOwner => ApiError::Unauthorized,
-            CancelError::Complete => {
-                ApiError::Conflict("The order is paid and cannot be cancelled".into())
+            e @ (CancelError::Complete | CancelError::Refunded) => {
+                ApiError::Conflict(e.to_string())
             }
             CancelError::Unexpected(e) => ApiError::Unexpected(e),
         })?;

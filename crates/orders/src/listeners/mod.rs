@@ -5,12 +5,12 @@
 //! - `ticket.created`, `ticket.updated` → the ticket replica ([`flows::add_ticket`],
 //!   [`flows::update_ticket`]);
 //! - `expiration.complete` → cancel the order if still live ([`flows::expire_order`]);
-//! - `payment.created` → complete the order, or record a payment for a cancelled one
-//!   ([`flows::complete_for_payment`]).
+//! - `payment.created` → complete the order ([`flows::complete_for_payment`]);
+//! - `payment.refunded` → mark a paid order refunded ([`flows::refund_for_payment`]).
 
 use ticketing_common::bus::listener::{Applying, Subscription};
 use ticketing_events::{
-    Envelope, ExpirationComplete, PaymentCreated, TicketCreated, TicketUpdated,
+    Envelope, ExpirationComplete, PaymentCreated, PaymentRefunded, TicketCreated, TicketUpdated,
 };
 
 use crate::{app::Orders, flows};
@@ -22,6 +22,7 @@ pub fn subscriptions(app: &Orders) -> Vec<Subscription> {
         Subscription::on(app, ticket_updated),
         Subscription::on(app, expiration_complete),
         Subscription::on(app, payment_created),
+        Subscription::on(app, payment_refunded),
     ]
 }
 
@@ -43,4 +44,9 @@ async fn expiration_complete(app: Orders, event: Envelope<ExpirationComplete>) -
 /// `payment.created` → mark the order paid.
 async fn payment_created(app: Orders, event: Envelope<PaymentCreated>) -> Applying {
     flows::complete_for_payment(&app, &event.data).await
+}
+
+/// `payment.refunded` → mark the order refunded.
+async fn payment_refunded(app: Orders, event: Envelope<PaymentRefunded>) -> Applying {
+    flows::refund_for_payment(&app, &event.data).await
 }

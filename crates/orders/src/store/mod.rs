@@ -1,5 +1,4 @@
 //! SQL on orders' tables. Functions take a connection; flows decide transactions.
 
 pub mod orders;
-pub mod payment_conflicts;
 pub mod tickets;

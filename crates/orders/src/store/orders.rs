@@ -14,14 +14,16 @@ use crate::domain::Order;
 pub const ONE_ACTIVE_PER_TICKET: &str = "orders_one_active_per_ticket";
 
 /// An order joined with its ticket, as `Order`'s `FromRow` reads it; `o` is the order row.
-const COLUMNS: &str =
-    "o.id, o.user_id, o.status, o.expires_at, o.version, o.ticket_id, t.title, t.price_cents";
+/// The price is the one the order was created at (the replica's for older orders).
+const COLUMNS: &str = "o.id, o.user_id, o.status, o.expires_at, o.version, o.ticket_id, t.title,
+    COALESCE(o.price_cents, t.price_cents) AS price_cents";
 
 /// The statuses that hold a ticket and may still be paid or expire.
 const LIVE: &str = "('created', 'awaiting:payment')";
 
-/// Inserts a `created` order for a ticket the replica knows, expiring `window` after the
-/// transaction's start (the database's clock). `None` if the ticket is unknown. Fails with a
+/// Inserts a `created` order for a ticket the replica knows, at the ticket's price and
+/// version as the replica has them now, expiring `window` after the transaction's start
+/// (the database's clock). `None` if the ticket is unknown. Fails with a
 /// unique violation on [`ONE_ACTIVE_PER_TICKET`] if another order holds the ticket; the
 /// statement then waits for a concurrent holder's transaction to end before deciding.
 pub async fn insert(
@@ -33,8 +35,10 @@ pub async fn insert(
 ) -> sqlx::Result<Option<Order>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH o AS (
-             INSERT INTO orders (id, user_id, ticket_id, status, expires_at)
-             SELECT $1, $2, t.id, 'created', now() + make_interval(secs => $4)
+             INSERT INTO orders (id, user_id, ticket_id, status, expires_at, price_cents,
+                                 ticket_version)
+             SELECT $1, $2, t.id, 'created', now() + make_interval(secs => $4), t.price_cents,
+                    t.version
              FROM tickets t WHERE t.id = $3
              RETURNING *
          )
@@ -130,6 +134,22 @@ pub async fn complete_if_live(conn: &mut PgConnection, id: Uuid) -> sqlx::Result
         "WITH o AS (
              UPDATE orders SET status = 'complete', version = version + 1
              WHERE id = $1 AND status IN {LIVE}
+             RETURNING *
+         )
+         SELECT {COLUMNS} FROM o JOIN tickets t ON t.id = o.ticket_id"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Marks a complete order refunded, bumping its version. `None` if it is unknown or not
+/// complete.
+pub async fn refund_if_complete(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Order>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH o AS (
+             UPDATE orders SET status = 'refunded', version = version + 1
+             WHERE id = $1 AND status = 'complete'
              RETURNING *
          )
          SELECT {COLUMNS} FROM o JOIN tickets t ON t.id = o.ticket_id"

@@ -23,7 +23,8 @@ pub use ticketing_common::testing::{
     app::POOL_SIZE,
 };
 use ticketing_events::{
-    Cents, Envelope, Event, ExpirationComplete, PaymentCreated, TicketCreated, TicketUpdated,
+    Cents, Envelope, Event, ExpirationComplete, PaymentCreated, PaymentRefunded, TicketCreated,
+    TicketUpdated,
 };
 use ticketing_orders::{MIGRATOR, NAME, Orders};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
@@ -173,8 +174,14 @@ pub fn order_of(value: &Value) -> OrderBody {
         "price is not a number: {value}"
     );
     assert!(
-        ["created", "awaiting:payment", "cancelled", "complete"]
-            .contains(&value["status"].as_str().unwrap_or_default()),
+        [
+            "created",
+            "awaiting:payment",
+            "cancelled",
+            "complete",
+            "refunded"
+        ]
+        .contains(&value["status"].as_str().unwrap_or_default()),
         "status: {value}"
     );
     let order: OrderBody = serde_json::from_value(value.clone())
@@ -242,6 +249,15 @@ pub fn payment_created(order_id: Uuid) -> Envelope<PaymentCreated> {
         id: Uuid::now_v7(),
         order_id,
         charge_id: format!("ch_{}", Uuid::new_v4().simple()),
+    })
+}
+
+/// A `payment.refunded` envelope for an order, with a fresh refund id.
+pub fn payment_refunded(order_id: Uuid) -> Envelope<PaymentRefunded> {
+    Envelope::new(PaymentRefunded {
+        id: Uuid::now_v7(),
+        order_id,
+        refund_id: format!("re_{}", Uuid::new_v4().simple()),
     })
 }
 
@@ -383,14 +399,6 @@ impl TestApp {
             .fetch_one(&self.pool)
             .await
             .expect("count orders")
-    }
-
-    /// `(payment_id, order_id, charge_id)` of every recorded payment conflict.
-    pub async fn payment_conflicts(&self) -> Vec<(Uuid, Uuid, String)> {
-        sqlx::query_as("SELECT payment_id, order_id, charge_id FROM payment_conflicts")
-            .fetch_all(&self.pool)
-            .await
-            .expect("read payment conflicts")
     }
 
     /// Waits until the stored order satisfies `done`; panics with the last row otherwise.

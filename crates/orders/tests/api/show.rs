@@ -137,3 +137,44 @@ async fn an_anonymous_caller_gets_401_on_every_orders_route_whatever_the_id() {
 
     assert_eq!(app.order_state(order.id).await, ("created".into(), 0));
 }
+
+#[tokio::test]
+async fn an_operator_may_read_any_order_but_not_list_it_as_theirs() {
+    let app = spawn_app().await;
+    let (buyer, operator) = (app.user(), app.operator());
+    let order = app
+        .create_order(&buyer, app.insert_ticket("Concert", 1999).await)
+        .await;
+
+    let shown = app.show(Some(&operator), &order.id.to_string()).await;
+
+    shown.assert_status(StatusCode::OK);
+    assert_eq!(shown.order(), order);
+    assert_eq!(app.list(Some(&operator)).await.orders(), []);
+    // An operator still cannot cancel someone else's order.
+    app.cancel(Some(&operator), &order.id.to_string())
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_order_keeps_the_price_it_was_created_at_whatever_the_seller_changes_later() {
+    let app = spawn_app().await;
+    let buyer = app.user();
+    let ticket = app.seed_ticket("Concert", 2500).await;
+    let order = app.create_order(&buyer, ticket).await;
+
+    // The seller's new price reaches the replica after the order was placed.
+    app.publish(&crate::helpers::ticket_updated(ticket, 1, "Concert", 9900))
+        .await;
+    app.wait_for_ticket(ticket, "repriced", |row| row.price_cents == 9900)
+        .await;
+
+    let shown = app.show(Some(&buyer), &order.id.to_string()).await.order();
+    assert_eq!(shown.ticket.price, 25.0);
+    assert_eq!(app.list(Some(&buyer)).await.orders()[0].ticket.price, 25.0);
+    let created = app
+        .wait_for_order_events::<ticketing_events::OrderCreated>(order.id, 1)
+        .await;
+    assert_eq!(created[0]["ticket"]["price"], serde_json::json!(25));
+}

@@ -19,6 +19,9 @@ pub enum PaymentState {
     Declined,
     /// The provider refused the token. Nothing was charged; a new request may try again.
     Failed,
+    /// Charged, then given back (by an operator, or because the order had been cancelled).
+    /// Final.
+    Refunded,
 }
 
 impl PaymentState {
@@ -29,6 +32,7 @@ impl PaymentState {
             PaymentState::Succeeded => "succeeded",
             PaymentState::Declined => "declined",
             PaymentState::Failed => "failed",
+            PaymentState::Refunded => "refunded",
         }
     }
 
@@ -39,6 +43,7 @@ impl PaymentState {
             PaymentState::Succeeded,
             PaymentState::Declined,
             PaymentState::Failed,
+            PaymentState::Refunded,
         ]
         .into_iter()
         .find(|state| state.as_str() == s)
@@ -56,6 +61,8 @@ pub struct Payment {
     /// The payment id answered to the buyer and carried by `payment.created`.
     pub id: Uuid,
     pub order_id: Uuid,
+    /// The buyer; `None` for payments recorded before it was kept.
+    pub user_id: Option<Uuid>,
     pub state: PaymentState,
     /// 1 for the first attempt; a new attempt starts only after a refused one.
     pub attempt: i32,
@@ -76,6 +83,10 @@ pub struct Payment {
     pub lease_token: Option<Uuid>,
     /// Whether that request's lease is still running, by the database's clock.
     pub leased: bool,
+    /// The card, when the provider said (for the receipt).
+    pub card_brand: Option<String>,
+    pub card_last4: Option<String>,
+    pub created_at: time::OffsetDateTime,
 }
 
 impl Payment {
@@ -110,6 +121,7 @@ impl<'r> sqlx::FromRow<'r, PgRow> for Payment {
         Ok(Payment {
             id: row.try_get("id")?,
             order_id: row.try_get("order_id")?,
+            user_id: row.try_get("user_id")?,
             state,
             attempt: row.try_get("attempt")?,
             provider: row.try_get("provider")?,
@@ -121,6 +133,9 @@ impl<'r> sqlx::FromRow<'r, PgRow> for Payment {
             last_error: row.try_get("last_error")?,
             lease_token: row.try_get("lease_token")?,
             leased: row.try_get("leased")?,
+            card_brand: row.try_get("card_brand")?,
+            card_last4: row.try_get("card_last4")?,
+            created_at: row.try_get("created_at")?,
         })
     }
 }
@@ -145,6 +160,7 @@ mod tests {
             PaymentState::Succeeded,
             PaymentState::Declined,
             PaymentState::Failed,
+            PaymentState::Refunded,
         ] {
             assert_eq!(PaymentState::parse(state.as_str()), Some(state));
         }
@@ -153,5 +169,6 @@ mod tests {
         assert!(!PaymentState::Pending.is_refused());
         assert!(!PaymentState::Processing.is_refused());
         assert!(!PaymentState::Succeeded.is_refused());
+        assert!(!PaymentState::Refunded.is_refused());
     }
 }

@@ -99,6 +99,15 @@ pub enum WebhookAction {
     IntentSucceeded(IntentRef),
     /// `payment_intent.payment_failed`: an intent that was processing failed.
     IntentFailed { intent: IntentRef, message: String },
+    /// `charge.refunded`, or `refund.updated` to `succeeded`: the intent's charge was given
+    /// back (`refund_id` when the event names the refund).
+    RefundSucceeded {
+        intent_id: String,
+        refund_id: Option<String>,
+    },
+    /// `refund.updated` or `refund.failed` to `failed`/`canceled`: a refund Stripe had
+    /// accepted did not go through.
+    RefundFailed { intent_id: String, reason: String },
     /// Anything else: acknowledged and ignored.
     Ignore,
 }
@@ -202,6 +211,15 @@ struct RawData {
     object: Value,
 }
 
+/// The PaymentIntent a charge or refund object belongs to; `None` for one made without an
+/// intent (never by us).
+fn intent_of(object: &Value) -> Option<String> {
+    object["payment_intent"]
+        .as_str()
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+}
+
 /// Reads a verified webhook payload.
 pub fn parse_event(payload: &[u8]) -> Result<StripeEvent, String> {
     let raw: RawEvent =
@@ -232,6 +250,36 @@ pub fn parse_event(payload: &[u8]) -> Result<StripeEvent, String> {
                 .unwrap_or("The payment failed.")
                 .to_owned(),
         },
+        // Refunds of charges made without an intent are not ours: ignored.
+        "charge.refunded" => {
+            let object = &raw.data.object;
+            match intent_of(object) {
+                Some(intent_id) => WebhookAction::RefundSucceeded {
+                    intent_id,
+                    refund_id: object["refunds"]["data"][0]["id"]
+                        .as_str()
+                        .map(str::to_owned),
+                },
+                None => WebhookAction::Ignore,
+            }
+        }
+        "refund.updated" | "refund.failed" => {
+            let object = &raw.data.object;
+            match (intent_of(object), object["status"].as_str()) {
+                (Some(intent_id), Some("succeeded")) => WebhookAction::RefundSucceeded {
+                    intent_id,
+                    refund_id: object["id"].as_str().map(str::to_owned),
+                },
+                (Some(intent_id), Some("failed" | "canceled")) => WebhookAction::RefundFailed {
+                    intent_id,
+                    reason: object["failure_reason"]
+                        .as_str()
+                        .unwrap_or("the refund failed")
+                        .to_owned(),
+                },
+                _ => WebhookAction::Ignore,
+            }
+        }
         _ => WebhookAction::Ignore,
     };
     Ok(StripeEvent {
@@ -246,6 +294,40 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn refund_events_name_the_intent_and_what_became_of_the_refund() {
+        let refunded = json!({"id": "evt_r", "type": "charge.refunded", "data": {"object": {
+            "id": "ch_1", "payment_intent": "pi_1", "refunds": {"data": [{"id": "re_1"}]}}}});
+        assert_eq!(
+            parse_event(refunded.to_string().as_bytes()).unwrap().action,
+            WebhookAction::RefundSucceeded {
+                intent_id: "pi_1".into(),
+                refund_id: Some("re_1".into())
+            }
+        );
+        let failed = json!({"id": "evt_f", "type": "refund.updated", "data": {"object": {
+            "id": "re_1", "payment_intent": "pi_1", "status": "failed",
+            "failure_reason": "expired_or_canceled_card"}}});
+        assert_eq!(
+            parse_event(failed.to_string().as_bytes()).unwrap().action,
+            WebhookAction::RefundFailed {
+                intent_id: "pi_1".into(),
+                reason: "expired_or_canceled_card".into()
+            }
+        );
+        let pending = json!({"id": "evt_p", "type": "refund.updated", "data": {"object": {
+            "id": "re_1", "payment_intent": "pi_1", "status": "pending"}}});
+        assert_eq!(
+            parse_event(pending.to_string().as_bytes()).unwrap().action,
+            WebhookAction::Ignore
+        );
+        let orphan = json!({"id": "evt_o", "type": "charge.refunded", "data": {"object": {}}});
+        assert_eq!(
+            parse_event(orphan.to_string().as_bytes()).unwrap().action,
+            WebhookAction::Ignore
+        );
+    }
 
     const SECRET: &[u8] = b"whsec_test_secret";
     const BODY: &[u8] = br#"{"id":"evt_1"}"#;
@@ -476,7 +558,7 @@ mod tests {
 
     #[test]
     fn other_events_are_ignored_and_non_events_refused() {
-        let event = json!({"id": "evt_3", "type": "charge.refunded", "data": {"object": {}}});
+        let event = json!({"id": "evt_3", "type": "customer.created", "data": {"object": {}}});
         assert_eq!(
             parse_event(event.to_string().as_bytes()).unwrap().action,
             WebhookAction::Ignore

@@ -1,16 +1,19 @@
 //! Recording a charge that succeeded: the payment becomes `succeeded`, the order replica
 //! `complete`, and `payment.created` enters the outbox, all in one transaction. Whoever
-//! records first (the paying request, a request that took its attempt over, a webhook) does
-//! it; the others find it done.
+//! records first (the paying request, a request that took its attempt over, a webhook, the
+//! reconciler) does it; the others find it done. A charge that lands on an order already
+//! cancelled records, in the same transaction, the refund that gives it back.
 
 use anyhow::Context;
 use ticketing_common::bus::outbox;
 use ticketing_events::{Envelope, PaymentCreated};
 use uuid::Uuid;
 
+use super::refund::{auto_refund, settle_in_background};
 use crate::{
     app::Payments,
     domain::{Payment, PaymentState},
+    provider::Card,
     store::{orders, payments, unmatched_charges},
 };
 
@@ -18,7 +21,7 @@ use crate::{
 /// `invalid_token`, `unavailable`).
 pub const CHARGES: &str = "payments_charges_total";
 /// Counts charges recorded for an order that was no longer live (cancelled while the buyer
-/// was paying): the orders service keeps such an order cancelled and the money is refunded.
+/// was paying): the order stays cancelled and the charge is refunded automatically.
 pub const PAID_ORDERS_NOT_LIVE: &str = "payments_paid_orders_not_live_total";
 /// Counts charges no payment could hold (see `unmatched_charges`).
 pub const UNMATCHED_CHARGES: &str = "payments_unmatched_charges_total";
@@ -28,6 +31,9 @@ pub const UNMATCHED_CHARGES: &str = "payments_unmatched_charges_total";
 pub enum Recorded {
     /// Recorded now, with its event.
     Now(Payment),
+    /// Recorded now, but the order had been cancelled: its refund is recorded too, and under
+    /// way.
+    Refunding(Payment),
     /// The payment already holds this very charge (a retry, a replayed webhook).
     Already(Payment),
     /// The payment already holds another charge: this one is a second charge for the order,
@@ -38,7 +44,10 @@ pub enum Recorded {
 impl Recorded {
     pub fn payment(&self) -> &Payment {
         match self {
-            Recorded::Now(p) | Recorded::Already(p) | Recorded::Duplicate(p) => p,
+            Recorded::Now(p)
+            | Recorded::Refunding(p)
+            | Recorded::Already(p)
+            | Recorded::Duplicate(p) => p,
         }
     }
 }
@@ -59,19 +68,25 @@ pub async fn record_charge(
     order_id: Uuid,
     charge_id: &str,
     amount: Option<i64>,
+    card: Option<&Card>,
 ) -> anyhow::Result<Recorded> {
     let mut tx = app.pool.begin().await?;
     // The order first: the lock order every transaction follows.
     orders::lock(&mut tx, order_id)
         .await
         .context("cannot lock the order")?;
-    if let Some(payment) = payments::mark_succeeded(&mut tx, payment_id, charge_id)
+    if let Some(payment) = payments::mark_succeeded(&mut tx, payment_id, charge_id, card)
         .await
         .context("cannot record the charge")?
     {
         let completed = orders::complete_if_live(&mut tx, order_id)
             .await
             .context("cannot complete the order")?;
+        let refund = if completed {
+            None
+        } else {
+            auto_refund(&mut tx, &payment).await?
+        };
         let event = PaymentCreated {
             id: payment.id,
             order_id,
@@ -84,13 +99,16 @@ pub async fn record_charge(
                 amount_cents = payment.amount_cents,
                 "payment succeeded; order complete"
             );
-        } else {
-            metrics::counter!(PAID_ORDERS_NOT_LIVE).increment(1);
-            tracing::error!(
-                "charge recorded for an order that is no longer live (cancelled while being paid); the orders service keeps it cancelled and records the payment for a refund"
-            );
+            return Ok(Recorded::Now(payment));
         }
-        return Ok(Recorded::Now(payment));
+        metrics::counter!(PAID_ORDERS_NOT_LIVE).increment(1);
+        tracing::warn!(
+            "charge recorded for an order that is no longer live (cancelled while being paid); it stays cancelled and the charge is refunded"
+        );
+        if let Some(refund_id) = refund {
+            settle_in_background(app, refund_id);
+        }
+        return Ok(Recorded::Refunding(payment));
     }
     let payment = payments::find(&mut tx, payment_id)
         .await?

@@ -4,7 +4,10 @@
 use anyhow::Context;
 use uuid::Uuid;
 
-use super::record::{Recorded, UNMATCHED_CHARGES, record_charge};
+use super::{
+    record::{Recorded, UNMATCHED_CHARGES, record_charge},
+    refund::record_refund,
+};
 use crate::{
     app::Payments,
     domain::{
@@ -12,7 +15,7 @@ use crate::{
         webhook::{Expected, IntentRef, Mismatch, StripeEvent, WebhookAction},
     },
     provider::PaymentProvider as _,
-    store::{payments, unmatched_charges},
+    store::{payments, refunds, unmatched_charges},
 };
 
 /// Counts verified webhooks that disagree with the recorded attempt, by the field that
@@ -64,6 +67,13 @@ pub async fn handle_stripe_event(app: &Payments, event: &StripeEvent) -> anyhow:
         WebhookAction::IntentFailed { intent, message } => {
             intent_failed(app, intent, message).await
         }
+        WebhookAction::RefundSucceeded {
+            intent_id,
+            refund_id,
+        } => refund_succeeded(app, intent_id, refund_id.as_deref()).await,
+        WebhookAction::RefundFailed { intent_id, reason } => {
+            refund_failed(app, intent_id, reason).await
+        }
         WebhookAction::Ignore => {
             tracing::debug!("webhook event acknowledged and ignored");
             Ok(())
@@ -110,8 +120,20 @@ async fn intent_succeeded(app: &Payments, intent: &IntentRef) -> anyhow::Result<
         )
         .await;
     }
-    match record_charge(app, payment.id, order_id, &intent.intent_id, intent.amount).await? {
+    match record_charge(
+        app,
+        payment.id,
+        order_id,
+        &intent.intent_id,
+        intent.amount,
+        None,
+    )
+    .await?
+    {
         Recorded::Now(_) => tracing::info!("payment completed by webhook"),
+        Recorded::Refunding(_) => {
+            tracing::warn!("a webhook's charge landed on a cancelled order: refunded")
+        }
         Recorded::Already(_) => tracing::debug!("charge already recorded: a replay"),
         Recorded::Duplicate(_) => {} // logged and counted where it was recorded
     }
@@ -139,6 +161,43 @@ async fn intent_failed(app: &Payments, intent: &IntentRef, message: &str) -> any
         && payments::fail_processing(&mut conn, payment.id, &intent.intent_id, message).await?
     {
         tracing::info!(%order_id, "processing payment failed; the buyer may try again");
+    }
+    Ok(())
+}
+
+/// `charge.refunded` (or a refund that `succeeded`): a refund we asked for went through. If
+/// its request never got the answer (the refund is still pending here), this records it.
+/// A refund we know nothing of (made in Stripe's dashboard) is only logged.
+async fn refund_succeeded(
+    app: &Payments,
+    intent_id: &str,
+    refund_id: Option<&str>,
+) -> anyhow::Result<()> {
+    let refund = refunds::find_by_charge(&mut *app.pool.acquire().await?, intent_id).await?;
+    match (refund, refund_id) {
+        (Some(refund), Some(provider_refund_id)) if refund.state == "pending" => {
+            if record_refund(app, &refund, provider_refund_id).await? {
+                tracing::info!(refund_id = %refund.id, "refund recorded from a webhook");
+            }
+        }
+        (Some(_), _) => tracing::debug!("refund already recorded"),
+        (None, _) => tracing::warn!(
+            intent = intent_id,
+            "a refund we did not ask for (made at the provider directly?): nothing recorded"
+        ),
+    }
+    Ok(())
+}
+
+/// `refund.updated` / `refund.failed` to failed: a refund the provider had accepted did not
+/// go through. It becomes `failed`, for a person (the operators' attention list).
+async fn refund_failed(app: &Payments, intent_id: &str, reason: &str) -> anyhow::Result<()> {
+    let mut conn = app.pool.acquire().await?;
+    let Some(refund) = refunds::find_by_charge(&mut conn, intent_id).await? else {
+        return Ok(());
+    };
+    if refunds::mark_failed(&mut conn, refund.id, None, reason).await? {
+        tracing::error!(refund_id = %refund.id, reason, "the provider reports the refund failed; a person must look");
     }
     Ok(())
 }

@@ -9,7 +9,10 @@ use std::{
 
 use uuid::Uuid;
 
-use super::{Charge, ChargeError, ChargeRequest, ChargeStatus, PaymentProvider};
+use super::{
+    Card, Charge, ChargeError, ChargeRequest, ChargeStatus, Found, PaymentProvider, Refund,
+    RefundError, RefundRequest,
+};
 
 /// The token that always succeeds.
 pub const TOKEN_SUCCEEDS: &str = "tok_visa";
@@ -62,6 +65,15 @@ struct State {
     answered: VecDeque<String>,
     /// While set, every call fails as an outage would, before charging anything.
     unavailable: bool,
+    /// The first refund request and its answer, per idempotency key; at most
+    /// [`MAX_ANSWERS`].
+    refunds: HashMap<String, (RefundRequest, Result<Refund, RefundError>)>,
+    /// The keys of `refunds`, oldest first.
+    refunded: VecDeque<String>,
+    /// How many refund calls it received (replays included).
+    refund_calls: usize,
+    /// While set, every refund is refused, as a provider refuses one for a disputed charge.
+    refuse_refunds: bool,
 }
 
 /// A charge the development provider made.
@@ -94,6 +106,27 @@ impl DevProvider {
     /// nothing.
     pub fn set_unavailable(&self, unavailable: bool) {
         self.state().unavailable = unavailable;
+    }
+
+    /// Makes every refund be refused (`true`), as a provider refuses to refund a disputed
+    /// charge.
+    pub fn set_refunds_refused(&self, refused: bool) {
+        self.state().refuse_refunds = refused;
+    }
+
+    /// The refunds it made (one per idempotency key that succeeded), and how many refund
+    /// calls it received in all.
+    pub fn refunds(&self) -> (Vec<(RefundRequest, Refund)>, usize) {
+        let state = self.state();
+        let made = state
+            .refunded
+            .iter()
+            .filter_map(|key| match state.refunds.get(key)? {
+                (request, Ok(refund)) => Some((request.clone(), refund.clone())),
+                (_, Err(_)) => None,
+            })
+            .collect();
+        (made, state.refund_calls)
     }
 
     /// The calls received lately (the last thousand), in order.
@@ -149,6 +182,10 @@ impl DevProvider {
             TOKEN_SUCCEEDS => Ok(Charge {
                 id: format!("ch_dev_{}", Uuid::new_v4().simple()),
                 status: ChargeStatus::Succeeded,
+                card: Some(Card {
+                    brand: "visa".into(),
+                    last4: "4242".into(),
+                }),
             }),
             TOKEN_DECLINED => Err(ChargeError::Declined(DECLINE_MESSAGE.into())),
             _ => {
@@ -164,6 +201,64 @@ impl DevProvider {
         }
         state.answered.push_back(request.idempotency_key.clone());
         state.answers.insert(
+            request.idempotency_key.clone(),
+            (request.clone(), answer.clone()),
+        );
+        answer
+    }
+
+    /// Refunds at once (the synchronous half of [`PaymentProvider::refund`]).
+    fn refund_now(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
+        let (_, max_answers) = self.inner.limits;
+        let mut state = self.state();
+        state.refund_calls += 1;
+        if state.unavailable {
+            return Err(RefundError::Unavailable(
+                "the development provider is simulating an outage".into(),
+            ));
+        }
+        if let Some((first, answer)) = state.refunds.get(&request.idempotency_key) {
+            if first != request {
+                return Err(RefundError::Unavailable(
+                    "Keys for idempotent requests can only be used with the same parameters they were first used with.".into(),
+                ));
+            }
+            return answer.clone();
+        }
+        let charged = state
+            .answers
+            .values()
+            .any(|(_, answer)| matches!(answer, Ok(charge) if charge.id == request.charge_id));
+        let refunded_before = state
+            .refunds
+            .values()
+            .any(|(first, answer)| first.charge_id == request.charge_id && answer.is_ok());
+        let answer = if state.refuse_refunds {
+            Err(RefundError::Refused(
+                "This charge is disputed and cannot be refunded.".into(),
+            ))
+        } else if !charged {
+            Err(RefundError::Refused(format!(
+                "No such charge: '{}'",
+                request.charge_id
+            )))
+        } else if refunded_before {
+            Err(RefundError::Refused(format!(
+                "Charge {} has already been refunded.",
+                request.charge_id
+            )))
+        } else {
+            Ok(Refund {
+                id: format!("re_dev_{}", Uuid::new_v4().simple()),
+            })
+        };
+        if state.refunded.len() >= max_answers
+            && let Some(oldest) = state.refunded.pop_front()
+        {
+            state.refunds.remove(&oldest);
+        }
+        state.refunded.push_back(request.idempotency_key.clone());
+        state.refunds.insert(
             request.idempotency_key.clone(),
             (request.clone(), answer.clone()),
         );
@@ -190,6 +285,24 @@ impl PaymentProvider for DevProvider {
             tokio::time::sleep(self.inner.delay).await;
         }
         self.charge_now(request)
+    }
+
+    async fn find(&self, request: &ChargeRequest) -> Result<Found, String> {
+        let state = self.state();
+        if state.unavailable {
+            return Err("the development provider is simulating an outage".into());
+        }
+        Ok(match state.answers.get(&request.idempotency_key) {
+            Some((_, answer)) => Found::Outcome(answer.clone()),
+            None => Found::Nothing,
+        })
+    }
+
+    async fn refund(&self, request: &RefundRequest) -> Result<Refund, RefundError> {
+        if !self.inner.delay.is_zero() {
+            tokio::time::sleep(self.inner.delay).await;
+        }
+        self.refund_now(request)
     }
 }
 
@@ -272,6 +385,50 @@ mod tests {
             .collect();
         kept.sort();
         assert_eq!(kept, ["k5", "k6", "k7"], "the oldest answers went first");
+    }
+
+    fn refund(key: &str, charge_id: &str) -> RefundRequest {
+        RefundRequest {
+            idempotency_key: key.into(),
+            charge_id: charge_id.into(),
+            order_id: Uuid::from_u128(1),
+            amount_cents: 1999,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_charge_is_refunded_once_per_key_and_never_twice() {
+        let dev = DevProvider::new();
+        let charge = dev.charge(&request("k", TOKEN_SUCCEEDS)).await.unwrap();
+        let first = dev.refund(&refund("r1", &charge.id)).await.unwrap();
+        assert!(first.id.starts_with("re_dev_"), "{first:?}");
+        assert_eq!(dev.refund(&refund("r1", &charge.id)).await, Ok(first));
+        assert!(matches!(
+            dev.refund(&refund("r2", &charge.id)).await,
+            Err(RefundError::Refused(m)) if m.contains("already been refunded")
+        ));
+        assert!(matches!(
+            dev.refund(&refund("r3", "ch_unknown")).await,
+            Err(RefundError::Refused(_))
+        ));
+        let (made, calls) = dev.refunds();
+        assert_eq!((made.len(), calls), (1, 4));
+    }
+
+    #[tokio::test]
+    async fn find_tells_a_lost_answer_and_an_unseen_attempt_apart() {
+        let dev = DevProvider::new();
+        let charged = dev.charge(&request("k", TOKEN_SUCCEEDS)).await.unwrap();
+        assert_eq!(
+            dev.find(&request("k", TOKEN_SUCCEEDS)).await,
+            Ok(Found::Outcome(Ok(charged)))
+        );
+        assert_eq!(
+            dev.find(&request("other", TOKEN_SUCCEEDS)).await,
+            Ok(Found::Nothing)
+        );
+        dev.set_unavailable(true);
+        assert!(dev.find(&request("k", TOKEN_SUCCEEDS)).await.is_err());
     }
 
     #[tokio::test]

@@ -9,17 +9,22 @@ use sqlx::{PgConnection, Postgres, postgres::PgArguments, query::QueryAs};
 use ticketing_common::db::ChangesOne;
 use uuid::Uuid;
 
-use crate::domain::{Payment, PaymentState};
+use crate::{
+    domain::{Payment, PaymentState},
+    provider::Card,
+};
 
 /// The columns `Payment`'s `FromRow` reads. `leased` is computed with the database's clock,
 /// the one every replica shares.
-const COLUMNS: &str = "id, order_id, state, attempt, provider, amount_cents, currency, token,
-    charge_id, failure_message, last_error, lease_token,
-    COALESCE(lease_until > now(), false) AS leased";
+const COLUMNS: &str = "id, order_id, user_id, state, attempt, provider, amount_cents, currency,
+    token, charge_id, failure_message, last_error, lease_token,
+    COALESCE(lease_until > now(), false) AS leased, card_brand, card_last4, created_at";
 
 /// What a new attempt charges, and who holds it.
 #[derive(Debug, Clone)]
 pub struct NewAttempt<'a> {
+    /// The buyer (the order's owner).
+    pub user_id: Uuid,
     pub provider: &'a str,
     pub amount_cents: i64,
     pub currency: &'a str,
@@ -28,8 +33,8 @@ pub struct NewAttempt<'a> {
     pub lease: Duration,
 }
 
-/// Binds an attempt's provider, amount, currency, token, lease token and lease (seconds), in
-/// that order, after the parameters already bound.
+/// Binds an attempt's provider, amount, currency, token, lease token, lease (seconds) and
+/// buyer, in that order, after the parameters already bound.
 trait BindAttempt<'q> {
     fn bind_attempt(self, attempt: &NewAttempt<'q>) -> Self;
 }
@@ -42,6 +47,7 @@ impl<'q, O> BindAttempt<'q> for QueryAs<'q, Postgres, O, PgArguments> {
             .bind(attempt.token)
             .bind(attempt.lease_token)
             .bind(attempt.lease.as_secs_f64())
+            .bind(attempt.user_id)
     }
 }
 
@@ -55,8 +61,9 @@ pub async fn insert_first_attempt(
 ) -> sqlx::Result<Option<Payment>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO payments (id, order_id, state, attempt, provider, amount_cents, currency,
-                               token, lease_token, lease_until)
-         VALUES ($1, $2, 'pending', 1, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))
+                               token, lease_token, lease_until, user_id)
+         VALUES ($1, $2, 'pending', 1, $3, $4, $5, $6, $7, now() + make_interval(secs => $8),
+                 $9)
          ON CONFLICT (order_id) DO NOTHING
          RETURNING {COLUMNS}"
     )))
@@ -134,7 +141,7 @@ pub async fn start_next_attempt(
          SET state = 'pending', attempt = attempt + 1, provider = $2, amount_cents = $3,
              currency = $4, token = $5, charge_id = NULL, failure_message = NULL,
              last_error = NULL, lease_token = $6,
-             lease_until = now() + make_interval(secs => $7), updated_at = now()
+             lease_until = now() + make_interval(secs => $7), user_id = $8, updated_at = now()
          WHERE id = $1 AND state IN ('declined', 'failed')
          RETURNING {COLUMNS}"
     )))
@@ -151,16 +158,71 @@ pub async fn mark_succeeded(
     conn: &mut PgConnection,
     id: Uuid,
     charge_id: &str,
+    card: Option<&Card>,
 ) -> sqlx::Result<Option<Payment>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE payments
          SET state = 'succeeded', charge_id = $2, failure_message = NULL, last_error = NULL,
-             lease_token = NULL, lease_until = NULL, updated_at = now()
-         WHERE id = $1 AND state <> 'succeeded'
+             lease_token = NULL, lease_until = NULL, updated_at = now(),
+             card_brand = COALESCE($3, card_brand), card_last4 = COALESCE($4, card_last4)
+         WHERE id = $1 AND state NOT IN ('succeeded', 'refunded')
          RETURNING {COLUMNS}"
     )))
     .bind(id)
     .bind(charge_id)
+    .bind(card.map(|c| c.brand.as_str()))
+    .bind(card.map(|c| c.last4.as_str()))
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records that a succeeded payment was given back. `false` if it had not succeeded.
+pub async fn mark_refunded(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query(
+        "UPDATE payments SET state = 'refunded', updated_at = now()
+         WHERE id = $1 AND state = 'succeeded'",
+    )
+    .bind(id)
+    .changed_one(conn)
+    .await
+}
+
+/// Pending attempts nobody holds that have waited at least `idle` since they last changed:
+/// their answer was lost and no request came back for them. At most `limit`, oldest first.
+pub async fn abandoned(
+    conn: &mut PgConnection,
+    idle: Duration,
+    limit: i64,
+) -> sqlx::Result<Vec<Payment>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM payments
+         WHERE state = 'pending' AND COALESCE(lease_until <= now(), true)
+           AND updated_at < now() - make_interval(secs => $1)
+         ORDER BY updated_at LIMIT $2"
+    )))
+    .bind(idle.as_secs_f64())
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Takes a pending attempt nobody holds, for the background reconciler. `None` if someone
+/// holds it by now or it has an outcome.
+pub async fn take_if_free(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lease_token: Uuid,
+    lease: Duration,
+) -> sqlx::Result<Option<Payment>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE payments
+         SET lease_token = $2, lease_until = now() + make_interval(secs => $3), updated_at = now()
+         WHERE id = $1 AND state = 'pending' AND COALESCE(lease_until <= now(), true)
+         RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(lease_token)
+    .bind(lease.as_secs_f64())
     .fetch_optional(conn)
     .await
 }

@@ -28,7 +28,7 @@ use ticketing_common::{
 };
 use ticketing_events::{
     Cents, Envelope, OrderCancelled, OrderCreated, OrderStatus, OrderTicket, PaymentCreated,
-    TicketRef,
+    PaymentRefunded, TicketRef,
 };
 use ticketing_payments::{
     MIGRATOR, NAME, Payments,
@@ -348,6 +348,53 @@ impl TestApp {
         app::wait_for(&what, || self.order_row(id), done).await
     }
 
+    /// Waits until the order's payment satisfies `done`; panics with the last row otherwise.
+    pub async fn wait_for_payment(
+        &self,
+        order_id: Uuid,
+        what: &str,
+        done: impl Fn(&PaymentRow) -> bool,
+    ) -> PaymentRow {
+        let what = format!("payment never {what}");
+        app::wait_for(&what, || self.payment_row(order_id), done).await
+    }
+
+    /// `(state, reason, attempt, failure_message)` of the order's refund, if any.
+    pub async fn refund_row(
+        &self,
+        order_id: Uuid,
+    ) -> Option<(String, String, i32, Option<String>)> {
+        sqlx::query_as(
+            "SELECT state, reason, attempt, failure_message FROM refunds WHERE order_id = $1",
+        )
+        .bind(order_id)
+        .fetch_optional(&self.pool)
+        .await
+        .expect("read refund")
+    }
+
+    /// `POST /api/payments/refunds {orderId}`.
+    pub async fn refund(&self, user: Option<&User>, order_id: Uuid) -> Reply {
+        self.send_json(
+            Method::POST,
+            "/api/payments/refunds",
+            user,
+            &json!({"orderId": order_id}),
+        )
+        .await
+    }
+
+    /// `GET /api/payments?orderId=…`.
+    pub async fn payments_of(&self, user: Option<&User>, order_id: &str) -> Reply {
+        self.send(
+            Method::GET,
+            &format!("/api/payments?orderId={order_id}"),
+            user,
+            None,
+        )
+        .await
+    }
+
     /// Announces an order the way the orders service does and waits until the replica knows
     /// it.
     pub async fn seed_order(&self, user: &User, price_cents: i64) -> Uuid {
@@ -369,6 +416,13 @@ impl TestApp {
     /// returns their `data`; panics if fewer arrive in time.
     pub async fn wait_for_payment_events(&self, order_id: Uuid, expected: usize) -> Vec<Value> {
         self.wait_for_events_about::<PaymentCreated>("orderId", order_id, expected)
+            .await
+    }
+
+    /// Waits until `expected` `payment.refunded` events about one order are in the stream
+    /// and returns their `data`.
+    pub async fn wait_for_refund_events(&self, order_id: Uuid, expected: usize) -> Vec<Value> {
+        self.wait_for_events_about::<PaymentRefunded>("orderId", order_id, expected)
             .await
     }
 }

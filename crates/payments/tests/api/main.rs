@@ -3,11 +3,13 @@
 //! charging through Stripe against a local mock of Stripe's API (wiremock). Each test spawns
 //! its own app over its own database and stream.
 
+mod edges;
 mod helpers;
 mod operations;
 mod pay;
 mod race;
 mod recovery;
+mod refunds;
 mod replica;
 mod stripe_api;
 mod stripe_client;

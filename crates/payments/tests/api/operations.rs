@@ -80,13 +80,21 @@ async fn build_creates_and_migrates_the_namespaced_database_and_assembles_the_co
         [
             "payments-outbox-relay",
             "payments-order-created",
-            "payments-order-cancelled"
+            "payments-order-cancelled",
+            "payments-reconcile"
         ]
     );
     let checks: Vec<&str> = component.checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(checks, ["postgres:payments", "nats"]);
     let pool = db.app_pool(1).await;
-    for table in ["orders", "payments", "unmatched_charges", "outbox"] {
+    for table in [
+        "orders",
+        "payments",
+        "unmatched_charges",
+        "refunds",
+        "declines",
+        "outbox",
+    ] {
         let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
             .bind(table)
             .fetch_one(&pool)

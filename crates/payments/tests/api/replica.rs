@@ -3,6 +3,7 @@
 //! never be charged.
 
 use reqwest::StatusCode;
+use serde_json::json;
 use ticketing_events::Subject;
 use uuid::Uuid;
 
@@ -127,22 +128,30 @@ async fn duplicate_stale_and_early_cancellations_are_handled_in_version_order() 
 }
 
 #[tokio::test]
-async fn a_cancellation_arriving_after_a_payment_keeps_the_payment_and_refuses_new_ones() {
+async fn a_cancellation_arriving_after_a_payment_refunds_it_and_refuses_new_ones() {
     // The order expired in the orders service while the buyer's charge went through: orders
-    // keeps it cancelled and records the payment for a refund; here the payment stays
-    // recorded and announced, and nothing more can be charged.
+    // keeps it cancelled; here the charge is refunded automatically (once, however often the
+    // cancellation comes), announced, and nothing more can be charged.
     let app = spawn_app().await;
     let buyer = app.user();
     let order = app.seed_order(&buyer, 1000).await;
     let payment_id = app.pay(&buyer, order, "tok_visa").await.created();
+    let cancelled = order_cancelled(order, 1);
 
-    app.publish(&order_cancelled(order, 1)).await;
-    app.wait_for_order(order, "cancelled", |row| row.status == "cancelled")
+    app.publish(&cancelled).await;
+    app.publish(&cancelled).await;
+    app.wait_for_payment(order, "refunded", |row| row.state == "refunded")
         .await;
 
     let row = app.payment_row(order).await.unwrap();
-    assert_eq!((row.id, row.state.as_str()), (payment_id, "succeeded"));
-    assert_eq!(app.wait_for_payment_events(order, 1).await.len(), 1);
+    assert_eq!((row.id, row.state.as_str()), (payment_id, "refunded"));
+    assert_eq!(app.order_state(order).await, ("cancelled".into(), 1));
+    let (refunds, calls) = app.dev().refunds();
+    assert_eq!((refunds.len(), calls), (1, 1), "one refund, asked once");
+    assert_eq!(refunds[0].0.charge_id, row.charge_id.unwrap());
+    assert_eq!(refunds[0].0.amount_cents, 1000);
+    let announced = app.wait_for_refund_events(order, 1).await;
+    assert_eq!(announced[0]["refundId"], json!(refunds[0].1.id));
     app.pay(&buyer, order, "tok_visa")
         .await
         .assert_error(StatusCode::CONFLICT);

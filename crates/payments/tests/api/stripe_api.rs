@@ -31,6 +31,26 @@ async fn answer(server: &MockServer, response: ResponseTemplate) {
         .await;
 }
 
+/// Answers a search for intents with `found` (intent bodies).
+async fn search_finds(server: &MockServer, found: serde_json::Value) {
+    Mock::given(method("GET"))
+        .and(path("/v1/payment_intents/search"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "search_result", "data": found, "has_more": false
+        })))
+        .mount(server)
+        .await;
+}
+
+/// The charges (POSTs) Stripe received, leaving out searches.
+async fn charges_sent(server: &MockServer) -> Vec<wiremock::Request> {
+    let received = server.received_requests().await.unwrap();
+    received
+        .into_iter()
+        .filter(|r| r.method == wiremock::http::Method::POST)
+        .collect()
+}
+
 /// Answers the first Stripe request with `first`, every later one with `then`.
 async fn answer_once_then(server: &MockServer, first: ResponseTemplate, then: ResponseTemplate) {
     Mock::given(method("POST"))
@@ -124,6 +144,8 @@ async fn a_stripe_outage_is_503_marks_nothing_paid_and_the_retry_reuses_the_key_
         intent("pi_after_outage", "succeeded"),
     )
     .await;
+    // The 500 came before Stripe acted: a search finds no intent for the attempt.
+    search_finds(&stripe, json!([])).await;
     let app = spawn_app_with_stripe(&stripe.uri(), Duration::from_secs(2)).await;
     let buyer = app.user();
     let order = app.insert_order(&buyer, 4200).await;
@@ -142,7 +164,7 @@ async fn a_stripe_outage_is_503_marks_nothing_paid_and_the_retry_reuses_the_key_
     let payment_id = app.pay(&buyer, order, "pm_card_visa").await.created();
 
     assert_eq!(payment_id, row.id);
-    let received = stripe.received_requests().await.unwrap();
+    let received = charges_sent(&stripe).await;
     assert_eq!(received.len(), 2);
     for sent in &received {
         assert_eq!(header(sent, "idempotency-key"), order.to_string());
@@ -158,11 +180,10 @@ async fn a_stripe_outage_is_503_marks_nothing_paid_and_the_retry_reuses_the_key_
 #[tokio::test]
 async fn a_stripe_timeout_is_503_and_the_retry_finds_the_charge_that_may_have_been_made() {
     let stripe = MockServer::start().await;
-    // Stripe charges but answers too late; the replay under the same key returns the intent.
-    answer_once_then(
+    // Stripe charges but answers too late; asked afterwards, it has the intent.
+    answer(
         &stripe,
         intent("pi_slow", "succeeded").set_delay(Duration::from_secs(3)),
-        intent("pi_slow", "succeeded").insert_header("Idempotent-Replayed", "true"),
     )
     .await;
     let app = spawn_app_with_stripe(&stripe.uri(), Duration::from_millis(300)).await;
@@ -174,6 +195,12 @@ async fn a_stripe_timeout_is_503_and_the_retry_finds_the_charge_that_may_have_be
         .assert_error(StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(app.payment_row(order).await.unwrap().state, "pending");
     assert_eq!(app.order_state(order).await.0, "created");
+    search_finds(
+        &stripe,
+        json!([{"id": "pi_slow", "object": "payment_intent", "status": "succeeded",
+            "metadata": {"order_id": order, "idempotency_key": order}}]),
+    )
+    .await;
 
     let payment_id = app.pay(&buyer, order, "pm_card_visa").await.created();
 
@@ -182,14 +209,57 @@ async fn a_stripe_timeout_is_503_and_the_retry_finds_the_charge_that_may_have_be
         (row.id, row.charge_id.as_deref()),
         (payment_id, Some("pi_slow"))
     );
-    let received = stripe.received_requests().await.unwrap();
-    assert_eq!(received.len(), 2);
-    assert!(
-        received
-            .iter()
-            .all(|r| header(r, "idempotency-key") == order.to_string())
-    );
+    // Asked, not charged again.
+    assert_eq!(charges_sent(&stripe).await.len(), 1);
+    let searches: Vec<_> = stripe
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == "/v1/payment_intents/search")
+        .collect();
+    assert_eq!(searches.len(), 1);
+    let query: String = searches[0]
+        .url
+        .query_pairs()
+        .find(|(k, _)| k == "query")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    assert_eq!(query, format!("metadata['idempotency_key']:'{order}'"));
     assert_eq!(app.wait_for_payment_events(order, 1).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_4xx_without_a_code_ends_the_attempt_and_the_buyer_pays_with_another_card() {
+    let stripe = MockServer::start().await;
+    answer_once_then(
+        &stripe,
+        ResponseTemplate::new(400).set_body_json(json!({"error": {"message": "Invalid request"}})),
+        intent("pi_good", "succeeded"),
+    )
+    .await;
+    let app = spawn_app_with_stripe(&stripe.uri(), Duration::from_secs(2)).await;
+    let buyer = app.user();
+    let order = app.insert_order(&buyer, 1500).await;
+
+    let refused = app.pay(&buyer, order, "pm_odd").await;
+
+    refused.assert_error(StatusCode::BAD_REQUEST);
+    assert_eq!(refused.json()["errors"][0]["field"], "token");
+    assert_eq!(app.payment_row(order).await.unwrap().state, "failed");
+    let payment_id = app.pay(&buyer, order, "pm_card_visa").await.created();
+
+    let row = app.payment_row(order).await.unwrap();
+    assert_eq!(
+        (row.id, row.attempt, row.charge_id.as_deref()),
+        (payment_id, 2, Some("pi_good"))
+    );
+    let sent = charges_sent(&stripe).await;
+    assert_eq!(sent.len(), 2);
+    // The second attempt sent the new card under a new key, never the old token again.
+    assert_eq!(header(&sent[1], "idempotency-key"), format!("{order}:2"));
+    assert!(form(&sent[1]).contains(&("payment_method".into(), "pm_card_visa".into())));
+    assert_eq!(app.order_state(order).await.0, "complete");
 }
 
 #[tokio::test]

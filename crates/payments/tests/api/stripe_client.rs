@@ -114,7 +114,8 @@ async fn a_charge_is_a_confirmed_payment_intent_for_the_exact_cents_keyed_by_the
         charge,
         Ok(Charge {
             id: "pi_123".into(),
-            status: ChargeStatus::Succeeded
+            status: ChargeStatus::Succeeded,
+            card: None,
         })
     );
     let received = server.received_requests().await.unwrap();
@@ -137,6 +138,8 @@ async fn a_charge_is_a_confirmed_payment_intent_for_the_exact_cents_keyed_by_the
             ("currency", "usd"),
             ("confirm", "true"),
             ("metadata[order_id]", &order_id),
+            ("metadata[idempotency_key]", &order_id),
+            ("expand[]", "latest_charge"),
             ("automatic_payment_methods[enabled]", "true"),
             ("automatic_payment_methods[allow_redirects]", "never"),
             ("error_on_requires_action", "true"),
@@ -302,10 +305,6 @@ async fn stripe_failures_are_unavailable_never_a_charge_or_a_decline() {
             409,
             json!({"error": {"type": "idempotency_error", "message": "There is currently another in-progress request using this Idempotent Key"}}),
         ),
-        (
-            401,
-            json!({"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}),
-        ),
     ] {
         let server = MockServer::start().await;
         answer(&server, stripe_error(status, body)).await;
@@ -319,6 +318,28 @@ async fn stripe_failures_are_unavailable_never_a_charge_or_a_decline() {
             "{status}: {charge:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_key_stripe_refuses_ends_the_attempt_as_refused_not_unknown() {
+    let server = MockServer::start().await;
+    answer(
+        &server,
+        stripe_error(
+            401,
+            json!({"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}),
+        ),
+    )
+    .await;
+
+    let charge = client(&server)
+        .charge(&request(Uuid::now_v7(), 1999, "pm_card_visa"))
+        .await;
+
+    assert!(
+        matches!(&charge, Err(ChargeError::Refused(reason)) if reason.contains("Invalid API Key")),
+        "{charge:?}"
+    );
 }
 
 #[tokio::test]
@@ -410,7 +431,8 @@ async fn a_processing_intent_is_accepted_and_one_that_did_not_go_through_is_decl
         processing,
         Ok(Charge {
             id: "pi_p".into(),
-            status: ChargeStatus::Processing
+            status: ChargeStatus::Processing,
+            card: None,
         })
     );
 

@@ -2,10 +2,11 @@
 //! transaction committed, and parks what can never be applied.
 //!
 //! - `order.created` → reserve the ticket ([`flows::reserve_for_order`]);
-//! - `order.cancelled` → release it if that order holds it ([`flows::release_for_order`]).
+//! - `order.cancelled` → release it if that order holds it ([`flows::release_for_order`]);
+//! - `order.refunded` → the same: a refunded order's ticket is on sale again.
 
 use ticketing_common::bus::listener::{Applying, Subscription};
-use ticketing_events::{Envelope, OrderCancelled, OrderCreated};
+use ticketing_events::{Envelope, OrderCancelled, OrderCreated, OrderRefunded};
 
 use crate::{app::Tickets, flows};
 
@@ -14,6 +15,7 @@ pub fn subscriptions(app: &Tickets) -> Vec<Subscription> {
     vec![
         Subscription::on(app, order_created),
         Subscription::on(app, order_cancelled),
+        Subscription::on(app, order_refunded),
     ]
 }
 
@@ -24,5 +26,10 @@ async fn order_created(app: Tickets, event: Envelope<OrderCreated>) -> Applying 
 
 /// `order.cancelled` → release the ticket if that order holds it.
 async fn order_cancelled(app: Tickets, event: Envelope<OrderCancelled>) -> Applying {
+    flows::release_for_order(&app, event.data.ticket.id, event.data.id).await
+}
+
+/// `order.refunded` → release the ticket if that order holds it.
+async fn order_refunded(app: Tickets, event: Envelope<OrderRefunded>) -> Applying {
     flows::release_for_order(&app, event.data.ticket.id, event.data.id).await
 }
