@@ -25,7 +25,8 @@ use ticketing_common::{
     },
 };
 use ticketing_events::{
-    Cents, Envelope, Event, OrderCancelled, OrderCreated, OrderStatus, OrderTicket, TicketRef,
+    Cents, Envelope, Event, OrderCancelled, OrderCreated, OrderRefunded, OrderStatus, OrderTicket,
+    TicketRef,
 };
 use ticketing_tickets::{MIGRATOR, NAME, Tickets, cache::TicketCache};
 use uuid::Uuid;
@@ -164,6 +165,15 @@ pub fn order_cancelled(ticket_id: Uuid, order_id: Uuid) -> Envelope<OrderCancell
     Envelope::new(OrderCancelled {
         id: order_id,
         version: 1,
+        ticket: TicketRef { id: ticket_id },
+    })
+}
+
+/// An `order.refunded` envelope for a paid order of `ticket_id`.
+pub fn order_refunded(ticket_id: Uuid, order_id: Uuid) -> Envelope<OrderRefunded> {
+    Envelope::new(OrderRefunded {
+        id: order_id,
+        version: 2,
         ticket: TicketRef { id: ticket_id },
     })
 }

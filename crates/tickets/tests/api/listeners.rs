@@ -6,7 +6,7 @@ use ticketing_common::testing::eventually;
 use ticketing_events::{Envelope, Subject, TicketUpdated};
 use uuid::Uuid;
 
-use crate::helpers::{WAIT, order_cancelled, order_created, spawn_app};
+use crate::helpers::{WAIT, order_cancelled, order_created, order_refunded, spawn_app};
 
 #[tokio::test]
 async fn order_created_reserves_the_ticket_bumps_its_version_and_announces_it() {
@@ -153,6 +153,32 @@ async fn order_cancelled_of_the_holding_order_frees_the_ticket_and_announces_it(
     let row = app.row(ticket.id).await.unwrap();
     assert_eq!((row.order_id, row.version), (None, 2));
     assert_eq!(app.ticket_events::<TicketUpdated>(ticket.id).await.len(), 2);
+}
+
+#[tokio::test]
+async fn order_refunded_puts_the_ticket_back_on_sale_once() {
+    let app = spawn_app().await;
+    let seller = app.user();
+    let ticket = app.create_ticket(&seller, "Concert", 20).await;
+    let order_id = Uuid::now_v7();
+    app.publish(&order_created(&ticket, order_id)).await;
+    app.wait_for_row(ticket.id, "reserved", |row| row.order_id == Some(order_id))
+        .await;
+
+    let refunded = order_refunded(ticket.id, order_id);
+    app.publish(&refunded).await;
+    let row = app
+        .wait_for_row(ticket.id, "released", |row| row.order_id.is_none())
+        .await;
+    assert_eq!(row.version, 2);
+    // A duplicate, and a late copy of the creation, change nothing.
+    app.publish(&refunded).await;
+    app.publish(&order_created(&ticket, order_id)).await;
+    app.settle().await;
+    let row = app.row(ticket.id).await.unwrap();
+    assert_eq!((row.order_id, row.version), (None, 2));
+    assert_eq!(app.ticket_events::<TicketUpdated>(ticket.id).await.len(), 2);
+    assert_eq!(app.show(ticket.id).await.order_id, None);
 }
 
 #[tokio::test]
