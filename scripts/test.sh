@@ -18,6 +18,9 @@ bash scripts/browser-deps.sh
 echo "==> schemathesis (fuzzes the OpenAPI document in the tests)"
 bash scripts/schemathesis.sh
 
+echo "==> localstripe (a Stripe emulator the payments tests charge through)"
+bash scripts/localstripe.sh --install
+
 if ! command -v cargo >/dev/null; then
   echo "ERROR: cargo not found. Install Rust (https://rustup.rs) and run this again." >&2
   exit 1

@@ -5,6 +5,7 @@
 
 mod edges;
 mod helpers;
+mod localstripe;
 mod operations;
 mod pay;
 mod race;
