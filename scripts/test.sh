@@ -75,6 +75,8 @@ stack_e2e() {
   # The bursts place 50 orders per buyer: no cap on unpaid orders per buyer here.
   export TICKETING_NAMESPACE="${ns}" JWT_KEY="${key}" EXPIRATION_WINDOW_SECONDS=25 RATE_LIMIT_PER_MINUTE=0
   export MAX_LIVE_ORDERS_PER_USER=0
+  # The operator the end-to-end tests sign in as (ticketing_common::testing::OPERATOR_EMAIL).
+  export ADMIN_EMAILS=operator@example.com
   # Whatever happens from here (a failure, Ctrl-C, a CI timeout), stop the stack and drop
   # what it made; on failure show the end of every process's log first.
   trap 'exit 143' INT TERM

@@ -485,6 +485,109 @@ async fn a_paid_order_completes_and_stays_complete_and_paying_an_expired_order_i
     assert_eq!(payments[0]["orderId"], json!(paid_order));
 }
 
+#[tokio::test]
+async fn buyers_paying_the_instant_their_order_is_answered_all_get_201_and_a_refund_frees_the_ticket()
+ {
+    const BUYERS_AT_ONCE: usize = 20;
+    let target = Target::start().await;
+    let seller = target.user();
+    let buyers: Vec<User> = (0..BUYERS_AT_ONCE).map(|_| target.user()).collect();
+    // Tickets on sale, one per buyer.
+    let mut fresh = Vec::new();
+    for n in 0..BUYERS_AT_ONCE {
+        let ticket = post(
+            &target,
+            "/api/tickets",
+            Some(&seller),
+            Some(json!({"title": format!("Instant {n}"), "price": 12.5})),
+        )
+        .await;
+        fresh.push(ticket.json()["id"].as_str().unwrap().to_owned());
+    }
+    for ticket_id in &fresh {
+        eventually(Duration::from_secs(15), || async {
+            let reply = get_json(&target, &format!("/api/tickets/{ticket_id}"), None).await;
+            Some(reply).filter(|t| t["id"] == json!(ticket_id))
+        })
+        .await
+        .expect("the ticket is listed");
+    }
+
+    // Each buyer orders (retrying only while orders has not learnt the ticket) and pays the
+    // moment the order is answered, all at once.
+    let answers = futures::future::join_all(buyers.iter().zip(&fresh).map(|(buyer, ticket)| {
+        let target = &target;
+        async move {
+            let order = eventually(Duration::from_secs(15), || async {
+                let reply = post(
+                    target,
+                    "/api/orders",
+                    Some(buyer),
+                    Some(json!({"ticketId": ticket})),
+                )
+                .await;
+                (reply.status == StatusCode::CREATED).then(|| reply.json())
+            })
+            .await
+            .expect("ordered");
+            let paid = post(
+                target,
+                "/api/payments",
+                Some(buyer),
+                Some(json!({"orderId": order["id"], "token": "tok_visa"})),
+            )
+            .await;
+            (order["id"].as_str().unwrap().to_owned(), paid)
+        }
+    }))
+    .await;
+    let statuses: Vec<StatusCode> = answers.iter().map(|(_, paid)| paid.status).collect();
+
+    // An operator refunds the first one: the order becomes refunded and its ticket is on
+    // sale again, for anyone.
+    let (refunded_order, _) = &answers[0];
+    let operator = target.operator();
+    let refund = post(
+        &target,
+        "/api/payments/refunds",
+        Some(&operator),
+        Some(json!({"orderId": refunded_order})),
+    )
+    .await;
+    let refunded = eventually(Duration::from_secs(15), || async {
+        let order = get_json(
+            &target,
+            &format!("/api/orders/{refunded_order}"),
+            Some(&buyers[0]),
+        )
+        .await;
+        (order["status"] == "refunded").then_some(())
+    })
+    .await;
+    let back_on_sale = eventually(Duration::from_secs(15), || async {
+        let t = get_json(&target, &format!("/api/tickets/{}", fresh[0]), None).await;
+        t["orderId"].is_null().then_some(())
+    })
+    .await;
+    let reordered = post(
+        &target,
+        "/api/orders",
+        Some(&target.user()),
+        Some(json!({"ticketId": fresh[0]})),
+    )
+    .await;
+    target.stop().await;
+
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::CREATED),
+        "every instant payment is 201: {statuses:?}"
+    );
+    assert_eq!(refund.status, StatusCode::CREATED, "{}", refund.text);
+    assert!(refunded.is_some(), "the order became refunded");
+    assert!(back_on_sale.is_some(), "its ticket is free again");
+    assert_eq!(reordered.status, StatusCode::CREATED, "{}", reordered.text);
+}
+
 /// Posts a form to the web pages from `origin`; returns the status and where it redirects.
 async fn post_form(
     browser: &reqwest::Client,

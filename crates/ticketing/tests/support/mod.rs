@@ -28,6 +28,7 @@ use ticketing_common::{
     session::SessionKeys,
     settings::Namespace,
     testing::{
+        OPERATOR_EMAIL,
         api::{User, events_on},
         database_url, nats_url, unique_namespace,
     },
@@ -131,6 +132,12 @@ impl Target {
     /// A new user, signed in with the system's session key.
     pub fn user(&self) -> User {
         User::signed_in(&self.keys)
+    }
+
+    /// An operator: the system must name [`OPERATOR_EMAIL`] in `ADMIN_EMAILS` (the `up` the
+    /// tests start does, and `scripts/test.sh` starts the stack so).
+    pub fn operator(&self) -> User {
+        User::operator(&self.keys)
     }
 
     /// The system's event stream.
@@ -247,6 +254,7 @@ async fn start_up(
         .env("EXPIRATION_WINDOW_SECONDS", window.as_secs().to_string())
         // The bursts place 50 orders per buyer.
         .env("MAX_LIVE_ORDERS_PER_USER", "0")
+        .env("ADMIN_EMAILS", OPERATOR_EMAIL)
         .env(
             "RUST_LOG",
             std::env::var("E2E_LOG").unwrap_or("warn".into()),
