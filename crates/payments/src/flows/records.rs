@@ -1,4 +1,5 @@
-//! What a buyer (or an operator) may read of an order's payments: the receipt.
+//! What a buyer (or an operator) may read of an order's payments (the receipt), and what
+//! operators must look at (the attention list).
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -6,7 +7,11 @@ use uuid::Uuid;
 use crate::{
     app::Payments,
     domain::PaymentState,
-    store::{orders, payments},
+    store::{
+        orders, payments,
+        refunds::{self, RefundRow},
+        unmatched_charges::{self, UnmatchedCharge},
+    },
 };
 
 /// One payment as the contract shows it.
@@ -70,4 +75,23 @@ pub async fn payment_records(
             card_last4: payment.card_last4,
         })
         .collect())
+}
+
+/// How many items of each kind the attention list shows.
+const ATTENTION_LIMIT: i64 = 200;
+
+/// What needs a person: money no payment holds, and refunds the provider refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attention {
+    pub unmatched_charges: Vec<UnmatchedCharge>,
+    pub refused_refunds: Vec<RefundRow>,
+}
+
+/// The operators' attention list, newest first.
+pub async fn attention(app: &Payments) -> anyhow::Result<Attention> {
+    let mut conn = app.pool.acquire().await?;
+    Ok(Attention {
+        unmatched_charges: unmatched_charges::latest(&mut conn, ATTENTION_LIMIT).await?,
+        refused_refunds: refunds::refused(&mut conn, ATTENTION_LIMIT).await?,
+    })
 }

@@ -2,8 +2,10 @@
 //! - [`payments`]: `POST /api/payments`, for a signed-in buyer, and `GET /api/payments`
 //!   (an order's payments, for its owner or an operator);
 //! - [`refunds`]: `POST /api/payments/refunds`, for operators;
-//! - [`webhook`]: `POST /api/payments/webhook`, for Stripe, authenticated by its signature.
+//! - [`webhook`]: `POST /api/payments/webhook`, for Stripe, authenticated by its signature;
+//! - [`admin`]: `GET /api/payments/admin/attention`, for operators.
 
+mod admin;
 mod payments;
 mod refunds;
 mod webhook;
@@ -21,5 +23,6 @@ pub fn router(app: Payments) -> OpenApiRouter {
         .routes(routes!(payments::create_payment, payments::list_payments))
         .routes(routes!(refunds::refund_order))
         .routes(routes!(webhook::stripe_webhook))
+        .routes(routes!(admin::attention))
         .with_state(app)
 }

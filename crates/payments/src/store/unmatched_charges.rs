@@ -24,3 +24,24 @@ pub async fn record(
     .changed_one(conn)
     .await
 }
+
+/// A charge no payment holds, as kept.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UnmatchedCharge {
+    pub charge_id: String,
+    pub order_id: Option<Uuid>,
+    pub amount: Option<i64>,
+    pub reason: String,
+    pub recorded_at: time::OffsetDateTime,
+}
+
+/// The latest `limit` unmatched charges, newest first.
+pub async fn latest(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<UnmatchedCharge>> {
+    sqlx::query_as(
+        "SELECT charge_id, order_id, amount, reason, recorded_at FROM unmatched_charges
+         ORDER BY recorded_at DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}

@@ -179,7 +179,11 @@ async fn paying_declining_retrying_refunding_and_webhooks_against_localstripe() 
     let bad_card = stripe.payment_method("4000000000000341").await;
     let declined = app.pay(&buyer, declined_order, &bad_card).await;
     declined.assert_error(StatusCode::PAYMENT_REQUIRED);
-    assert!(declined.error_message().contains("declined"), "{}", declined.text);
+    assert!(
+        declined.error_message().contains("declined"),
+        "{}",
+        declined.text
+    );
     app.pay(&buyer, declined_order, "pm_card_visa")
         .await
         .created();

@@ -164,6 +164,44 @@ async fn a_refund_the_provider_refuses_is_409_with_its_message_and_kept_for_a_pe
     assert_eq!(app.payment_row(order).await.unwrap().state, "succeeded");
     assert_eq!(app.order_state(order).await.0, "complete");
     assert_eq!(app.outbox_count(Subject::PaymentRefunded).await, 0);
+    // The operators' attention list shows it (and only to operators).
+    let attention = app
+        .send(
+            reqwest::Method::GET,
+            "/api/payments/admin/attention",
+            Some(&operator),
+            None,
+        )
+        .await;
+    attention.assert_status(StatusCode::OK);
+    let refused_refunds = attention.json()["refusedRefunds"].clone();
+    assert_eq!(
+        refused_refunds.as_array().unwrap().len(),
+        1,
+        "{refused_refunds}"
+    );
+    assert_eq!(refused_refunds[0]["orderId"], json!(order));
+    assert_eq!(refused_refunds[0]["amount"], json!(10));
+    assert_eq!(refused_refunds[0]["requestedBy"], json!(operator.id));
+    assert!(
+        refused_refunds[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("disputed")
+    );
+    for (user, status) in [
+        (None, StatusCode::UNAUTHORIZED),
+        (Some(app.user()), StatusCode::FORBIDDEN),
+    ] {
+        app.send(
+            reqwest::Method::GET,
+            "/api/payments/admin/attention",
+            user.as_ref(),
+            None,
+        )
+        .await
+        .assert_error(status);
+    }
 
     // An operator may try again once the provider allows it: a new attempt, a new key.
     app.dev().set_refunds_refused(false);
@@ -172,6 +210,16 @@ async fn a_refund_the_provider_refuses_is_409_with_its_message_and_kept_for_a_pe
         .assert_status(StatusCode::CREATED);
     let row = app.refund_row(order).await.unwrap();
     assert_eq!((row.0.as_str(), row.2), ("succeeded", 2));
+    let attention = app
+        .send(
+            reqwest::Method::GET,
+            "/api/payments/admin/attention",
+            Some(&operator),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(attention["refusedRefunds"], json!([]));
 }
 
 #[tokio::test]
