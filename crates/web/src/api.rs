@@ -168,6 +168,15 @@ pub struct Created {
     pub id: Uuid,
 }
 
+/// A refund an operator made: `amount` in the units of a price.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Refund {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub amount: f64,
+}
+
 /// The API over HTTP.
 #[derive(Debug, Clone)]
 pub struct Api {
@@ -368,6 +377,20 @@ impl Api {
         let body = serde_json::json!({"orderId": order_id, "token": token});
         Ok(self
             .call(v, reqwest::Method::POST, "/api/payments", Some(body))
+            .await?
+            .body)
+    }
+
+    /// `POST /api/payments/refunds`: operators only; the order turns `refunded` moments later.
+    pub async fn refund(&self, v: &Visitor, order_id: Uuid) -> Result<Refund, ApiFailure> {
+        let body = serde_json::json!({"orderId": order_id});
+        Ok(self
+            .call(
+                v,
+                reqwest::Method::POST,
+                "/api/payments/refunds",
+                Some(body),
+            )
             .await?
             .body)
     }

@@ -303,3 +303,57 @@ async fn the_receipt_shows_the_payment_to_its_owner_and_operators_only() {
     assert_eq!(declined[0]["status"], "declined");
     assert_eq!(declined[0]["cardBrand"], json!(null));
 }
+
+#[tokio::test]
+async fn stripes_refund_webhooks_record_a_failure_and_settle_a_refund_whose_answer_was_lost() {
+    let app = spawn_app().await;
+    let operator = app.operator();
+    // A refund that went through, then failed at the bank (refund.updated → failed).
+    let (_, failed_order, _) = paid_order(&app, 1000).await;
+    app.refund(Some(&operator), failed_order)
+        .await
+        .assert_status(StatusCode::CREATED);
+    let intent = app
+        .payment_row(failed_order)
+        .await
+        .unwrap()
+        .charge_id
+        .unwrap();
+    let failed = json!({"id": "evt_rf", "object": "event", "type": "refund.updated",
+        "livemode": false, "data": {"object": {"id": "re_x", "object": "refund",
+        "payment_intent": intent, "status": "failed", "failure_reason": "expired_or_canceled_card"}}});
+    app.post_signed_webhook(&failed.to_string())
+        .await
+        .assert_status(StatusCode::OK);
+    let row = app.refund_row(failed_order).await.unwrap();
+    assert_eq!(row.0, "failed");
+    assert_eq!(row.3.as_deref(), Some("expired_or_canceled_card"));
+
+    // A refund whose answer never came: Stripe's charge.refunded records it.
+    let (_, lost_order, _) = paid_order(&app, 2000).await;
+    app.dev().set_unavailable(true);
+    app.refund(Some(&operator), lost_order)
+        .await
+        .assert_error(StatusCode::SERVICE_UNAVAILABLE);
+    app.dev().set_unavailable(false);
+    let intent = app
+        .payment_row(lost_order)
+        .await
+        .unwrap()
+        .charge_id
+        .unwrap();
+    let refunded = json!({"id": "evt_cr", "object": "event", "type": "charge.refunded",
+        "livemode": false, "data": {"object": {"id": "ch_x", "object": "charge",
+        "payment_intent": intent, "refunded": true,
+        "refunds": {"data": [{"id": "re_from_stripe", "status": "succeeded"}]}}}});
+    for _ in 0..2 {
+        app.post_signed_webhook(&refunded.to_string())
+            .await
+            .assert_status(StatusCode::OK);
+    }
+    assert_eq!(app.refund_row(lost_order).await.unwrap().0, "succeeded");
+    assert_eq!(app.order_state(lost_order).await.0, "refunded");
+    let announced = app.wait_for_refund_events(lost_order, 1).await;
+    assert_eq!(announced.len(), 1);
+    assert_eq!(announced[0]["refundId"], "re_from_stripe");
+}

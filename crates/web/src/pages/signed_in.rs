@@ -5,13 +5,19 @@
 //! they were on: the page itself, or for a form, the page that showed it (its `Referer`,
 //! which our pages send to ourselves), since a form may post to an action under its page
 //! (`/orders/{id}/pay`) that has nothing to show.
+//!
+//! It also says whether the visitor is an operator (`ADMIN_EMAILS`, read from the session keys
+//! every component shares), so a page can offer operators' controls; the API still decides
+//! whether an operator's request goes through.
+
+use std::sync::Arc;
 
 use axum::{
     extract::FromRequestParts,
     http::{Method, request::Parts},
     response::{IntoResponse, Response},
 };
-use ticketing_common::session::{CurrentUser, SessionUser};
+use ticketing_common::session::{CurrentUser, SessionKeys, SessionUser};
 
 use super::{Nav, signin_redirect};
 use crate::{api::Visitor, csrf::referring_page};
@@ -22,6 +28,8 @@ pub struct SignedIn {
     pub me: SessionUser,
     pub nav: Nav,
     pub visitor: Visitor,
+    /// Named in `ADMIN_EMAILS`: the pages show the operators' controls (a refund).
+    pub operator: bool,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
@@ -35,10 +43,16 @@ impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
             return Err(signin_redirect(page_of(parts)));
         };
         let Ok(visitor) = Visitor::from_request_parts(parts, state).await;
+        // `CurrentUser` found the keys, or it would have refused the request.
+        let operator = parts
+            .extensions
+            .get::<Arc<SessionKeys>>()
+            .is_some_and(|keys| keys.is_operator(&me));
         Ok(SignedIn {
             nav: Nav::of(&user),
             me,
             visitor,
+            operator,
         })
     }
 }

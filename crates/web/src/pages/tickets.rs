@@ -131,18 +131,24 @@ async fn ticket_page(
     notice: Option<String>,
 ) -> TicketPage {
     let me = user.0.as_ref().map(|u| u.id);
-    // Only the buyer may read an order, so only the buyer learns whether it is paid.
+    // Only the buyer (and an operator, who reads any order) may read an order, so only the
+    // buyer learns from it whether it is theirs and paid.
     let my_order = match (ticket.order_id, me) {
-        (Some(order_id), Some(_)) => api.order(visitor, order_id).await.ok().map(|o| {
-            (
-                o.id,
-                if o.status == "complete" {
-                    "Sold to you".to_owned()
-                } else {
-                    "Reserved by you".to_owned()
-                },
-            )
-        }),
+        (Some(order_id), Some(me)) => api
+            .order(visitor, order_id)
+            .await
+            .ok()
+            .filter(|o| o.user_id == me)
+            .map(|o| {
+                (
+                    o.id,
+                    if o.status == "complete" {
+                        "Sold to you".to_owned()
+                    } else {
+                        "Reserved by you".to_owned()
+                    },
+                )
+            }),
         _ => None,
     };
     TicketPage {
@@ -222,7 +228,9 @@ async fn purchase(
 
 async fn edit_form(
     Extract(api): Extract<State>,
-    SignedIn { me, nav, visitor }: SignedIn,
+    SignedIn {
+        me, nav, visitor, ..
+    }: SignedIn,
     Path(id): Path<Uuid>,
 ) -> Response {
     let here = format!("/tickets/{id}/edit");
