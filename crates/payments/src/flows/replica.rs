@@ -53,8 +53,9 @@ pub async fn cancel_order(app: &Payments, order: &OrderCancelled) -> Applying {
         return after_refused_update("order", known, order.version);
     };
     let refund = match payments::lock_for_order(&mut tx, order.id).await? {
-        Some(payment) if before == OrderStatus::Complete => {
-            debug_assert_eq!(payment.state, PaymentState::Succeeded);
+        Some(payment)
+            if before == OrderStatus::Complete && payment.state == PaymentState::Succeeded =>
+        {
             auto_refund(&mut tx, &payment).await?
         }
         _ => None,

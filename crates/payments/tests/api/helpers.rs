@@ -3,8 +3,9 @@
 //!
 //! Every [`TestApp`] has its own namespace, hence its own database (dropped with it) and its
 //! own JetStream stream and subjects (deleted with it). The server runs the component's
-//! tasks: the outbox relay and the two order listeners. Tests play the orders service by
-//! publishing its events straight to the stream, play Stripe's webhook by signing events with
+//! tasks: the outbox relay, the two order listeners and the reconciler (whose interval tests
+//! leave at an hour: they call `flows::reconcile_once` when they are about it). Tests play
+//! the orders service by publishing its events straight to the stream, play Stripe's webhook by signing events with
 //! [`WEBHOOK_SECRET`], and read back what payments published from the same stream. The
 //! development provider is shared with the test ([`TestApp::dev`]) so tests can count its
 //! calls and charges.
@@ -91,6 +92,9 @@ pub async fn spawn_app_with(configure: impl FnOnce(Payments) -> Payments) -> Tes
     let backing = Setup::new(NAME, &MIGRATOR).create().await;
     let payments = configure(Payments {
         webhook_secret: Some(Secret::new(WEBHOOK_SECRET.into())),
+        // Tests that are about the reconciler run a round themselves
+        // (`flows::reconcile_once`); a background round must not race the others.
+        reconcile_interval: Duration::from_secs(3600),
         ..Payments::new(backing.pool.clone())
     });
     let component = ticketing_payments::component(payments.clone(), backing.bus());
