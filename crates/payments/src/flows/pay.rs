@@ -35,7 +35,9 @@ use crate::{
     domain::{Payment, PaymentState},
     provider::{Charge, ChargeError, ChargeRequest, ChargeStatus, Found, PaymentProvider},
     store::{
-        declines, orders,
+        declines,
+        lease::{self, Leased},
+        orders,
         payments::{self, NewAttempt},
     },
 };
@@ -396,7 +398,15 @@ pub(super) async fn charge_and_record(
                 .lease_token
                 .context("a held attempt without a lease token")?;
             let mut conn = app.pool.acquire().await?;
-            if payments::release(&mut conn, payment.id, lease_token, &reason).await? {
+            if lease::release(
+                &mut conn,
+                Leased::Payments,
+                payment.id,
+                lease_token,
+                &reason,
+            )
+            .await?
+            {
                 tracing::warn!(%reason, "payment provider unavailable; the attempt stays pending until the provider can tell what became of it");
                 return Err(PayError::Unavailable(reason));
             }

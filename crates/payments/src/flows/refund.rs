@@ -25,6 +25,7 @@ use crate::{
     domain::{Payment, PaymentState},
     provider::{PaymentProvider, RefundError as ProviderRefundError, RefundRequest},
     store::{
+        lease::{self, Leased},
         orders, payments,
         refunds::{self, NewRefund, Reason, RefundRow},
     },
@@ -235,7 +236,7 @@ async fn settle_held(app: &Payments, refund: RefundRow) -> Result<Refunded, Refu
                 .lease_token
                 .context("a held refund without a lease token")?;
             let mut conn = app.pool.acquire().await?;
-            refunds::release(&mut conn, refund.id, lease_token, &why).await?;
+            lease::release(&mut conn, Leased::Refunds, refund.id, lease_token, &why).await?;
             Err(RefundError::Unavailable(why))
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod arrivals;
 pub mod declines;
+pub mod lease;
 pub mod orders;
 pub mod payments;
 pub mod refunds;

@@ -288,23 +288,3 @@ pub async fn fail_processing(
     .changed_one(conn)
     .await
 }
-
-/// Lets go of a pending attempt whose call got no answer, so the next request retries it at
-/// once; only the lease's holder can. `false` if someone else holds it by now.
-pub async fn release(
-    conn: &mut PgConnection,
-    id: Uuid,
-    lease_token: Uuid,
-    error: &str,
-) -> sqlx::Result<bool> {
-    sqlx::query(
-        "UPDATE payments
-         SET lease_until = now(), last_error = $3, updated_at = now()
-         WHERE id = $1 AND state = 'pending' AND lease_token = $2",
-    )
-    .bind(id)
-    .bind(lease_token)
-    .bind(error)
-    .changed_one(conn)
-    .await
-}

@@ -203,25 +203,6 @@ pub async fn mark_failed(
     .await
 }
 
-/// Lets go of a pending refund whose call got no answer; only the lease's holder can.
-pub async fn release(
-    conn: &mut PgConnection,
-    id: Uuid,
-    lease_token: Uuid,
-    error: &str,
-) -> sqlx::Result<bool> {
-    sqlx::query(
-        "UPDATE refunds
-         SET lease_until = now(), last_error = $3, updated_at = now()
-         WHERE id = $1 AND state = 'pending' AND lease_token = $2",
-    )
-    .bind(id)
-    .bind(lease_token)
-    .bind(error)
-    .changed_one(conn)
-    .await
-}
-
 /// Pending refunds nobody holds, oldest first: the reconciler settles them.
 pub async fn unsettled(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query_scalar(
