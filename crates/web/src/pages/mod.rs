@@ -6,6 +6,7 @@
 
 mod home;
 mod orders;
+mod refunds;
 mod session;
 mod signed_in;
 mod tickets;
@@ -32,6 +33,7 @@ pub fn router() -> Router<State> {
         .merge(session::router())
         .merge(tickets::router())
         .merge(orders::router())
+        .merge(refunds::router())
 }
 
 /// How the order page takes a card: Stripe's card element when a publishable key is set,

@@ -1,4 +1,7 @@
 //! `/orders` and `/orders/{id}`: the buyer's orders, the countdown, paying and cancelling.
+//!
+//! Operators may read anyone's order (the API lets them): the page then shows it without the
+//! buyer's controls, and with a link to refund it once paid ([`super::refunds`]).
 
 use std::time::Duration;
 
@@ -15,7 +18,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use uuid::Uuid;
 
 use super::{CardForm, Nav, SignedIn, State, failure_page, money, render};
-use crate::api::{Order, Visitor};
+use crate::api::{Api, Order, Visitor};
 
 pub fn router() -> Router<State> {
     Router::new()
@@ -37,6 +40,8 @@ pub struct OrderView {
     /// Cancelled, or past its time without a payment.
     pub expired: bool,
     pub cancelled: bool,
+    /// Paid, then refunded by an operator (final).
+    pub refunded: bool,
     pub status_label: &'static str,
     pub remaining_seconds: i64,
     /// When it expires, as a clock time in UTC.
@@ -44,7 +49,7 @@ pub struct OrderView {
 }
 
 impl OrderView {
-    fn of(order: Order, now: OffsetDateTime) -> Self {
+    pub(super) fn of(order: Order, now: OffsetDateTime) -> Self {
         let expires = OffsetDateTime::parse(&order.expires_at, &Rfc3339).ok();
         // Rounded up, so a live order never shows 0:00.
         let remaining_ms = expires.map_or(0, |e| (e - now).whole_milliseconds().max(0));
@@ -53,14 +58,16 @@ impl OrderView {
         let past = remaining_ms == 0;
         let complete = order.status == "complete";
         let cancelled = order.status == "cancelled";
+        let refunded = order.status == "refunded";
         // A cancelled order past its expiry ran out of time; one cancelled earlier was cancelled
         // by the buyer. An open order past its expiry is being expired as we speak.
         let expired = (cancelled || open) && past;
-        let status_label = match (complete, expired, cancelled, open) {
-            (true, _, _, _) => "Paid",
-            (_, true, _, _) => "Expired",
-            (_, _, true, _) => "Cancelled",
-            (_, _, _, true) => "Awaiting payment",
+        let status_label = match (complete, refunded, expired, cancelled, open) {
+            (true, _, _, _, _) => "Paid",
+            (_, true, _, _, _) => "Refunded",
+            (_, _, true, _, _) => "Expired",
+            (_, _, _, true, _) => "Cancelled",
+            (_, _, _, _, true) => "Awaiting payment",
             _ => "Unknown",
         };
         OrderView {
@@ -72,6 +79,7 @@ impl OrderView {
             complete,
             expired,
             cancelled: cancelled && !expired,
+            refunded,
             status_label,
             remaining_seconds,
             expires_at: expires.map_or(order.expires_at, |e| {
@@ -110,43 +118,69 @@ async fn list(Extract(api): Extract<State>, SignedIn { nav, visitor, .. }: Signe
 
 #[derive(Template)]
 #[template(path = "order.html")]
-struct OrderPage {
+pub(super) struct OrderPage {
     nav: Nav,
     order: OrderView,
-    error: Option<String>,
+    /// The visitor placed this order: only then does the page offer to pay or cancel it.
+    mine: bool,
+    /// An operator looks at a paid order: the page links to the refund's confirmation.
+    refundable: bool,
+    pub(super) error: Option<String>,
     /// The payment went through but the order has not turned `complete` yet.
     confirming: bool,
+    /// An operator's refund went through and the order shows it.
+    refund_done: bool,
+    /// An operator's refund went through but the order has not turned `refunded` yet.
+    refund_under_way: bool,
     /// Stripe's publishable key: Stripe's card element instead of the test cards.
     stripe_key: Option<String>,
 }
 
+impl OrderPage {
+    /// The order as `viewer` sees it, with nothing happening.
+    pub(super) fn new(viewer: &SignedIn, order: Order, card_form: &CardForm) -> Self {
+        let mine = order.user_id == viewer.me.id;
+        let order = OrderView::of(order, OffsetDateTime::now_utc());
+        OrderPage {
+            nav: viewer.nav.clone(),
+            refundable: viewer.operator && order.complete,
+            mine,
+            order,
+            error: None,
+            confirming: false,
+            refund_done: false,
+            refund_under_way: false,
+            stripe_key: card_form.stripe_publishable_key.clone(),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Shown {
+    /// Back from paying.
     paid: Option<u8>,
+    /// Back from an operator's refund.
+    refunded: Option<u8>,
 }
 
 async fn show(
     Extract(api): Extract<State>,
     Extension(card_form): Extension<CardForm>,
-    SignedIn { nav, visitor, .. }: SignedIn,
+    viewer: SignedIn,
     Path(id): Path<Uuid>,
     Query(shown): Query<Shown>,
 ) -> Response {
     let here = format!("/orders/{id}");
-    match api.order(&visitor, id).await {
+    match api.order(&viewer.visitor, id).await {
         Ok(order) => {
-            let order = OrderView::of(order, OffsetDateTime::now_utc());
-            let confirming = shown.paid.is_some() && !order.complete;
-            render(
-                StatusCode::OK,
-                &OrderPage {
-                    nav,
-                    order,
-                    error: None,
-                    confirming,
-                    stripe_key: card_form.stripe_publishable_key,
-                },
-            )
+            let mut page = OrderPage::new(&viewer, order, &card_form);
+            page.confirming = shown.paid.is_some() && !page.order.complete && !page.order.refunded;
+            if shown.refunded.is_some() && viewer.operator {
+                page.refund_done = page.order.refunded;
+                page.refund_under_way = page.order.complete;
+                page.refundable = false;
+            }
+            render(StatusCode::OK, &page)
         }
         Err(failure) => failure_page(&failure, &here, true),
     }
@@ -168,20 +202,21 @@ const CONFIRM_WAIT: Duration = Duration::from_secs(5);
 async fn pay(
     Extract(api): Extract<State>,
     Extension(card_form): Extension<CardForm>,
-    SignedIn { nav, visitor, .. }: SignedIn,
+    viewer: SignedIn,
     Path(id): Path<Uuid>,
     Form(payment): Form<Payment>,
 ) -> Response {
     let here = format!("/orders/{id}");
+    let visitor = &viewer.visitor;
 
     let token = if payment.token.trim().is_empty() {
         payment.card.trim()
     } else {
         payment.token.trim()
     };
-    match api.pay(&visitor, id, token).await {
+    match api.pay(visitor, id, token).await {
         Ok(_) => {
-            if wait_until_complete(&api, &visitor, id).await {
+            if wait_for_status(&api, visitor, id, "complete").await {
                 Redirect::to(&here).into_response()
             } else {
                 Redirect::to(&format!("{here}?paid=1")).into_response()
@@ -198,20 +233,11 @@ async fn pay(
             } else {
                 failure.sentence()
             };
-            match api.order(&visitor, id).await {
+            match api.order(visitor, id).await {
                 Ok(order) => {
-                    let order = OrderView::of(order, OffsetDateTime::now_utc());
-                    let status = failure.status.unwrap_or(StatusCode::BAD_GATEWAY);
-                    render(
-                        status,
-                        &OrderPage {
-                            nav,
-                            order,
-                            error: Some(message),
-                            confirming: false,
-                            stripe_key: card_form.stripe_publishable_key,
-                        },
-                    )
+                    let mut page = OrderPage::new(&viewer, order, &card_form);
+                    page.error = Some(message);
+                    render(failure.status.unwrap_or(StatusCode::BAD_GATEWAY), &page)
                 }
                 Err(other) => failure_page(&other, &here, true),
             }
@@ -219,15 +245,16 @@ async fn pay(
     }
 }
 
-/// Payment completes the order through an event; give it a moment so the buyer lands on a
-/// page that says "Paid".
-async fn wait_until_complete(api: &crate::api::Api, visitor: &Visitor, id: Uuid) -> bool {
+/// Payment completes the order, and a refund refunds it, through events; give it a moment
+/// (up to [`CONFIRM_WAIT`]) so the visitor lands on a page that says "Paid" or "Refunded".
+/// Whether the order reached `status` in time.
+pub(super) async fn wait_for_status(api: &Api, visitor: &Visitor, id: Uuid, status: &str) -> bool {
     let deadline = tokio::time::Instant::now() + CONFIRM_WAIT;
     while tokio::time::Instant::now() < deadline {
         if api
             .order(visitor, id)
             .await
-            .is_ok_and(|o| o.status == "complete")
+            .is_ok_and(|o| o.status == status)
         {
             return true;
         }
@@ -240,26 +267,19 @@ async fn wait_until_complete(api: &crate::api::Api, visitor: &Visitor, id: Uuid)
 async fn cancel(
     Extract(api): Extract<State>,
     Extension(card_form): Extension<CardForm>,
-    SignedIn { nav, visitor, .. }: SignedIn,
+    viewer: SignedIn,
     Path(id): Path<Uuid>,
 ) -> Response {
     let here = format!("/orders/{id}");
+    let visitor = &viewer.visitor;
 
-    match api.cancel_order(&visitor, id).await {
+    match api.cancel_order(visitor, id).await {
         Ok(()) => Redirect::to(&here).into_response(),
-        Err(failure) if failure.is(StatusCode::CONFLICT) => match api.order(&visitor, id).await {
+        Err(failure) if failure.is(StatusCode::CONFLICT) => match api.order(visitor, id).await {
             Ok(order) => {
-                let order = OrderView::of(order, OffsetDateTime::now_utc());
-                render(
-                    StatusCode::CONFLICT,
-                    &OrderPage {
-                        nav,
-                        order,
-                        error: Some(failure.sentence()),
-                        confirming: false,
-                        stripe_key: card_form.stripe_publishable_key,
-                    },
-                )
+                let mut page = OrderPage::new(&viewer, order, &card_form);
+                page.error = Some(failure.sentence());
+                render(StatusCode::CONFLICT, &page)
             }
             Err(other) => failure_page(&other, &here, true),
         },
