@@ -243,6 +243,33 @@ impl Browser {
         Ok(path)
     }
 
+    /// Signs out with the header's button and waits for the signed-out home page.
+    async fn sign_out(&self) -> anyhow::Result<()> {
+        let button = self
+            .driver
+            .find(By::Css("form[action='/signout'] button"))
+            .await?;
+        button.click().await?;
+        button
+            .wait_until()
+            .wait(WAIT, Duration::from_millis(100))
+            .stale()
+            .await
+            .context("signing out did not lead to another page")?;
+        ensure!(
+            self.driver
+                .find_all(By::Css("form[action='/signout']"))
+                .await?
+                .is_empty()
+        );
+        Ok(())
+    }
+
+    /// Whether the page has an element with this id.
+    async fn has(&self, id: &str) -> anyhow::Result<bool> {
+        Ok(!self.driver.find_all(By::Id(id)).await?.is_empty())
+    }
+
     /// Buys the ticket at `ticket` and returns the order page's path.
     async fn purchase(&self, stack: &Stack, ticket: &str) -> anyhow::Result<String> {
         self.go(&stack.url(ticket)).await?;
@@ -505,6 +532,91 @@ async fn with_stripe_unreachable_the_order_page_explains_and_keeps_pay_disabled(
         Stack::start_with(Duration::from_secs(900), Some("pk_test_example")).await,
         (1280, 900),
         stripe_cannot_load,
+    )
+    .await;
+}
+
+async fn refund_by_an_operator(
+    stack: &Stack,
+    desk: &Browser,
+    buyer: &Browser,
+) -> anyhow::Result<()> {
+    desk.sign_up(stack, "refund-seller@example.com").await?;
+    let ticket = desk.sell(stack, "Refund Rehearsal", "25.99").await?;
+
+    // The buyer pays; their own paid order offers no refund.
+    buyer.sign_up(stack, "refund-buyer@example.com").await?;
+    let order = buyer.purchase(stack, &ticket).await?;
+    buyer.click("card-success").await?;
+    buyer.click("pay").await?;
+    buyer
+        .reload_until(&stack.url(&order), "a paid order", |b| {
+            b.contains("Payment received")
+        })
+        .await?;
+    ensure!(buyer.text("status").await? == "Paid");
+    ensure!(!buyer.has("refund").await?, "a buyer is offered no refund");
+
+    // An operator, at the desk, opens the buyer's order: no Pay or Cancel, a Refund.
+    desk.sign_out().await?;
+    desk.sign_up(stack, testing::OPERATOR_EMAIL).await?;
+    desk.go(&stack.url(&order)).await?;
+    ensure!(
+        desk.text("status").await? == "Paid",
+        "{}",
+        desk.body().await?
+    );
+    ensure!(!desk.has("pay").await? && !desk.has("cancel").await?);
+    desk.shot("16-operator-paid-order").await?;
+    desk.click("refund").await?;
+    desk.wait_for_path(&format!("{order}/refund")).await?;
+    ensure!(desk.text("question").await? == "Refund $25.99 to the buyer?");
+    desk.shot("17-refund-confirmation").await?;
+    desk.click("confirm-refund").await?;
+    ensure!(desk.path().await == order, "back on the order");
+    let body = desk
+        .reload_until(
+            &stack.url(&format!("{order}?refunded=1")),
+            "the refund done",
+            |b| b.contains("Refunded: the buyer gets $25.99 back"),
+        )
+        .await?;
+    ensure!(desk.text("status").await? == "Refunded", "{body}");
+    ensure!(!desk.has("refund").await?, "nothing left to refund");
+    desk.shot("18-order-refunded-operator").await?;
+
+    // The buyer's orders say Refunded, with nothing to pay or cancel.
+    buyer.go(&stack.url("/orders")).await?;
+    let list = buyer.body().await?;
+    ensure!(
+        list.contains("Refunded") && !list.contains("Paid"),
+        "{list}"
+    );
+    buyer.shot("19-my-orders-refunded").await?;
+    buyer.go(&stack.url(&order)).await?;
+    ensure!(buyer.text("status").await? == "Refunded");
+    for control in ["pay", "cancel", "refund"] {
+        ensure!(
+            !buyer.has(control).await?,
+            "no #{control} on a refunded order"
+        );
+    }
+
+    // And the ticket is on sale again.
+    buyer
+        .reload_until(&stack.url("/"), "the ticket back on sale", |b| {
+            home_lists(b, "Refund Rehearsal")
+        })
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_refunds_a_paid_order_after_confirming_and_the_buyer_sees_it_refunded() {
+    two_browsers(
+        Stack::start(Duration::from_secs(900)).await,
+        (390, 844),
+        refund_by_an_operator,
     )
     .await;
 }

@@ -1,5 +1,6 @@
 //! The pages over plain HTTP against the whole platform in this process: redirects to
-//! sign-in, the CSRF guard, and the API's errors next to the right fields.
+//! sign-in, the CSRF guard, the API's errors next to the right fields, and operators'
+//! refunds.
 
 mod support;
 
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use reqwest::{StatusCode, header};
 use support::{Stack, client};
+use ticketing_common::testing::OPERATOR_EMAIL;
 
 async fn signed_up(stack: &Stack, email: &str) -> reqwest::Client {
     let browser = client();
@@ -539,4 +541,251 @@ async fn signing_out_on_the_web_revokes_the_session_a_copied_cookie_carries() {
         .await
         .unwrap();
     assert_eq!(me, serde_json::json!({"currentUser": null}));
+}
+
+/// Pays the order at `order` as `buyer` with the success card, through the order page's form,
+/// and waits until the order page says it is paid.
+async fn pay(stack: &Stack, buyer: &reqwest::Client, order: &str) {
+    let paid = buyer
+        .post(stack.url(&format!("{order}/pay")))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[("card", "tok_visa")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), StatusCode::SEE_OTHER);
+    page_until(stack, buyer, order, "Paid", |html| has_status(html, "Paid")).await;
+}
+
+/// GETs `path` as `browser`, which must answer 200, and returns its HTML.
+async fn page(stack: &Stack, browser: &reqwest::Client, path: &str) -> String {
+    let page = browser.get(stack.url(path)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK, "{path}");
+    page.text().await.unwrap()
+}
+
+/// GETs `path` until its HTML satisfies `check` (an effect that travels by events), and
+/// returns that HTML.
+async fn page_until(
+    stack: &Stack,
+    browser: &reqwest::Client,
+    path: &str,
+    what: &str,
+    check: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let html = page(stack, browser, path).await;
+        if check(&html) {
+            return html;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} never showed {what}:\n{html}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether an order page's status badge reads `label`.
+fn has_status(html: &str, label: &str) -> bool {
+    html.contains(&format!("id=\"status\">{label}</span>"))
+}
+
+/// Whether an order page offers to pay or cancel.
+fn offers_pay_or_cancel(html: &str) -> bool {
+    html.contains("id=\"pay\"") || html.contains("id=\"cancel\"") || html.contains("/cancel\"")
+}
+
+/// Whether an order page offers a refund.
+fn offers_refund(html: &str) -> bool {
+    html.contains("id=\"refund\"") || html.contains("/refund\"")
+}
+
+/// The path of the ticket an order page links to.
+fn ticket_of(html: &str) -> String {
+    let start = html.find("href=\"/tickets/").expect("a link to the ticket") + 6;
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_owned()
+}
+
+/// Posts the refund confirmation of `order` as `browser`, from our own page.
+async fn post_refund(stack: &Stack, browser: &reqwest::Client, order: &str) -> reqwest::Response {
+    browser
+        .post(stack.url(&format!("{order}/refund")))
+        .header(header::ORIGIN, stack.origin())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_operator_refunds_a_buyers_paid_order_after_confirming_and_the_buyer_sees_it_refunded() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let (buyer, order, _) = an_order_page(
+        &stack,
+        "refund-seller@example.com",
+        "refund-buyer@example.com",
+    )
+    .await;
+    let operator = signed_up(&stack, OPERATOR_EMAIL).await;
+
+    // Unpaid: the operator sees the order, without the buyer's controls, and nothing to refund.
+    let html = page(&stack, &operator, &order).await;
+    assert!(has_status(&html, "Awaiting payment"), "{html}");
+    assert!(!offers_pay_or_cancel(&html), "{html}");
+    assert!(!offers_refund(&html), "{html}");
+    let early = operator
+        .get(stack.url(&format!("{order}/refund")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        early.status(),
+        StatusCode::SEE_OTHER,
+        "nothing to refund yet"
+    );
+    assert_eq!(early.headers()[header::LOCATION], order.as_str());
+
+    pay(&stack, &buyer, &order).await;
+
+    // Paid: a Refund link, still no Pay or Cancel; the ticket is not called the operator's.
+    let html = page(&stack, &operator, &order).await;
+    assert!(has_status(&html, "Paid"), "{html}");
+    assert!(
+        html.contains(&format!("href=\"{order}/refund\" id=\"refund\"")),
+        "{html}"
+    );
+    assert!(!offers_pay_or_cancel(&html), "{html}");
+    let ticket = page(&stack, &operator, &ticket_of(&html)).await;
+    assert!(
+        !ticket.contains("Sold to you") && !ticket.contains("See your order"),
+        "{ticket}"
+    );
+
+    // The link asks first; only the confirmation's form refunds.
+    let confirm = page(&stack, &operator, &format!("{order}/refund")).await;
+    assert!(confirm.contains("Refund $15.00 to the buyer?"), "{confirm}");
+    assert!(
+        confirm.contains(&format!("<form method=\"post\" action=\"{order}/refund\">")),
+        "{confirm}"
+    );
+    assert!(
+        has_status(&page(&stack, &operator, &order).await, "Paid"),
+        "showing the confirmation refunded nothing"
+    );
+    let refunded = post_refund(&stack, &operator, &order).await;
+    assert_eq!(refunded.status(), StatusCode::SEE_OTHER);
+    let back = refunded.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(back, format!("{order}?refunded=1"));
+    let html = page_until(&stack, &operator, &back, "the refund", |html| {
+        has_status(html, "Refunded")
+    })
+    .await;
+    assert!(
+        html.contains("Refunded: the buyer gets $15.00 back"),
+        "{html}"
+    );
+    assert!(
+        !offers_refund(&html) && !offers_pay_or_cancel(&html),
+        "{html}"
+    );
+
+    // Asking again is refused in the API's words, on the order page.
+    let again = post_refund(&stack, &operator, &order).await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let html = again.text().await.unwrap();
+    assert!(html.contains("role=\"alert\""), "{html}");
+    assert!(html.contains("already refunded"), "{html}");
+    assert!(has_status(&html, "Refunded"), "{html}");
+
+    // The buyer's orders say Refunded, and the order offers nothing to do.
+    let list = page(&stack, &buyer, "/orders").await;
+    assert!(
+        list.contains("<span class=\"badge status-refunded\">Refunded</span>"),
+        "{list}"
+    );
+    assert!(
+        !list.contains(">Paid<") && !list.contains(">Cancelled<"),
+        "{list}"
+    );
+    let html = page(&stack, &buyer, &order).await;
+    assert!(has_status(&html, "Refunded"), "{html}");
+    assert!(html.contains("goes back to your card"), "{html}");
+    assert!(
+        !offers_pay_or_cancel(&html) && !offers_refund(&html),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn a_buyer_is_offered_no_refund_and_posting_one_is_refused_in_words() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let (buyer, order, _) =
+        an_order_page(&stack, "own-seller@example.com", "own-buyer@example.com").await;
+    pay(&stack, &buyer, &order).await;
+
+    let html = page(&stack, &buyer, &order).await;
+    assert!(html.contains("Payment received"), "{html}");
+    assert!(!offers_refund(&html), "{html}");
+
+    let confirm = buyer
+        .get(stack.url(&format!("{order}/refund")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirm.status(), StatusCode::FORBIDDEN);
+    assert!(confirm.text().await.unwrap().contains("Operators only"));
+
+    let refused = post_refund(&stack, &buyer, &order).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("Operators only"), "{html}");
+    assert!(has_status(&page(&stack, &buyer, &order).await, "Paid"));
+
+    // Anyone else who is no operator still cannot open the order.
+    let stranger = signed_up(&stack, "stranger@example.com").await;
+    let other = stranger.get(stack.url(&order)).send().await.unwrap();
+    assert_eq!(other.status(), StatusCode::FORBIDDEN);
+    assert!(other.text().await.unwrap().contains("Not yours"));
+}
+
+#[tokio::test]
+async fn a_refund_the_provider_refuses_or_leaves_unanswered_is_explained_on_the_order_page() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let (buyer, order, _) = an_order_page(
+        &stack,
+        "dispute-seller@example.com",
+        "dispute-buyer@example.com",
+    )
+    .await;
+    pay(&stack, &buyer, &order).await;
+    let operator = signed_up(&stack, OPERATOR_EMAIL).await;
+
+    stack.provider.set_refunds_refused(true);
+    let refused = post_refund(&stack, &operator, &order).await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("This charge is disputed"), "{html}");
+    assert!(has_status(&html, "Paid") && offers_refund(&html), "{html}");
+    stack.provider.set_refunds_refused(false);
+
+    stack.provider.set_unavailable(true);
+    let unanswered = post_refund(&stack, &operator, &order).await;
+    assert_eq!(unanswered.status(), StatusCode::OK, "not an error page");
+    let html = unanswered.text().await.unwrap();
+    assert!(html.contains("role=\"alert\""), "{html}");
+    assert!(html.contains("not answering"), "{html}");
+    assert!(has_status(&html, "Paid") && offers_refund(&html), "{html}");
+    stack.provider.set_unavailable(false);
+
+    let refunded = post_refund(&stack, &operator, &order).await;
+    assert_eq!(refunded.status(), StatusCode::SEE_OTHER);
+    page_until(&stack, &buyer, &order, "the refund", |html| {
+        has_status(html, "Refunded")
+    })
+    .await;
 }

@@ -4,6 +4,10 @@
 //! and subjects (deleted with it) and its own Redis keys (removed with it). The web
 //! component needs the server's own address as its API base, so the stack binds first and
 //! then composes, instead of using `TestServer::start`.
+//!
+//! [`testing::OPERATOR_EMAIL`] names the operator (`ADMIN_EMAILS`): whoever signs up with it
+//! is one. Payments use the development provider, which [`Stack::provider`] can make refuse
+//! refunds or stop answering.
 
 #![allow(dead_code)]
 
@@ -13,9 +17,10 @@ use ticketing_common::{
     cache::CacheSettings,
     component,
     forwarded::Proxies,
-    session::{Revocations, SessionKeys},
-    testing::{self, RedisKeys, TestBus, TestDb},
+    session::{Operators, Revocations, SessionKeys},
+    testing::{self, OPERATOR_EMAIL, RedisKeys, TestBus, TestDb},
 };
+use ticketing_payments::provider::{DevProvider, Provider};
 use ticketing_web::{Forwarding, WebSettings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +36,8 @@ pub struct Config<'a> {
 
 pub struct Stack {
     pub addr: SocketAddr,
+    /// The payment provider payments call.
+    pub provider: DevProvider,
     shutdown: CancellationToken,
     _bus: TestBus,
     _dbs: Vec<TestDb>,
@@ -71,7 +78,8 @@ impl Stack {
         let session = Arc::new(
             SessionKeys::new(b"test-key-test-key-test-key-test-key!", false)
                 .expect("test key")
-                .with_revocations(Arc::new(revocations)),
+                .with_revocations(Arc::new(revocations))
+                .with_operators(Operators::parse(Some(OPERATOR_EMAIL))),
         );
         let token = session.forwarding_token().clone();
         let limits = ticketing_auth::Limits::new(
@@ -114,6 +122,7 @@ impl Stack {
         .await
         .expect("expiration queue");
 
+        let provider = DevProvider::new();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let components = vec![
@@ -135,7 +144,10 @@ impl Stack {
                 &bus,
             ),
             ticketing_payments::component(
-                ticketing_payments::Payments::new(payments_db.pool.clone()),
+                ticketing_payments::Payments {
+                    provider: Provider::Dev(provider.clone()),
+                    ..ticketing_payments::Payments::new(payments_db.pool.clone())
+                },
                 &bus,
             ),
             ticketing_expiration::component(queue, &bus, 1),
@@ -159,6 +171,7 @@ impl Stack {
         });
         Stack {
             addr,
+            provider,
             shutdown,
             _bus: test_bus,
             _dbs: vec![auth_db, tickets_db, orders_db, payments_db],
