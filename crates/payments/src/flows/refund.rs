@@ -48,7 +48,8 @@ pub struct Refunded {
 pub enum RefundError {
     #[error("Order not found")]
     NotFound,
-    #[error("Only a complete order can be refunded (this one is {0})")]
+    /// Why it is not refundable, in words: "not paid yet", "cancelled".
+    #[error("Only a paid order can be refunded; this one is {0}")]
     NotComplete(&'static str),
     #[error("The order is already refunded")]
     AlreadyRefunded,
@@ -57,7 +58,10 @@ pub enum RefundError {
     /// The provider's message.
     #[error("The payment provider refused the refund: {0}")]
     Refused(String),
-    #[error("The payment provider is not answering; nothing was refunded yet: {0}")]
+    /// The reason is logged, not shown.
+    #[error(
+        "The payment provider is not answering; nothing was refunded yet. Please try again shortly"
+    )]
     Unavailable(String),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -96,12 +100,15 @@ async fn claim(app: &Payments, operator: Uuid, order_id: Uuid) -> Result<RefundR
     match order.status {
         OrderStatus::Complete => {}
         OrderStatus::Refunded => return Err(RefundError::AlreadyRefunded),
-        other => return Err(RefundError::NotComplete(other.as_str())),
+        OrderStatus::Cancelled => return Err(RefundError::NotComplete("cancelled")),
+        OrderStatus::Created | OrderStatus::AwaitingPayment => {
+            return Err(RefundError::NotComplete("not paid yet"));
+        }
     }
     let payment = payments::lock_for_order(&mut tx, order_id)
         .await?
         .filter(|payment| payment.state == PaymentState::Succeeded)
-        .ok_or(RefundError::NotComplete("not paid here yet"))?;
+        .ok_or(RefundError::NotComplete("still being paid"))?;
     let lease = (Uuid::new_v4(), app.attempt_lease);
     let new = NewRefund {
         id: Uuid::now_v7(),
@@ -237,6 +244,7 @@ async fn settle_held(app: &Payments, refund: RefundRow) -> Result<Refunded, Refu
                 .context("a held refund without a lease token")?;
             let mut conn = app.pool.acquire().await?;
             lease::release(&mut conn, Leased::Refunds, refund.id, lease_token, &why).await?;
+            tracing::warn!(refund_id = %refund.id, reason = %why, "the provider did not answer the refund; it is asked again later under the same key");
             Err(RefundError::Unavailable(why))
         }
     }
