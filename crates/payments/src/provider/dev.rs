@@ -18,6 +18,8 @@ use super::{
 pub const TOKEN_SUCCEEDS: &str = "tok_visa";
 /// The token that is always declined.
 pub const TOKEN_DECLINED: &str = "tok_chargeDeclined";
+/// How the ids of its charges begin.
+const CHARGE_PREFIX: &str = "ch_dev_";
 /// The message of a decline, as Stripe words it.
 pub const DECLINE_MESSAGE: &str = "Your card was declined.";
 
@@ -180,7 +182,7 @@ impl DevProvider {
         }
         let answer = match request.token.as_str() {
             TOKEN_SUCCEEDS => Ok(Charge {
-                id: format!("ch_dev_{}", Uuid::new_v4().simple()),
+                id: format!("{CHARGE_PREFIX}{}", Uuid::new_v4().simple()),
                 status: ChargeStatus::Succeeded,
                 card: Some(Card {
                     brand: "visa".into(),
@@ -225,10 +227,13 @@ impl DevProvider {
             }
             return answer.clone();
         }
-        let charged = state
-            .answers
-            .values()
-            .any(|(_, answer)| matches!(answer, Ok(charge) if charge.id == request.charge_id));
+        // Its memory is the process's: another replica (or this one before a restart) may
+        // have made the charge. Any charge id of its own making can be refunded.
+        let charged = request.charge_id.starts_with(CHARGE_PREFIX)
+            || state
+                .answers
+                .values()
+                .any(|(_, answer)| matches!(answer, Ok(charge) if charge.id == request.charge_id));
         let refunded_before = state
             .refunds
             .values()
@@ -408,9 +413,12 @@ mod tests {
             Err(RefundError::Refused(m)) if m.contains("already been refunded")
         ));
         assert!(matches!(
-            dev.refund(&refund("r3", "ch_unknown")).await,
+            dev.refund(&refund("r3", "pi_not_ours")).await,
             Err(RefundError::Refused(_))
         ));
+        // A charge another replica made (its memory is per process) can be refunded.
+        let elsewhere = DevProvider::new();
+        assert!(elsewhere.refund(&refund("r1", &charge.id)).await.is_ok());
         let (made, calls) = dev.refunds();
         assert_eq!((made.len(), calls), (1, 4));
     }
