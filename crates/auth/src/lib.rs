@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 use ticketing_common::{
-    Component, component::Task, db, forwarded::Proxies, http::ReadyCheck, session::SessionKeys,
-    settings::CommonSettings,
+    Component, admin::ActionLog, component::Task, db, forwarded::Proxies, http::ReadyCheck,
+    session::SessionKeys, settings::CommonSettings,
 };
 
 /// Auth's migrations.
@@ -71,7 +71,8 @@ pub fn component(pool: PgPool, keys: Arc<SessionKeys>, limits: Limits) -> Compon
             limits.per_address,
         ),
         tasks,
-        checks: vec![ReadyCheck::postgres("postgres:auth", pool)],
+        checks: vec![ReadyCheck::postgres("postgres:auth", pool.clone())],
         events: None,
     }
+    .with_operations("/api/users", None, None, ActionLog::Postgres(pool))
 }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
+    admin::{self, ActionLog, Operations},
     bus::{
         Bus,
         listener::{self, Subscription},
@@ -67,10 +68,12 @@ pub struct Component {
 impl Component {
     /// A service that owns a PostgreSQL database and speaks through events: its routes, its
     /// outbox relay, a listener per subscription (parking what it cannot apply in its own
-    /// database), and readiness of its database and of NATS. The service adds its own tasks
-    /// and checks to what this returns.
+    /// database), its operators' routes under `prefix` (see [`Component::with_operations`]),
+    /// and readiness of its database and of NATS. The service adds its own tasks and checks
+    /// to what this returns.
     pub fn with_database(
         name: &'static str,
+        prefix: &str,
         router: OpenApiRouter,
         pool: &sqlx::PgPool,
         bus: &Bus,
@@ -95,6 +98,40 @@ impl Component {
             ],
             events: Some(events),
         }
+        .with_operations(
+            prefix,
+            Some(bus),
+            Some(pool.clone()),
+            ActionLog::Postgres(pool.clone()),
+        )
+    }
+}
+
+impl Component {
+    /// Adds the operators' routes under `prefix` (`/api/orders/admin/...`, see [`admin`]),
+    /// over the component's events; `outbox` is its database when it has an outbox, `actions`
+    /// where operator actions are recorded.
+    pub fn with_operations(
+        mut self,
+        prefix: &str,
+        bus: Option<&Bus>,
+        outbox: Option<sqlx::PgPool>,
+        actions: ActionLog,
+    ) -> Component {
+        let (parking, subscriptions) = match &self.events {
+            Some(events) => (Some(events.parking.clone()), events.subscriptions.clone()),
+            None => (None, Vec::new()),
+        };
+        let operations = Operations {
+            service: self.name,
+            bus: bus.cloned(),
+            outbox,
+            parking,
+            subscriptions,
+            actions,
+        };
+        self.router = self.router.merge(admin::routes(prefix, operations));
+        self
     }
 }
 

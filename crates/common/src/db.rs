@@ -162,6 +162,10 @@ pub async fn migrate_service(
     if with_outbox {
         crate::bus::outbox::install_schema(pool).await?;
     }
+    sqlx::raw_sql(crate::admin::SCHEMA)
+        .execute(pool)
+        .await
+        .with_context(|| format!("cannot make the {service} database's operator actions table"))?;
     migrator
         .run(pool)
         .await

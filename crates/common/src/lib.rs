@@ -20,6 +20,7 @@
 //!
 //! Services depend on this crate; this crate knows no service.
 
+pub mod admin;
 pub mod applied;
 pub mod bus;
 pub mod cache;

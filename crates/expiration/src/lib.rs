@@ -90,4 +90,5 @@ pub fn component(queue: Queue, bus: &Bus, workers: usize) -> Component {
         ],
         events: Some(events),
     }
+    .with_operations("/api/queues", Some(bus), None, queue.action_log())
 }

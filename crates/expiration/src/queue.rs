@@ -25,7 +25,7 @@ use redis::{
     Script,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
-use ticketing_common::{bus::parked::Parking, telemetry};
+use ticketing_common::{admin::ActionLog, bus::parked::Parking, telemetry};
 use uuid::Uuid;
 
 /// How long a fired job's tombstone keeps a redelivered `order.created` from enqueueing it
@@ -238,6 +238,14 @@ impl Queue {
         Parking::Redis {
             redis: self.redis.clone(),
             key: self.key("parked"),
+        }
+    }
+
+    /// Where operators' actions on the queue are recorded: a capped list in this same Redis.
+    pub fn action_log(&self) -> ActionLog {
+        ActionLog::Redis {
+            redis: self.redis.clone(),
+            key: self.key("actions"),
         }
     }
 

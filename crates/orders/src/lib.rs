@@ -60,7 +60,14 @@ pub async fn build(
 pub fn component(orders: Orders, bus: &Bus) -> Component {
     let router = http::router(orders.clone());
     let subscriptions = listeners::subscriptions(&orders);
-    let mut component = Component::with_database(NAME, router, &orders.pool, bus, subscriptions);
+    let mut component = Component::with_database(
+        NAME,
+        "/api/orders",
+        router,
+        &orders.pool,
+        bus,
+        subscriptions,
+    );
     component.tasks.push(Task::new("orders-sweep", move |stop| {
         flows::run_sweep(orders, stop)
     }));

@@ -86,7 +86,14 @@ pub async fn build(
 pub fn component(payments: Payments, bus: &Bus) -> Component {
     let router = http::router(payments.clone());
     let subscriptions = listeners::subscriptions(&payments);
-    let mut component = Component::with_database(NAME, router, &payments.pool, bus, subscriptions);
+    let mut component = Component::with_database(
+        NAME,
+        "/api/payments",
+        router,
+        &payments.pool,
+        bus,
+        subscriptions,
+    );
     component
         .tasks
         .push(Task::new("payments-reconcile", move |stop| {

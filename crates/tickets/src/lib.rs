@@ -69,7 +69,14 @@ pub async fn build(
 pub fn component(tickets: Tickets, bus: &Bus) -> Component {
     let router = http::router(tickets.clone());
     let subscriptions = listeners::subscriptions(&tickets);
-    let mut component = Component::with_database(NAME, router, &tickets.pool, bus, subscriptions);
+    let mut component = Component::with_database(
+        NAME,
+        "/api/tickets",
+        router,
+        &tickets.pool,
+        bus,
+        subscriptions,
+    );
     let cache = tickets.cache.clone();
     component
         .tasks
