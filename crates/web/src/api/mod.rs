@@ -1,6 +1,9 @@
 //! The API client the pages use: every call carries the visitor's `Cookie` header and the
 //! request's `x-request-id`, and every refusal comes back as the contract's error list, so a
-//! page can put each message next to its field.
+//! page can put each message next to its field. [`operations`] holds the operators' routes
+//! the console reads.
+
+pub mod operations;
 
 use std::{net::IpAddr, time::Duration};
 
