@@ -3,14 +3,15 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::{
-    Router,
+    Extension, Router,
     extract::{Query, State as Extract},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::get,
 };
 use serde::Deserialize;
-use ticketing_common::session::CurrentUser;
+use std::sync::Arc;
+use ticketing_common::session::{CurrentUser, SessionKeys};
 use uuid::Uuid;
 
 use super::{Nav, State, money, render};
@@ -46,11 +47,12 @@ struct Paging {
 
 async fn home(
     Extract(api): Extract<State>,
+    Extension(keys): Extension<Arc<SessionKeys>>,
     user: CurrentUser,
     visitor: Visitor,
     Query(paging): Query<Paging>,
 ) -> Response {
-    let nav = Nav::of(&user);
+    let nav = Nav::of(&user, &keys);
     match api.tickets(&visitor, PAGE, paging.before).await {
         Ok(tickets) => {
             let next = (tickets.len() == PAGE as usize)

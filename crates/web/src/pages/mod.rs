@@ -4,6 +4,7 @@
 //! Handlers unpack the form or path, call [`crate::api`], and render a template; they decide
 //! nothing the API decides (validation, ownership, state), they only put its answer in words.
 
+mod admin;
 mod home;
 mod orders;
 mod refunds;
@@ -19,7 +20,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
 };
-use ticketing_common::session::CurrentUser;
+use ticketing_common::session::{CurrentUser, SessionKeys};
 
 pub use self::signed_in::SignedIn;
 use crate::api::{Api, ApiFailure};
@@ -34,6 +35,7 @@ pub fn router() -> Router<State> {
         .merge(tickets::router())
         .merge(orders::router())
         .merge(refunds::router())
+        .merge(admin::router())
 }
 
 /// How the order page takes a card: Stripe's card element when a publishable key is set,
@@ -43,16 +45,20 @@ pub struct CardForm {
     pub stripe_publishable_key: Option<String>,
 }
 
-/// The signed-in visitor as the layout shows them (the e-mail in the header).
+/// The signed-in visitor as the layout shows them: the e-mail in the header, and for an
+/// operator a link to the console.
 #[derive(Debug, Clone, Default)]
 pub struct Nav {
     pub email: Option<String>,
+    pub operator: bool,
 }
 
 impl Nav {
-    pub fn of(user: &CurrentUser) -> Self {
+    /// `user` as the layout shows them; `keys` say whether they are an operator.
+    pub fn of(user: &CurrentUser, keys: &SessionKeys) -> Self {
         Nav {
             email: user.0.as_ref().map(|u| u.email.clone()),
+            operator: user.0.as_ref().is_some_and(|u| keys.is_operator(u)),
         }
     }
 }

@@ -1,16 +1,18 @@
 //! `/signup`, `/signin`, `/signout`: forms that call auth and hand its session cookie to the
 //! browser, then send the visitor back where they were going.
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::{
-    Form, Router,
+    Extension, Form, Router,
     extract::{Query, State as Extract},
     http::StatusCode,
     response::Response,
     routing::{get, post},
 };
 use serde::Deserialize;
-use ticketing_common::session::CurrentUser;
+use ticketing_common::session::{CurrentUser, SessionKeys};
 
 use super::{Nav, State, redirect_with_cookies, render, safe_next};
 use crate::api::ApiFailure;
@@ -78,34 +80,52 @@ pub struct Credentials {
     next: Option<String>,
 }
 
-async fn signup_form(user: CurrentUser, Query(q): Query<Next>) -> Response {
-    let page = AuthPage::blank(Nav::of(&user), "signup", safe_next(q.next.as_deref()));
+async fn signup_form(
+    Extension(keys): Extension<Arc<SessionKeys>>,
+    user: CurrentUser,
+    Query(q): Query<Next>,
+) -> Response {
+    let page = AuthPage::blank(
+        Nav::of(&user, &keys),
+        "signup",
+        safe_next(q.next.as_deref()),
+    );
     render(StatusCode::OK, &page)
 }
 
-async fn signin_form(user: CurrentUser, Query(q): Query<Next>) -> Response {
-    let page = AuthPage::blank(Nav::of(&user), "signin", safe_next(q.next.as_deref()));
+async fn signin_form(
+    Extension(keys): Extension<Arc<SessionKeys>>,
+    user: CurrentUser,
+    Query(q): Query<Next>,
+) -> Response {
+    let page = AuthPage::blank(
+        Nav::of(&user, &keys),
+        "signin",
+        safe_next(q.next.as_deref()),
+    );
     render(StatusCode::OK, &page)
 }
 
 #[tracing::instrument(skip_all)]
 async fn signup(
     Extract(api): Extract<State>,
+    Extension(keys): Extension<Arc<SessionKeys>>,
     user: CurrentUser,
     visitor: Visitor,
     Form(form): Form<Credentials>,
 ) -> Response {
-    submit(&api, &user, &visitor, form, "signup").await
+    submit(&api, Nav::of(&user, &keys), &visitor, form, "signup").await
 }
 
 #[tracing::instrument(skip_all)]
 async fn signin(
     Extract(api): Extract<State>,
+    Extension(keys): Extension<Arc<SessionKeys>>,
     user: CurrentUser,
     visitor: Visitor,
     Form(form): Form<Credentials>,
 ) -> Response {
-    submit(&api, &user, &visitor, form, "signin").await
+    submit(&api, Nav::of(&user, &keys), &visitor, form, "signin").await
 }
 
 /// Sends the credentials to auth's `mode` (`signup` or `signin`): on success hands its session
@@ -113,7 +133,7 @@ async fn signin(
 /// errors.
 async fn submit(
     api: &crate::api::Api,
-    user: &CurrentUser,
+    nav: Nav,
     visitor: &Visitor,
     form: Credentials,
     mode: &'static str,
@@ -124,11 +144,7 @@ async fn submit(
         .await
     {
         Ok(answer) => redirect_with_cookies(&next, answer.set_cookies),
-        Err(failure) => refused(
-            AuthPage::blank(Nav::of(user), mode, next),
-            form.email,
-            &failure,
-        ),
+        Err(failure) => refused(AuthPage::blank(nav, mode, next), form.email, &failure),
     }
 }
 

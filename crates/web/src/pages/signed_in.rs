@@ -49,7 +49,10 @@ impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
             .get::<Arc<SessionKeys>>()
             .is_some_and(|keys| keys.is_operator(&me));
         Ok(SignedIn {
-            nav: Nav::of(&user),
+            nav: Nav {
+                email: Some(me.email.clone()),
+                operator,
+            },
             me,
             visitor,
             operator,

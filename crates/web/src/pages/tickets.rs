@@ -1,18 +1,18 @@
 //! `/tickets/new`, `/tickets/{id}`, `/tickets/{id}/edit`, `/tickets/{id}/purchase`: selling,
 //! looking at, editing and buying one ticket.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use askama::Template;
 use axum::{
-    Form, Router,
+    Extension, Form, Router,
     extract::{Path, State as Extract},
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
 use serde::Deserialize;
-use ticketing_common::session::CurrentUser;
+use ticketing_common::session::{CurrentUser, SessionKeys};
 use uuid::Uuid;
 
 use super::{Nav, SignedIn, State, failure_page, money, render, signin_redirect};
@@ -126,6 +126,7 @@ struct TicketPage {
 async fn ticket_page(
     api: &Api,
     visitor: &Visitor,
+    nav: Nav,
     user: &CurrentUser,
     ticket: Ticket,
     notice: Option<String>,
@@ -152,7 +153,7 @@ async fn ticket_page(
         _ => None,
     };
     TicketPage {
-        nav: Nav::of(user),
+        nav,
         price: money(ticket.price),
         signed_in: me.is_some(),
         is_seller: me == Some(ticket.user_id),
@@ -164,13 +165,15 @@ async fn ticket_page(
 
 async fn show(
     Extract(api): Extract<State>,
+    Extension(keys): Extension<Arc<SessionKeys>>,
     user: CurrentUser,
     visitor: Visitor,
     Path(id): Path<Uuid>,
 ) -> Response {
     match api.ticket(&visitor, id).await {
         Ok(ticket) => {
-            let page = ticket_page(&api, &visitor, &user, ticket, None).await;
+            let nav = Nav::of(&user, &keys);
+            let page = ticket_page(&api, &visitor, nav, &user, ticket, None).await;
             render(StatusCode::OK, &page)
         }
         Err(failure) => failure_page(&failure, &format!("/tickets/{id}"), user.0.is_some()),
@@ -188,6 +191,7 @@ async fn purchase(
 ) -> Response {
     let here = format!("/tickets/{id}");
     let user = signed_in.user();
+    let nav = signed_in.nav;
     let visitor = signed_in.visitor;
 
     let deadline = tokio::time::Instant::now() + NEW_TICKET_GRACE;
@@ -218,7 +222,7 @@ async fn purchase(
                 } else {
                     failure.sentence()
                 };
-                let page = ticket_page(&api, &visitor, &user, ticket, Some(notice)).await;
+                let page = ticket_page(&api, &visitor, nav, &user, ticket, Some(notice)).await;
                 render(failure.status.unwrap_or(StatusCode::BAD_GATEWAY), &page)
             }
             Err(other) => failure_page(&other, &here, true),
