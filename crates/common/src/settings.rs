@@ -210,6 +210,56 @@ pub struct CommonSettings {
 
     #[command(flatten)]
     pub http: HttpSettings,
+
+    #[command(flatten)]
+    pub telemetry: TelemetrySettings,
+}
+
+/// Where spans are exported, if anywhere. Without an endpoint nothing is exported and no
+/// exporter runs; trace context still travels between services (and into the log lines).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TelemetrySettings {
+    /// OpenTelemetry collector: spans are sent in batches over OTLP/HTTP (protobuf) to
+    /// `<endpoint>/v1/traces`, e.g. `http://otel-collector:4318`. Unset: nothing is exported.
+    /// Spans at INFO and above are exported whatever `RUST_LOG` lets through to the log.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_parser = parse_otlp_endpoint, global = true)]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+
+    /// The `service.name` the exported spans carry (default: `ticketing-<component>` under
+    /// `serve`, `ticketing` under `up` and the other commands).
+    #[arg(long, env = "OTEL_SERVICE_NAME", global = true)]
+    pub otel_service_name: Option<String>,
+}
+
+impl TelemetrySettings {
+    /// The export to set up, if an endpoint is configured: named `OTEL_SERVICE_NAME`, or
+    /// `default_service` (see [`crate::telemetry::service_name`]).
+    pub fn export(&self, default_service: &str) -> Option<crate::telemetry::Export> {
+        let endpoint = self.otel_exporter_otlp_endpoint.as_ref()?;
+        let service_name = self
+            .otel_service_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .unwrap_or(default_service);
+        Some(crate::telemetry::Export {
+            endpoint: endpoint.clone(),
+            service_name: service_name.to_owned(),
+        })
+    }
+}
+
+/// An `OTEL_EXPORTER_OTLP_ENDPOINT`: an `http://` or `https://` URL with a host, kept without
+/// a trailing slash (the exporter appends `/v1/traces`).
+pub fn parse_otlp_endpoint(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let invalid = || format!("{s:?} is not an http(s) URL like http://otel-collector:4318");
+    let uri: http::Uri = s.parse().map_err(|_| invalid())?;
+    let http = matches!(uri.scheme_str(), Some("http" | "https"));
+    if !http || uri.host().is_none_or(str::is_empty) || uri.query().is_some() {
+        return Err(invalid());
+    }
+    Ok(s.trim_end_matches('/').to_owned())
 }
 
 /// `HTTP_HEADER_TIMEOUT_SECONDS` unless set.
@@ -288,6 +338,45 @@ mod tests {
         for bad in ["", "10.0.0.0/33", "proxy.local", "10.0.0.0/8/8"] {
             assert!(parse_proxy_range(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn an_otlp_endpoint_is_an_http_url_kept_without_its_trailing_slash() {
+        assert_eq!(
+            parse_otlp_endpoint(" http://127.0.0.1:4318/ ").unwrap(),
+            "http://127.0.0.1:4318"
+        );
+        assert_eq!(
+            parse_otlp_endpoint("https://collector.example.com/otlp").unwrap(),
+            "https://collector.example.com/otlp"
+        );
+        for bad in [
+            "",
+            "collector:4318",
+            "grpc://collector:4317",
+            "http://",
+            "http://c/?a=1",
+        ] {
+            assert!(parse_otlp_endpoint(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn spans_are_exported_only_with_an_endpoint_and_named_by_otel_service_name_or_the_component() {
+        let unset = TelemetrySettings::default();
+        assert!(unset.export("ticketing").is_none());
+        let endpoint = TelemetrySettings {
+            otel_exporter_otlp_endpoint: Some("http://127.0.0.1:4318".into()),
+            otel_service_name: None,
+        };
+        let export = endpoint.export("ticketing-orders").unwrap();
+        assert_eq!(export.endpoint, "http://127.0.0.1:4318");
+        assert_eq!(export.service_name, "ticketing-orders");
+        let named = TelemetrySettings {
+            otel_service_name: Some("checkout".into()),
+            ..endpoint
+        };
+        assert_eq!(named.export("ticketing").unwrap().service_name, "checkout");
     }
 
     #[test]
