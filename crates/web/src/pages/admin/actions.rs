@@ -20,7 +20,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{JobRow, operators_only};
+use super::{operators_only, view::JobRow};
 use crate::{
     api::{
         ApiFailure, Forwarding,

@@ -5,13 +5,15 @@
 //! the last hour ([`chart`]) and its jobs by state; each service's outbox backlog, consumers
 //! and parked events; payments needing attention; and the latest operator actions. A part
 //! that cannot be read says so in its place; the rest of the page still shows. Its buttons
-//! are plain forms ([`actions`]) that come back here with the outcome in words.
+//! are plain forms ([`actions`]) that come back here with the outcome in words; [`view`] turns
+//! the API's answers into what the templates show.
 //!
 //! Only operators (`ADMIN_EMAILS`) see it; anyone else signed in gets the operators-only page,
 //! and the API refuses them anyway.
 
 mod actions;
 mod chart;
+mod view;
 
 use askama::Template;
 use axum::{
@@ -23,16 +25,18 @@ use axum::{
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use self::actions::{Notice, take_notice};
-use super::{Nav, SignedIn, State, failure_page, message_page, money, render};
+use self::{
+    actions::{Notice, take_notice},
+    view::{
+        ActionRow, AttentionView, JobRow, QueueView, ServiceView, Tab, latest_actions, minute_rows,
+        unavailable,
+    },
+};
+use super::{Nav, SignedIn, State, failure_page, message_page, render};
 use crate::api::{
     ApiFailure, Visitor,
-    operations::{
-        Attention, JobState, LatenessPoint, OperatorAction, QueueJob, QueueStatus, SERVICES,
-        ServiceStatus,
-    },
+    operations::{JobState, SERVICES},
 };
 
 /// Jobs per page of a state's list.
@@ -41,8 +45,6 @@ const JOBS_PER_PAGE: u32 = 20;
 const CHART_MINUTES: u32 = 60;
 /// The queue's own page.
 const QUEUES: &str = "/admin/queues";
-/// Operator actions shown, newest first, across services.
-const ACTIONS_SHOWN: usize = 20;
 
 pub fn router() -> Router<State> {
     Router::new()
@@ -78,151 +80,6 @@ fn listing_href(base: &str, state: JobState, offset: u32) -> String {
         href.push_str(&format!("&offset={offset}"));
     }
     href
-}
-
-/// A time as the console shows it: `2026-03-01 12:00:05 UTC`, or a dash.
-fn clock(at: Option<OffsetDateTime>) -> String {
-    at.map_or_else(
-        || "—".to_owned(),
-        |at| {
-            let at = at.to_offset(time::UtcOffset::UTC);
-            format!(
-                "{}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-                at.year(),
-                at.month() as u8,
-                at.day(),
-                at.hour(),
-                at.minute(),
-                at.second()
-            )
-        },
-    )
-}
-
-/// How far `at` is from `now`: `in 14 min`, `3 s ago`.
-fn relative(at: Option<OffsetDateTime>, now: OffsetDateTime) -> String {
-    let Some(at) = at else {
-        return String::new();
-    };
-    let seconds = (at - now).whole_seconds();
-    let size = seconds.unsigned_abs();
-    let amount = match size {
-        0..60 => format!("{size} s"),
-        60..3600 => format!("{} min", size / 60),
-        3600..86_400 => format!("{} h {} min", size / 3600, size % 3600 / 60),
-        _ => format!("{} d", size / 86_400),
-    };
-    if seconds >= 0 {
-        format!("in {amount}")
-    } else {
-        format!("{amount} ago")
-    }
-}
-
-/// Milliseconds, or a dash when nothing fired.
-fn ms(value: Option<f64>) -> String {
-    value.map_or_else(|| "—".to_owned(), |v| format!("{} ms", chart::number(v)))
-}
-
-/// A failed read, in words, for the place its data would have gone.
-fn unavailable(failure: &ApiFailure) -> String {
-    match failure.status {
-        Some(status) => format!("{} ({})", failure.sentence(), status.as_u16()),
-        None => failure.sentence(),
-    }
-}
-
-/// A tab of the jobs list.
-pub struct Tab {
-    state: &'static str,
-    label: &'static str,
-    count: Option<u64>,
-    href: String,
-    current: bool,
-}
-
-/// A job as the list shows it.
-pub struct JobRow {
-    id: String,
-    order_id: Option<Uuid>,
-    due: String,
-    due_relative: String,
-    attempts: u64,
-    error: Option<String>,
-    failed_at: String,
-}
-
-impl JobRow {
-    fn of(job: QueueJob, now: OffsetDateTime) -> JobRow {
-        JobRow {
-            due: clock(job.due_at),
-            due_relative: relative(job.due_at, now),
-            failed_at: clock(job.failed_at),
-            id: job.id,
-            order_id: job.order_id,
-            attempts: job.attempts,
-            error: job.last_error.filter(|e| !e.is_empty()),
-        }
-    }
-}
-
-/// One minute of the chart, for the table beside it.
-pub struct MinuteRow {
-    at: String,
-    p50: String,
-    p99: String,
-    count: u64,
-}
-
-/// The queue's part of a page: counts, chart and one state's jobs.
-pub struct QueueView {
-    status: Result<QueueStatus, String>,
-    /// The chart; `None` when nothing fired in the last hour.
-    chart: Option<String>,
-    minutes: Vec<MinuteRow>,
-    chart_error: Option<String>,
-    tabs: Vec<Tab>,
-    state: &'static str,
-    jobs: Result<Vec<JobRow>, String>,
-    /// The first job's position on this page (1-based), for the table's caption.
-    first: u32,
-    previous: Option<String>,
-    next: Option<String>,
-    /// The queue's own page (`/admin/queues`), whose title is the queue's heading.
-    standalone: bool,
-}
-
-impl QueueView {
-    /// The level of the queue's subheadings: under the page's title, or under the console's
-    /// "Expiration queue".
-    fn level(&self) -> u8 {
-        if self.standalone { 2 } else { 3 }
-    }
-
-    fn lateness_line(&self) -> Option<String> {
-        let status = self.status.as_ref().ok()?;
-        let l = status.lateness;
-        Some(
-            if l.p50_ms.is_none() && l.p99_ms.is_none() && l.max_ms.is_none() {
-                "No expiry fired in the last 5 minutes.".to_owned()
-            } else {
-                format!(
-                    "Lateness over the last 5 minutes: p50 {}, p99 {}, max {}.",
-                    ms(l.p50_ms),
-                    ms(l.p99_ms),
-                    ms(l.max_ms)
-                )
-            },
-        )
-    }
-
-    fn shows_failed(&self) -> bool {
-        self.state == "failed"
-    }
-
-    fn shows_delayed(&self) -> bool {
-        self.state == "delayed"
-    }
 }
 
 /// Reads the queue's counts, its last hour of lateness and a page of one state's jobs.
@@ -312,27 +169,6 @@ async fn load_queue(
     })
 }
 
-/// The minutes in which something fired, newest first.
-fn minute_rows(points: &[LatenessPoint]) -> Vec<MinuteRow> {
-    let mut rows: Vec<(Option<OffsetDateTime>, MinuteRow)> = points
-        .iter()
-        .filter(|p| p.count > 0)
-        .map(|p| {
-            (
-                p.at,
-                MinuteRow {
-                    at: p.at.map_or_else(|| "—".to_owned(), chart::hh_mm),
-                    p50: ms(p.p50_ms),
-                    p99: ms(p.p99_ms),
-                    count: p.count,
-                },
-            )
-        })
-        .collect();
-    rows.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
-    rows.into_iter().map(|(_, row)| row).collect()
-}
-
 #[derive(Template)]
 #[template(path = "admin_queues.html")]
 struct QueuesPage {
@@ -366,136 +202,6 @@ async fn queues(
         back,
     };
     with_cleared(render(StatusCode::OK, &page), clear)
-}
-
-/// A service's part of the console.
-pub struct ServiceView {
-    name: &'static str,
-    status: Result<ServiceStatus, String>,
-}
-
-impl ServiceView {
-    fn parked_rows(&self) -> Vec<ParkedRow> {
-        let Ok(status) = &self.status else {
-            return Vec::new();
-        };
-        status
-            .parked
-            .iter()
-            .map(|p| ParkedRow {
-                id: p.id,
-                subject: p.subject.clone(),
-                error: p.error.clone(),
-                parked_at: clock(p.parked_at),
-            })
-            .collect()
-    }
-}
-
-pub struct ParkedRow {
-    id: Uuid,
-    subject: String,
-    error: String,
-    parked_at: String,
-}
-
-pub struct ChargeRow {
-    charge_id: String,
-    order_id: Option<Uuid>,
-    amount: String,
-    reason: String,
-    recorded_at: String,
-}
-
-pub struct RefusalRow {
-    id: Uuid,
-    order_id: Uuid,
-    amount: String,
-    reason: &'static str,
-    message: String,
-    requested_by: String,
-    created_at: String,
-}
-
-/// Payments' attention list as the console shows it.
-pub struct AttentionView {
-    charges: Vec<ChargeRow>,
-    refusals: Vec<RefusalRow>,
-}
-
-impl AttentionView {
-    fn of(attention: Attention, me: Uuid) -> AttentionView {
-        AttentionView {
-            charges: attention
-                .unmatched_charges
-                .into_iter()
-                .map(|c| ChargeRow {
-                    charge_id: c.charge_id,
-                    order_id: c.order_id,
-                    amount: c.amount.map_or_else(|| "—".to_owned(), money),
-                    reason: c.reason,
-                    recorded_at: clock(c.recorded_at),
-                })
-                .collect(),
-            refusals: attention
-                .refused_refunds
-                .into_iter()
-                .map(|r| RefusalRow {
-                    id: r.id,
-                    order_id: r.order_id,
-                    amount: money(r.amount),
-                    reason: match r.reason.as_str() {
-                        "operator" => "Refund by an operator",
-                        "cancelled_order" => "Charge on a cancelled order",
-                        _ => "Refund",
-                    },
-                    message: r.message.unwrap_or_default(),
-                    requested_by: r
-                        .requested_by
-                        .map_or_else(|| "automatic".to_owned(), |id| who(id, me)),
-                    created_at: clock(r.created_at),
-                })
-                .collect(),
-        }
-    }
-}
-
-/// An operator by id; "you" for the operator looking.
-fn who(id: Uuid, me: Uuid) -> String {
-    if id == me {
-        "you".to_owned()
-    } else {
-        format!("operator {id}")
-    }
-}
-
-/// One operator action, with the service it was recorded in.
-pub struct ActionRow {
-    at: String,
-    who: String,
-    service: &'static str,
-    action: String,
-    target: String,
-}
-
-/// The latest actions of every service read, newest first.
-fn latest_actions(services: &[ServiceView], me: Uuid) -> Vec<ActionRow> {
-    let mut all: Vec<(&'static str, &OperatorAction)> = services
-        .iter()
-        .filter_map(|s| s.status.as_ref().ok().map(|status| (s.name, status)))
-        .flat_map(|(name, status)| status.actions.iter().map(move |a| (name, a)))
-        .collect();
-    all.sort_by_key(|(_, a)| std::cmp::Reverse(a.at));
-    all.into_iter()
-        .take(ACTIONS_SHOWN)
-        .map(|(service, a)| ActionRow {
-            at: clock(a.at),
-            who: who(a.operator_id, me),
-            service,
-            action: a.action.clone(),
-            target: a.target.clone(),
-        })
-        .collect()
 }
 
 #[derive(Template)]
@@ -601,26 +307,8 @@ fn with_cleared(mut response: Response, clear: Option<axum::http::HeaderValue>) 
 
 #[cfg(test)]
 mod tests {
-    use time::{Duration, macros::datetime};
-
     use super::*;
-
-    #[test]
-    fn times_read_as_clock_times_and_distances() {
-        let now = datetime!(2026-03-01 12:00:00 UTC);
-        assert_eq!(clock(Some(now)), "2026-03-01 12:00:00 UTC");
-        assert_eq!(clock(None), "—");
-        assert_eq!(
-            relative(Some(now + Duration::minutes(14)), now),
-            "in 14 min"
-        );
-        assert_eq!(relative(Some(now - Duration::seconds(3)), now), "3 s ago");
-        assert_eq!(
-            relative(Some(now + Duration::minutes(95)), now),
-            "in 1 h 35 min"
-        );
-        assert_eq!(relative(None, now), "");
-    }
+    use crate::api::operations::ServiceStatus;
 
     #[test]
     fn a_listing_is_failed_jobs_from_the_start_unless_it_says_otherwise() {
@@ -639,53 +327,6 @@ mod tests {
             offset: None,
         };
         assert_eq!(odd.state(), JobState::Failed);
-    }
-
-    #[test]
-    fn the_latest_actions_of_every_service_come_newest_first_and_you_are_you() {
-        let me = Uuid::now_v7();
-        let other = Uuid::now_v7();
-        let status = |service: &str, actions: Vec<OperatorAction>| ServiceStatus {
-            service: service.into(),
-            outbox_backlog: 0,
-            consumers: Vec::new(),
-            parked: Vec::new(),
-            actions,
-        };
-        let action = |by, what: &str, at| OperatorAction {
-            operator_id: by,
-            action: what.into(),
-            target: "t".into(),
-            at: Some(at),
-        };
-        let services = vec![
-            ServiceView {
-                name: "orders",
-                status: Ok(status(
-                    "orders",
-                    vec![action(me, "replay", datetime!(2026-03-01 12:00 UTC))],
-                )),
-            },
-            ServiceView {
-                name: "payments",
-                status: Err("down".into()),
-            },
-            ServiceView {
-                name: "expiration",
-                status: Ok(status(
-                    "expiration",
-                    vec![action(other, "retry", datetime!(2026-03-01 12:05 UTC))],
-                )),
-            },
-        ];
-        let rows = latest_actions(&services, me);
-        let seen: Vec<(&str, &str, &str)> = rows
-            .iter()
-            .map(|r| (r.service, r.action.as_str(), r.who.as_str()))
-            .collect();
-        assert_eq!(seen[0].0, "expiration");
-        assert_eq!(seen[1], ("orders", "replay", "you"));
-        assert_eq!(rows[0].who, format!("operator {other}"));
     }
 
     #[test]
