@@ -1,5 +1,7 @@
 //! Offline checks of the deployment files in `deploy/`: the Kubernetes manifests
-//! (`deploy/k8s`), the single-host compose file and its nginx ingress, and the Dockerfile.
+//! (`deploy/k8s`), the single-host compose file and its nginx ingress, the Dockerfile, and
+//! the Grafana dashboard (`deploy/grafana`), whose queries may read only metrics the code
+//! exports.
 //!
 //! Nothing here talks to a cluster or a Docker engine. Each check reads the files, asserts a
 //! property an operator relies on (a Service reaches its pods, the ingress routes each prefix
@@ -15,6 +17,7 @@
 
 mod broken_copy;
 mod compose;
+mod dashboard;
 mod env;
 mod image;
 mod ingress;
