@@ -6,7 +6,10 @@
 //!   Lua scripts on Redis time;
 //! - [`worker`]: claims due jobs, publishes, acks; sleeps until the next due job or a wake;
 //! - [`publish`]: firing a job publishes `expiration.complete` (the bus's one publish path);
-//! - [`listeners`]: `order.created` schedules the order's expiry.
+//! - [`listeners`]: `order.created` schedules the order's expiry;
+//! - [`board`]: what operators see of the queue (counts, jobs, [`lateness`]) and do to its
+//!   jobs (retry, promote, discard), served by [`http`] under `/api/queues` and by
+//!   `ticketing queue`.
 //! - [`app`] holds the service's name (its state is the [`queue::Queue`]); [`settings`] what it
 //!   reads from flags and the environment. This file only composes the component.
 //!
@@ -14,6 +17,9 @@
 //! (`noeviction`); start-up refuses one that may evict.
 
 pub mod app;
+pub mod board;
+pub mod http;
+pub mod lateness;
 pub mod listeners;
 pub mod publish;
 pub mod queue;
@@ -29,7 +35,6 @@ use ticketing_common::{
     http::ReadyCheck,
     settings::CommonSettings,
 };
-use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     queue::Queue,
@@ -52,7 +57,8 @@ pub async fn build(
     Ok(component(queue, bus, settings.expiration_workers.max(1)))
 }
 
-/// Workers, their wake listener and the `order.created` listener.
+/// Workers, their wake listener, the `order.created` listener, and the operators' routes
+/// under `/api/queues`.
 pub fn component(queue: Queue, bus: &Bus, workers: usize) -> Component {
     let workers: Vec<Worker<PublishExpiration>> = (0..workers)
         .map(|_| Worker::new(queue.clone(), PublishExpiration { bus: bus.clone() }))
@@ -79,7 +85,7 @@ pub fn component(queue: Queue, bus: &Bus, workers: usize) -> Component {
     let check_queue = queue.clone();
     Component {
         name: NAME,
-        router: OpenApiRouter::new(),
+        router: http::router(queue.clone()),
         tasks,
         checks: vec![
             ReadyCheck::new("redis:queue", move || {

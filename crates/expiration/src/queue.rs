@@ -15,10 +15,19 @@
 //! Keys live under `<namespace>:expiration:`: `jobs` (hash id → payload: the trace context and
 //! request id of the `order.created` that scheduled the job, as JSON), `due` and `leased`
 //! (sorted sets of due time / lease deadline in ms), `tokens` and `attempts` (hashes), `dead`
-//! (sorted set) with `dead_reasons`, and `done:<id>` tombstones. Enqueueing a job that becomes
-//! the earliest publishes its due time on `<prefix>wake`, so idle workers wake at once.
+//! (sorted set of the time each job gave up), and `done:<id>` tombstones (`1` fired,
+//! `discarded` discarded by an operator). What the operators' board shows is kept beside
+//! them: `due_at` (the due time of a leased or dead job, which its sorted set no longer
+//! holds), `errors` and `failed_at` (the last failure of a job that failed at least once;
+//! `dead_reasons` holds the reasons of jobs that died before `errors` existed), `completed`
+//! (jobs fired since the queue was made, counted by the ack) and `lateness:<minute>` (see
+//! [`crate::lateness`]). Enqueueing a job that becomes the earliest publishes its due time on
+//! `<prefix>wake`, so idle workers wake at once; so does an operator's retry or promote
+//! ([`crate::board`]).
 
 use std::{collections::HashMap, time::Duration};
+
+use crate::{lateness, worker::now_ms};
 
 use anyhow::bail;
 use redis::{
@@ -30,7 +39,7 @@ use uuid::Uuid;
 
 /// How long a fired job's tombstone keeps a redelivered `order.created` from enqueueing it
 /// again; as long as the event stream keeps events.
-const DONE_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+pub(crate) const DONE_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
 
 const ENQUEUE: &str = r"
 -- KEYS: jobs, due, done:<id>   ARGV: id, due ms, payload, wake channel
@@ -47,16 +56,19 @@ return 1
 ";
 
 const CLAIM: &str = r"
--- KEYS: jobs, due, leased, tokens, dead   ARGV: lease ms, batch, token prefix
+-- KEYS: jobs, due, leased, tokens, dead, due_at   ARGV: lease ms, batch, token prefix
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local batch = tonumber(ARGV[2])
--- Leases that ran out: their worker died or hung. The job is due again now.
+-- Leases that ran out: their worker died or hung. The job is due again at once, and keeps
+-- the due time it had, so its lateness counts the time lost.
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, batch)
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[3], id)
   redis.call('HDEL', KEYS[4], id)
-  redis.call('ZADD', KEYS[2], now, id)
+  local at = redis.call('HGET', KEYS[6], id)
+  redis.call('HDEL', KEYS[6], id)
+  redis.call('ZADD', KEYS[2], at or now, id)
 end
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'WITHSCORES', 'LIMIT', 0, batch)
 local out = {now, -1, 0, 0, 0}
@@ -66,6 +78,7 @@ for i = 1, #due, 2 do
   redis.call('ZREM', KEYS[2], id)
   redis.call('ZADD', KEYS[3], now + tonumber(ARGV[1]), id)
   redis.call('HSET', KEYS[4], id, token)
+  redis.call('HSET', KEYS[6], id, at)
   table.insert(out, id)
   table.insert(out, redis.call('HGET', KEYS[1], id) or '')
   table.insert(out, at)
@@ -85,30 +98,43 @@ return out
 ";
 
 const ACK: &str = r"
--- KEYS: jobs, leased, tokens, attempts, done:<id>   ARGV: id, token, done ttl ms
+-- KEYS: jobs, leased, tokens, attempts, done:<id>, completed, due_at, errors, failed_at,
+--       lateness:<minute>
+-- ARGV: id, token, done ttl ms, lateness ms, lateness bucket, lateness ttl ms
 if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('HDEL', KEYS[7], ARGV[1])
+redis.call('HDEL', KEYS[8], ARGV[1])
+redis.call('HDEL', KEYS[9], ARGV[1])
 redis.call('SET', KEYS[5], '1', 'PX', ARGV[3])
+redis.call('INCR', KEYS[6])
+redis.call('HINCRBY', KEYS[10], ARGV[5], 1)
+local max = tonumber(redis.call('HGET', KEYS[10], 'max') or '-1')
+if tonumber(ARGV[4]) > max then redis.call('HSET', KEYS[10], 'max', ARGV[4]) end
+redis.call('PEXPIRE', KEYS[10], ARGV[6])
 return 1
 ";
 
 const RETRY: &str = r"
--- KEYS: due, leased, tokens, attempts, dead, dead_reasons
+-- KEYS: due, leased, tokens, attempts, dead, errors, failed_at, due_at
 -- ARGV: id, token, max attempts, base backoff ms, reason
 if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[6], ARGV[1], ARGV[5])
+redis.call('HSET', KEYS[7], ARGV[1], now)
 local attempts = redis.call('HINCRBY', KEYS[4], ARGV[1], 1)
 if attempts >= tonumber(ARGV[3]) then
+  -- due_at keeps the due time of its last try.
   redis.call('ZADD', KEYS[5], now, ARGV[1])
-  redis.call('HSET', KEYS[6], ARGV[1], ARGV[5])
   return 2
 end
+redis.call('HDEL', KEYS[8], ARGV[1])
 local backoff = tonumber(ARGV[4]) * (2 ^ (attempts - 1))
 redis.call('ZADD', KEYS[1], now + math.min(backoff, 60000), ARGV[1])
 return 1
@@ -219,8 +245,23 @@ impl Queue {
         self
     }
 
-    fn key(&self, name: &str) -> String {
+    pub(crate) fn key(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
+    }
+
+    /// The key of a job's tombstone.
+    pub(crate) fn done_key(&self, order_id: Uuid) -> String {
+        self.key(&format!("done:{order_id}"))
+    }
+
+    /// The key of a minute's lateness counts (minutes since the epoch).
+    pub(crate) fn lateness_key(&self, minute: i64) -> String {
+        self.key(&format!("lateness:{minute}"))
+    }
+
+    /// A connection to the queue's Redis.
+    pub(crate) fn redis(&self) -> ConnectionManager {
+        self.redis.clone()
     }
 
     /// The channel that wakes idle workers when an earlier job arrives.
@@ -278,7 +319,7 @@ impl Queue {
             .enqueue
             .key(self.key("jobs"))
             .key(self.key("due"))
-            .key(self.key(&format!("done:{order_id}")))
+            .key(self.done_key(order_id))
             .arg(order_id.to_string())
             .arg(due_ms)
             .arg(&payload)
@@ -297,6 +338,7 @@ impl Queue {
             .key(self.key("leased"))
             .key(self.key("tokens"))
             .key(self.key("dead"))
+            .key(self.key("due_at"))
             .arg(self.lease.as_millis() as u64)
             .arg(batch)
             .arg(worker)
@@ -305,18 +347,30 @@ impl Queue {
         parse_claim(&raw)
     }
 
-    /// Finishes a job; `false` if the lease was lost (another worker has or had it).
+    /// Finishes a job that fired just now; `false` if the lease was lost (another worker has
+    /// or had it). In the same step it counts the job as completed and records how late it
+    /// fired (now, by this process's clock, minus its due time) in this minute's lateness.
     pub async fn ack(&self, job: &Job) -> anyhow::Result<bool> {
+        let now = now_ms();
+        let late = u64::try_from(now - job.due_ms).unwrap_or(0);
         let done: u8 = self
             .ack
             .key(self.key("jobs"))
             .key(self.key("leased"))
             .key(self.key("tokens"))
             .key(self.key("attempts"))
-            .key(self.key(&format!("done:{}", job.order_id)))
+            .key(self.done_key(job.order_id))
+            .key(self.key("completed"))
+            .key(self.key("due_at"))
+            .key(self.key("errors"))
+            .key(self.key("failed_at"))
+            .key(self.lateness_key(now.div_euclid(60_000)))
             .arg(job.order_id.to_string())
             .arg(&job.token)
             .arg(DONE_TTL_MS)
+            .arg(late)
+            .arg(lateness::bucket(late))
+            .arg(lateness::KEEP_MINUTES * 60_000)
             .invoke_async(&mut self.redis.clone())
             .await?;
         Ok(done == 1)
@@ -331,7 +385,9 @@ impl Queue {
             .key(self.key("tokens"))
             .key(self.key("attempts"))
             .key(self.key("dead"))
-            .key(self.key("dead_reasons"))
+            .key(self.key("errors"))
+            .key(self.key("failed_at"))
+            .key(self.key("due_at"))
             .arg(job.order_id.to_string())
             .arg(&job.token)
             .arg(self.max_attempts)
@@ -371,31 +427,31 @@ impl Queue {
             .await?;
         let mut out = Vec::new();
         for id in ids {
-            let reason: Option<String> = redis::cmd("HGET")
-                .arg(self.key("dead_reasons"))
-                .arg(&id)
+            let (reason, old_reason): (Option<String>, Option<String>) = redis::pipe()
+                .hget(self.key("errors"), &id)
+                .hget(self.key("dead_reasons"), &id)
                 .query_async(&mut self.redis.clone())
                 .await?;
-            out.push((id.parse()?, reason.unwrap_or_default()));
+            out.push((id.parse()?, reason.or(old_reason).unwrap_or_default()));
         }
         Ok(out)
     }
 }
 
-fn int(value: &redis::Value) -> anyhow::Result<i64> {
+pub(crate) fn int(value: &redis::Value) -> anyhow::Result<i64> {
     match value {
         redis::Value::Int(n) => Ok(*n),
         redis::Value::BulkString(bytes) => Ok(std::str::from_utf8(bytes)?.parse()?),
-        other => bail!("unexpected claim value {other:?}"),
+        other => bail!("unexpected script value {other:?}"),
     }
 }
 
-fn text(value: &redis::Value) -> anyhow::Result<String> {
+pub(crate) fn text(value: &redis::Value) -> anyhow::Result<String> {
     match value {
         redis::Value::BulkString(bytes) => Ok(String::from_utf8(bytes.clone())?),
         redis::Value::SimpleString(s) => Ok(s.clone()),
         redis::Value::Int(n) => Ok(n.to_string()),
-        other => bail!("unexpected claim value {other:?}"),
+        other => bail!("unexpected script value {other:?}"),
     }
 }
 
