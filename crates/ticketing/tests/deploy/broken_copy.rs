@@ -13,6 +13,7 @@ use crate::{
     nginx::check_nginx,
     redis::check_redis,
     secrets::{check_secret_literals, check_secrets},
+    stack::check_stack,
     support::{Deploy, Doc, binary, load},
 };
 
@@ -266,6 +267,40 @@ fn each_check_catches_a_broken_copy() {
         "nginx missing /api/payments",
         &|d| d.nginx = d.nginx.replace("/api/payments", "/api/payment"),
         &check_nginx,
+    );
+    broken(
+        "nginx missing /api/queues",
+        &|d| d.nginx = d.nginx.replace("/api/queues", "/api/queue"),
+        &check_nginx,
+    );
+    broken(
+        "the Ingress sending /api/queues to web",
+        &|d| {
+            let ingress = d.object_mut("Ingress", "ticketing");
+            for path in ingress["spec"]["rules"][0]["http"]["paths"]
+                .as_sequence_mut()
+                .unwrap()
+            {
+                if path["path"] == "/api/queues" {
+                    path["backend"]["service"]["name"] = "web".into();
+                }
+            }
+        },
+        &check_ingress,
+    );
+    broken(
+        "the stack without /api/queues",
+        &|d| d.stack = d.stack.replace(" /api/queues=expiration", ""),
+        &check_stack,
+    );
+    broken(
+        "the stack routing to a component it does not start",
+        &|d| {
+            d.stack = d
+                .stack
+                .replace("/api/queues=expiration", "/api/queues=queues")
+        },
+        &check_stack,
     );
     broken(
         "an image that ends as root",

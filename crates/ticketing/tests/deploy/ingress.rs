@@ -82,6 +82,6 @@ pub(crate) fn check_ingress(deploy: &Deploy) -> Vec<String> {
 }
 
 #[test]
-fn the_ingress_routes_the_four_api_prefixes_and_the_rest_to_their_components() {
+fn the_ingress_routes_each_api_prefix_and_the_rest_to_their_components() {
     assert_none("ingress", check_ingress(&load()));
 }

@@ -1,7 +1,7 @@
 //! Offline checks of the deployment files in `deploy/`: the Kubernetes manifests
 //! (`deploy/k8s`), the single-host compose file and its nginx ingress, the Dockerfile, and
 //! the Grafana dashboard (`deploy/grafana`), whose queries may read only metrics the code
-//! exports.
+//! exports; and the routes `scripts/stack` gives the nginx of the distributed stack.
 //!
 //! Nothing here talks to a cluster or a Docker engine. Each check reads the files, asserts a
 //! property an operator relies on (a Service reaches its pods, the ingress routes each prefix
@@ -26,5 +26,6 @@ mod nats;
 mod nginx;
 mod redis;
 mod secrets;
+mod stack;
 mod support;
 mod yaml;

@@ -1,6 +1,6 @@
-//! What the checks read: every file under `deploy/` parsed once into a [`Deploy`], the built
-//! binary's own settings and components ([`Binary`]), the routes every ingress must serve, and
-//! how a test reports the problems a check found.
+//! What the checks read: every file under `deploy/` (and `scripts/stack`) parsed once into a
+//! [`Deploy`], the built binary's own settings and components ([`Binary`]), the routes every
+//! ingress must serve, and how a test reports the problems a check found.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -14,13 +14,15 @@ use serde_norway::Value;
 /// What the ingress (and the compose nginx) must route: path prefix → component.
 /// Path → component; a path starting with `=` is matched exactly (the Ingress's `Exact`,
 /// nginx's `location =` alone), the others as whole-segment prefixes.
-const ROUTES: [(&str, &str); 6] = [
+const ROUTES: [(&str, &str); 7] = [
     ("/api/users", "auth"),
     ("/api/tickets", "tickets"),
     // The seed report's clients list tickets at the singular path.
     ("=/api/ticket", "tickets"),
     ("/api/orders", "orders"),
     ("/api/payments", "payments"),
+    // The operators' queue board.
+    ("/api/queues", "expiration"),
     ("/", "web"),
 ];
 
@@ -54,6 +56,8 @@ pub(crate) struct Deploy {
     pub(crate) dockerfile: String,
     pub(crate) dockerignore: String,
     pub(crate) readme: String,
+    /// `scripts/stack`, whose nginx routes like the Ingress.
+    pub(crate) stack: String,
     /// Every text file under `deploy/` (path relative to the repository, content).
     pub(crate) texts: Vec<(String, String)>,
 }
@@ -127,6 +131,7 @@ pub(crate) fn load() -> Deploy {
         dockerfile: read(&deploy.join("Dockerfile")),
         dockerignore: read(&root.join(".dockerignore")),
         readme: read(&deploy.join("README.md")),
+        stack: read(&root.join("scripts/stack")),
         texts,
     }
 }
