@@ -1,5 +1,5 @@
-//! The command line: `up`, `serve <component>`, and every setting as a flag with an
-//! environment fallback.
+//! The command line: `up`, `serve <component>`, the operators' `events` and `queue`, and every
+//! setting as a flag with an environment fallback.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -73,6 +73,12 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::events::Action,
     },
+    /// The expiration queue, for operators: counts and lateness, jobs by state, and retry,
+    /// promote or discard a job (recorded with the nil operator id: a shell has no session).
+    Queue {
+        #[command(subcommand)]
+        action: crate::queue::Action,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -105,6 +111,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up { addr } => (ComponentName::ALL.to_vec(), addr.clone(), true),
         Command::Serve { component, addr } => (vec![*component], addr.clone(), false),
         Command::Events { action } => return crate::events::run(&cli, action).await,
+        Command::Queue { action } => return crate::queue::run(&cli, action).await,
     };
     let addr: SocketAddr = addr.parse().with_context(|| {
         format!("TICKETING_ADDR {addr:?} is not an address like 127.0.0.1:8080")

@@ -4,6 +4,7 @@
 
 mod cli;
 mod events;
+mod queue;
 
 use std::process::ExitCode;
 

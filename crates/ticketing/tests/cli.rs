@@ -744,6 +744,143 @@ async fn listing_parked_events_in_a_namespace_where_nothing_ran_says_so_and_crea
     assert_eq!(created, 0, "no database was made for {namespace}");
 }
 
+/// Runs `ticketing queue <args>` on a namespace; its exit status and output.
+fn queue_command(namespace: &str, args: &[&str]) -> (bool, String) {
+    let output = ticketing(namespace)
+        .arg("queue")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn operators_see_the_queue_and_retry_promote_and_discard_its_jobs_from_a_shell() {
+    use ticketing_common::testing::{RedisKeys, redis_url};
+    use ticketing_expiration::{
+        queue::{Queue, Retried},
+        worker::now_ms,
+    };
+    let namespace = unique_namespace();
+    let _keys = RedisKeys::of(&redis_url(), &namespace);
+    let queue = Queue::connect(
+        &redis_url(),
+        namespace.redis_prefix(),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap()
+    .with_retries(1, Duration::from_millis(1));
+    // This process plays the workers: one job fired 2 s late, one failed, one waits.
+    let fired = uuid::Uuid::now_v7();
+    queue.enqueue(fired, now_ms() - 2_000).await.unwrap();
+    let claimed = queue.claim("worker", 1).await.unwrap().jobs.remove(0);
+    assert!(queue.ack(&claimed).await.unwrap());
+    let failed = uuid::Uuid::now_v7();
+    queue.enqueue(failed, now_ms()).await.unwrap();
+    let claimed = queue.claim("worker", 1).await.unwrap().jobs.remove(0);
+    assert_eq!(
+        queue.retry(&claimed, "NATS said no\nat all").await.unwrap(),
+        Retried::Dead
+    );
+    let delayed = uuid::Uuid::now_v7();
+    queue.enqueue(delayed, now_ms() + 3_600_000).await.unwrap();
+    let ns = namespace.as_str();
+    let (failed_id, delayed_id) = (failed.to_string(), delayed.to_string());
+
+    let (stats_ok, stats) = queue_command(ns, &["stats"]);
+    let (listed_ok, listed) = queue_command(ns, &["jobs", "--state", "failed"]);
+    let (_, waiting) = queue_command(ns, &["jobs", "--state", "delayed", "--limit", "1"]);
+    let (retried_ok, retried) = queue_command(ns, &["retry", &failed_id]);
+    let (again_ok, again) = queue_command(ns, &["retry", &failed_id]);
+    let (promoted_ok, promoted) = queue_command(ns, &["promote", &delayed_id]);
+    let (discard_ok, discard) = queue_command(ns, &["discard", &delayed_id]);
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let (unknown_ok, unknown_said) = queue_command(ns, &["retry", &unknown]);
+    let (bad_state_ok, bad_state) = queue_command(ns, &["jobs", "--state", "done"]);
+    let actions = queue.action_log().latest(10).await.unwrap();
+    let after = queue.counts().await.unwrap();
+
+    assert!(stats_ok, "{stats}");
+    assert!(
+        stats.contains("delayed 1  active 0  failed 1  completed 1"),
+        "{stats}"
+    );
+    let max: u64 = stats
+        .split("max ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no max lateness: {stats}"));
+    assert!(
+        (2_000..10_000).contains(&max),
+        "the job fired by this process, 2 s late, as the CLI's process reads it: {stats}"
+    );
+    assert!(listed_ok, "{listed}");
+    assert_eq!(listed.lines().count(), 1, "one line per job: {listed}");
+    assert!(
+        listed.contains(&failed_id)
+            && listed.contains("attempts 1")
+            && listed.contains("error: NATS said no at all"),
+        "{listed}"
+    );
+    assert!(
+        waiting.contains(&delayed_id) && !waiting.contains(&failed_id),
+        "{waiting}"
+    );
+    assert!(
+        retried_ok && retried.starts_with(&format!("retried {failed_id}: due ")),
+        "{retried}"
+    );
+    assert!(!again_ok, "{again}");
+    assert_eq!(
+        again.trim(),
+        format!(
+            "error: job {failed_id}: Only a failed job can be retried: this job is delayed (waiting for its due time)"
+        )
+    );
+    assert!(
+        promoted_ok && promoted.starts_with(&format!("promoted {delayed_id}")),
+        "{promoted}"
+    );
+    assert!(
+        !discard_ok && discard.contains("Only a failed job can be discarded"),
+        "{discard}"
+    );
+    assert!(!unknown_ok, "{unknown_said}");
+    assert_eq!(unknown_said.lines().count(), 1, "{unknown_said}");
+    assert!(
+        unknown_said.contains(&format!("no job {unknown}")),
+        "{unknown_said}"
+    );
+    assert!(
+        !bad_state_ok && bad_state.contains("State must be delayed, active or failed"),
+        "{bad_state}"
+    );
+    assert_eq!(
+        (after.delayed, after.failed),
+        (2, 0),
+        "retried and promoted, nothing discarded"
+    );
+    let recorded: Vec<(uuid::Uuid, &str, &str)> = actions
+        .iter()
+        .map(|a| (a.operator_id, a.action.as_str(), a.target.as_str()))
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            (uuid::Uuid::nil(), "promote", delayed_id.as_str()),
+            (uuid::Uuid::nil(), "retry", failed_id.as_str()),
+        ],
+        "the shell's actions, as the nil operator"
+    );
+}
+
 /// The schemathesis the project pins, in a virtual environment under `target/` (made, and
 /// the pinned release installed from PyPI, on first use; `scripts/schemathesis.sh`, which
 /// the test command runs first, does the same and installs python3-venv when missing).
