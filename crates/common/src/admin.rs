@@ -263,13 +263,24 @@ impl Operations {
     }
 }
 
-/// The operations routes under `prefix` (`/api/orders`).
+/// The operations routes under `prefix` (`/api/orders`). Every service serves the same
+/// handlers, so their OpenAPI operation ids are made unique with the service's name
+/// (`orders_status`, `orders_replay`).
 pub fn routes(prefix: &str, operations: Operations) -> OpenApiRouter {
+    let service = operations.service;
     let routes = OpenApiRouter::new()
         .routes(routes!(status))
         .routes(routes!(replay))
         .with_state(operations);
-    OpenApiRouter::new().nest(prefix, routes)
+    let mut routes = OpenApiRouter::new().nest(prefix, routes);
+    for item in routes.get_openapi_mut().paths.paths.values_mut() {
+        for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+            if let Some(id) = &operation.operation_id {
+                operation.operation_id = Some(format!("{service}_{id}"));
+            }
+        }
+    }
+    routes
 }
 
 /// The service's outbox, consumers, parked events and latest operator actions. Operators
@@ -332,5 +343,57 @@ async fn replay(
             "This service no longer reads {} events",
             event.subject
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn operations(service: &'static str) -> Operations {
+        Operations {
+            service,
+            bus: None,
+            outbox: None,
+            parking: None,
+            subscriptions: Vec::new(),
+            actions: ActionLog::Postgres(
+                PgPool::connect_lazy("postgres://nobody@127.0.0.1/none").expect("lazy pool"),
+            ),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_service_s_operations_have_their_own_paths_and_operation_ids() {
+        let merged = routes("/api/orders", operations("orders"))
+            .merge(routes("/api/queues", operations("expiration")));
+        let openapi = merged.get_openapi();
+        let paths: Vec<&String> = openapi.paths.paths.keys().collect();
+        assert!(
+            paths.contains(&&"/api/orders/admin/status".to_owned()),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&&"/api/queues/admin/parked/{id}/replay".to_owned()),
+            "{paths:?}"
+        );
+        let mut ids: Vec<String> = openapi
+            .paths
+            .paths
+            .values()
+            .flat_map(|item| [&item.get, &item.post])
+            .flatten()
+            .filter_map(|operation| operation.operation_id.clone())
+            .collect();
+        ids.sort();
+        assert_eq!(
+            ids,
+            [
+                "expiration_replay",
+                "expiration_status",
+                "orders_replay",
+                "orders_status"
+            ]
+        );
     }
 }
