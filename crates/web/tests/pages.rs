@@ -1,6 +1,6 @@
 //! The pages over plain HTTP against the whole platform in this process: redirects to
-//! sign-in, the CSRF guard, the API's errors next to the right fields, and operators'
-//! refunds.
+//! sign-in, the CSRF guard, the API's errors next to the right fields, operators' refunds,
+//! and the operators' console.
 
 mod support;
 
@@ -9,6 +9,8 @@ use std::time::Duration;
 use reqwest::{StatusCode, header};
 use support::{Stack, client};
 use ticketing_common::testing::OPERATOR_EMAIL;
+use ticketing_expiration::worker::now_ms;
+use uuid::Uuid;
 
 async fn signed_up(stack: &Stack, email: &str) -> reqwest::Client {
     let browser = client();
@@ -462,6 +464,7 @@ async fn web_sign_ins_count_against_each_visitors_own_budget() {
         window: Duration::from_secs(900),
         stripe_publishable_key: None,
         rate_limit_per_minute: 3,
+        expiration_workers: 1,
     })
     .await;
     signed_up(&stack, "limited@example.com").await;
@@ -788,4 +791,491 @@ async fn a_refund_the_provider_refuses_or_leaves_unanswered_is_explained_on_the_
         has_status(html, "Refunded")
     })
     .await;
+}
+
+/// The text inside the element with this id (up to the next tag), if there is one.
+fn text_of(html: &str, id: &str) -> Option<String> {
+    let marker = format!("id=\"{id}\"");
+    let start = html.find(&marker)? + marker.len();
+    let start = html[start..].find('>')? + start + 1;
+    let end = html[start..].find('<')? + start;
+    Some(html[start..end].trim().to_owned())
+}
+
+/// Posts a console form to `path` as `browser` from our own page, with `back` as the page
+/// to return to; returns the redirect's target and the page it shows, with its notice.
+async fn console_action(
+    stack: &Stack,
+    browser: &reqwest::Client,
+    path: &str,
+    back: &str,
+) -> (String, String) {
+    let response = browser
+        .post(stack.url(path))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[("back", back)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "{path}: {}",
+        response.text().await.unwrap()
+    );
+    let location = response.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let page_path = location.split('#').next().unwrap().to_owned();
+    let html = page(stack, browser, &page_path).await;
+    (location, html)
+}
+
+#[tokio::test]
+async fn only_operators_see_the_console_and_the_link_to_it() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let job = Uuid::now_v7();
+    for path in ["/admin", "/admin/queues"] {
+        let response = client().get(stack.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(
+            response.headers()[header::LOCATION],
+            format!("/signin?next={path}").as_str()
+        );
+    }
+
+    let user = signed_up(&stack, "curious@example.com").await;
+    for path in [
+        "/admin".to_owned(),
+        "/admin/queues".to_owned(),
+        format!("/admin/jobs/{job}/discard"),
+    ] {
+        let response = user.get(stack.url(&path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+        let html = response.text().await.unwrap();
+        assert!(html.contains("Operators only"), "{path}: {html}");
+    }
+    for path in [
+        format!("/admin/services/orders/parked/{job}/replay"),
+        format!("/admin/jobs/{job}/retry"),
+        format!("/admin/jobs/{job}/promote"),
+        format!("/admin/jobs/{job}/discard"),
+    ] {
+        let response = user
+            .post(stack.url(&path))
+            .header(header::ORIGIN, stack.origin())
+            .form(&[("back", "/admin")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+        assert!(response.text().await.unwrap().contains("Operators only"));
+    }
+    let home = page(&stack, &user, "/").await;
+    assert!(!home.contains("href=\"/admin\""), "{home}");
+
+    let operator = signed_up(&stack, OPERATOR_EMAIL).await;
+    for path in ["/", "/orders", "/tickets/new"] {
+        let html = page(&stack, &operator, path).await;
+        assert!(
+            html.contains(r#"<a href="/admin" id="console-link">Console</a>"#),
+            "{path}: {html}"
+        );
+    }
+    let console = page(&stack, &operator, "/admin").await;
+    assert!(console.contains("<h1>Operations console</h1>"), "{console}");
+    for part in [
+        "queue-heading",
+        "services-heading",
+        "attention-heading",
+        "actions-heading",
+    ] {
+        assert!(
+            console.contains(&format!("id=\"{part}\"")),
+            "{part}: {console}"
+        );
+    }
+    let queue = page(&stack, &operator, "/admin/queues").await;
+    assert!(
+        queue.contains("<h1 id=\"queue-heading\">Expiration queue</h1>"),
+        "{queue}"
+    );
+    assert!(queue.contains("id=\"queue-counts\""), "{queue}");
+    assert!(
+        !queue.contains("id=\"services-heading\""),
+        "the queue alone: {queue}"
+    );
+    assert_eq!(inline_scripts(&console), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn the_console_shows_the_queue_parked_events_and_payments_needing_attention() {
+    let stack = Stack::without_expiration_workers().await;
+    let (buyer, order, _) = an_order_page(
+        &stack,
+        "console-seller@example.com",
+        "console-buyer@example.com",
+    )
+    .await;
+    let order_id = order.trim_start_matches("/orders/").to_owned();
+    pay(&stack, &buyer, &order).await;
+    let operator = signed_up(&stack, OPERATOR_EMAIL).await;
+    // A refund the provider refuses.
+    stack.provider.set_refunds_refused(true);
+    let refused = post_refund(&stack, &operator, &order).await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    // An expiry for an order orders never had: parked at once.
+    let unknown = Uuid::now_v7();
+    stack
+        .publish(
+            "expiration.complete",
+            serde_json::json!({"orderId": unknown}),
+        )
+        .await;
+    // A job whose publish failed until it gave up.
+    let failed = Uuid::now_v7();
+    stack.fail_a_job(failed).await;
+
+    let html = page_until(&stack, &operator, "/admin", "the parked expiry", |html| {
+        html.contains("id=\"parked-orders\"")
+    })
+    .await;
+
+    // The queue: the buyer's order waits for its expiry, the failed job failed, nothing fired.
+    assert_eq!(
+        text_of(&html, "count-delayed").as_deref(),
+        Some("1"),
+        "{html}"
+    );
+    assert_eq!(text_of(&html, "count-active").as_deref(), Some("0"));
+    assert_eq!(text_of(&html, "count-failed").as_deref(), Some("1"));
+    assert_eq!(text_of(&html, "count-completed").as_deref(), Some("0"));
+    assert!(html.contains("id=\"lateness-empty\""), "{html}");
+    assert!(html.contains("aria-current=\"page\">Failed"), "{html}");
+    assert!(html.contains(&format!("id=\"job-{failed}\"")), "{html}");
+    assert!(html.contains("NATS said no"), "the job's error: {html}");
+    assert!(
+        html.contains(&format!(
+            "<form method=\"post\" action=\"/admin/jobs/{failed}/retry\""
+        )),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("href=\"/admin/jobs/{failed}/discard?back=")),
+        "{html}"
+    );
+    let delayed = page(&stack, &operator, "/admin?state=delayed").await;
+    assert!(
+        delayed.contains(&format!("id=\"job-{order_id}\"")),
+        "{delayed}"
+    );
+    assert!(
+        delayed.contains(&format!("<a href=\"/orders/{order_id}\">")),
+        "{delayed}"
+    );
+    assert!(
+        delayed.contains(&format!(
+            "<form method=\"post\" action=\"/admin/jobs/{order_id}/promote\""
+        )),
+        "{delayed}"
+    );
+    assert!(
+        !delayed.contains(&format!("id=\"job-{failed}\"")),
+        "{delayed}"
+    );
+
+    // Every service, none unavailable; orders' consumers and its parked expiry.
+    for service in ["auth", "tickets", "orders", "payments", "expiration"] {
+        assert!(
+            html.contains(&format!("id=\"service-{service}\"")),
+            "{service}"
+        );
+        assert!(
+            !html.contains(&format!("id=\"unavailable-{service}\"")),
+            "{service}: {html}"
+        );
+    }
+    assert!(text_of(&html, "outbox-orders").is_some(), "{html}");
+    assert!(html.contains("id=\"consumers-orders\""), "{html}");
+    let parked = &html[html.find("id=\"parked-orders\"").unwrap()..];
+    assert!(
+        parked.contains("<code>expiration.complete</code>"),
+        "{parked}"
+    );
+    assert!(
+        parked.contains(&unknown.to_string()),
+        "the error names the order"
+    );
+    assert!(
+        parked.contains("action=\"/admin/services/orders/parked/"),
+        "a Replay button: {parked}"
+    );
+
+    // Payments: the refused refund, with the provider's words and who asked.
+    let refusals = &html[html.find("id=\"refused-refunds\"").expect(&html)..];
+    assert!(
+        refusals.contains(&format!("href=\"/orders/{order_id}\"")),
+        "{refusals}"
+    );
+    assert!(refusals.contains("$15.00"), "{refusals}");
+    assert!(refusals.contains("disputed"), "{refusals}");
+    assert!(refusals.contains("<td>you</td>"), "{refusals}");
+    // The refund is the latest operator action.
+    let actions = &html[html.find("id=\"operator-actions\"").expect(&html)..];
+    assert!(
+        actions.contains("<td>you</td>\n      <td>payments</td>\n      <td>refund</td>"),
+        "{actions}"
+    );
+    assert!(actions.contains(&order_id), "{actions}");
+}
+
+#[tokio::test]
+async fn replay_retry_promote_and_discard_post_to_the_api_and_say_what_became_of_them() {
+    let stack = Stack::without_expiration_workers().await;
+    let operator = signed_up(&stack, OPERATOR_EMAIL).await;
+
+    // Replay: refused while the order is unknown, applied once it exists.
+    let unknown = Uuid::now_v7();
+    stack
+        .publish(
+            "expiration.complete",
+            serde_json::json!({"orderId": unknown}),
+        )
+        .await;
+    let html = page_until(&stack, &operator, "/admin", "the parked expiry", |html| {
+        html.contains("id=\"parked-orders\"")
+    })
+    .await;
+    let at = html
+        .find("action=\"/admin/services/orders/parked/")
+        .unwrap()
+        + 8;
+    let replay = html[at..at + html[at..].find('"').unwrap()].to_owned();
+    let (location, html) = console_action(&stack, &operator, &replay, "/admin").await;
+    assert_eq!(location, "/admin#service-orders");
+    assert_eq!(
+        html.matches("id=\"notice\"").count(),
+        1,
+        "the outcome is said: {html}"
+    );
+    let notice = text_of(&html, "notice").unwrap();
+    assert!(notice.contains("was not replayed in orders"), "{notice}");
+    assert!(
+        notice.contains("refused again"),
+        "the API's words: {notice}"
+    );
+    assert!(
+        html.contains("class=\"alert\" role=\"status\" id=\"notice\""),
+        "{html}"
+    );
+    assert!(html.contains("id=\"parked-orders\""), "still parked");
+    let again = page(&stack, &operator, "/admin").await;
+    assert!(!again.contains("id=\"notice\""), "said once: {again}");
+
+    let seller = signed_up(&stack, "replay-seller@example.com").await;
+    let listed: serde_json::Value = seller
+        .post(stack.url("/api/tickets"))
+        .json(&serde_json::json!({"title": "Replayed Night", "price": 20}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ticket: Uuid = listed["id"].as_str().unwrap().parse().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut conn = stack.orders_db().pool.acquire().await.unwrap();
+        // An order that ran out of time, as if orders had created it and lost its expiry.
+        let inserted = ticketing_orders::store::orders::insert(
+            &mut conn,
+            unknown,
+            Uuid::now_v7(),
+            ticket,
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+        if inserted.is_some() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "orders never learnt the ticket"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, html) = console_action(&stack, &operator, &replay, "/admin").await;
+    let notice = text_of(&html, "notice").unwrap();
+    assert!(
+        notice.contains("was replayed in orders and applied"),
+        "{notice}"
+    );
+    assert!(html.contains("class=\"success\" role=\"status\" id=\"notice\""));
+    assert!(
+        !html.contains("id=\"parked-orders\""),
+        "no longer parked: {html}"
+    );
+    assert!(html.contains("id=\"parked-orders-none\""), "{html}");
+    // Both replays are listed as the operator's.
+    let actions = &html[html.find("id=\"operator-actions\"").expect(&html)..];
+    assert_eq!(
+        actions
+            .matches("<td>you</td>\n      <td>orders</td>\n      <td>replay</td>")
+            .count(),
+        2,
+        "{actions}"
+    );
+    // Replaying it again: the API no longer knows it.
+    let (_, html) = console_action(&stack, &operator, &replay, "/admin").await;
+    let notice = text_of(&html, "notice").unwrap();
+    assert!(notice.contains("was not replayed in orders"), "{notice}");
+    assert!(notice.to_lowercase().contains("not found"), "{notice}");
+
+    // Retry: a failed job is due again, and fires.
+    let failed = Uuid::now_v7();
+    stack.fail_a_job(failed).await;
+    let (location, html) = console_action(
+        &stack,
+        &operator,
+        &format!("/admin/jobs/{failed}/retry"),
+        "/admin/queues?state=failed",
+    )
+    .await;
+    assert_eq!(location, "/admin/queues?state=failed#jobs");
+    assert_eq!(
+        text_of(&html, "notice").unwrap(),
+        format!("Job {failed} will run again now.")
+    );
+    assert_eq!(
+        text_of(&html, "count-failed").as_deref(),
+        Some("0"),
+        "{html}"
+    );
+    assert_eq!(
+        text_of(&html, "count-delayed").as_deref(),
+        Some("1"),
+        "{html}"
+    );
+    stack.fire_due_jobs().await;
+    let html = page(&stack, &operator, "/admin/queues").await;
+    assert_eq!(
+        text_of(&html, "count-completed").as_deref(),
+        Some("1"),
+        "{html}"
+    );
+    assert!(html.contains("<svg"), "the lateness chart: {html}");
+    assert!(html.contains("id=\"lateness-table\""), "{html}");
+    // Retrying a job that is not failed is refused in the API's words, not an error page.
+    let (_, html) = console_action(
+        &stack,
+        &operator,
+        &format!("/admin/jobs/{failed}/retry"),
+        "/admin/queues",
+    )
+    .await;
+    let notice = text_of(&html, "notice").unwrap();
+    assert!(
+        notice.starts_with(&format!("Job {failed} was not retried: ")),
+        "{notice}"
+    );
+
+    // Promote: a delayed job fires now.
+    let later = Uuid::now_v7();
+    assert!(
+        stack
+            .queue
+            .enqueue(later, now_ms() + 3_600_000)
+            .await
+            .unwrap()
+    );
+    let (_, html) = console_action(
+        &stack,
+        &operator,
+        &format!("/admin/jobs/{later}/promote"),
+        "/admin?state=delayed",
+    )
+    .await;
+    assert_eq!(
+        text_of(&html, "notice").unwrap(),
+        format!("Job {later} fires now.")
+    );
+    stack.fire_due_jobs().await;
+    let html = page(&stack, &operator, "/admin/queues?state=delayed").await;
+    assert_eq!(
+        text_of(&html, "count-completed").as_deref(),
+        Some("2"),
+        "{html}"
+    );
+    assert_eq!(
+        text_of(&html, "count-delayed").as_deref(),
+        Some("0"),
+        "{html}"
+    );
+
+    // Discard: asked first, without script; then gone from the failed jobs.
+    let doomed = Uuid::now_v7();
+    stack.fail_a_job(doomed).await;
+    let confirm = page(
+        &stack,
+        &operator,
+        &format!("/admin/jobs/{doomed}/discard?back=/admin/queues%3Fstate%3Dfailed"),
+    )
+    .await;
+    assert!(
+        confirm.contains(&format!("Discard job {doomed}?")),
+        "{confirm}"
+    );
+    assert!(
+        confirm.contains("NATS said no"),
+        "the job's error: {confirm}"
+    );
+    assert!(
+        confirm.contains(&format!(
+            "<form method=\"post\" action=\"/admin/jobs/{doomed}/discard\">"
+        )),
+        "{confirm}"
+    );
+    assert!(
+        confirm.contains("name=\"back\" value=\"/admin/queues?state=failed\""),
+        "{confirm}"
+    );
+    assert_eq!(
+        text_of(
+            &page(&stack, &operator, "/admin/queues").await,
+            "count-failed"
+        )
+        .as_deref(),
+        Some("1"),
+        "showing the confirmation discarded nothing"
+    );
+    let discard = format!("/admin/jobs/{doomed}/discard");
+    let (_, html) = console_action(&stack, &operator, &discard, "/admin/queues?state=failed").await;
+    assert_eq!(
+        text_of(&html, "notice").unwrap(),
+        format!("Job {doomed} was discarded.")
+    );
+    assert_eq!(
+        text_of(&html, "count-failed").as_deref(),
+        Some("0"),
+        "{html}"
+    );
+    assert!(!html.contains(&format!("id=\"job-{doomed}\"")), "{html}");
+    let (_, html) = console_action(&stack, &operator, &discard, "/admin/queues?state=failed").await;
+    let notice = text_of(&html, "notice").unwrap();
+    assert!(
+        notice.starts_with(&format!("Job {doomed} was not discarded: ")),
+        "{notice}"
+    );
+
+    // The queue's actions are listed with the services'.
+    let html = page(&stack, &operator, "/admin").await;
+    let actions = &html[html.find("id=\"operator-actions\"").expect(&html)..];
+    for action in ["retry", "promote", "discard"] {
+        assert!(
+            actions.contains(&format!("<td>expiration</td>\n      <td>{action}</td>")),
+            "{action}: {actions}"
+        );
+    }
 }

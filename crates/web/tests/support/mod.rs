@@ -7,23 +7,32 @@
 //!
 //! [`testing::OPERATOR_EMAIL`] names the operator (`ADMIN_EMAILS`): whoever signs up with it
 //! is one. Payments use the development provider, which [`Stack::provider`] can make refuse
-//! refunds or stop answering.
+//! refunds or stop answering. A stack started without expiration workers leaves its queue to
+//! the test ([`Stack::queue`], driven with `Worker::work_once`), and [`Stack::publish`] sends
+//! an event as another service would.
 
 #![allow(dead_code)]
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use ticketing_common::{
+    bus::Bus,
     cache::CacheSettings,
-    component,
+    component, db,
     forwarded::Proxies,
     session::{Operators, Revocations, SessionKeys},
     testing::{self, OPERATOR_EMAIL, RedisKeys, TestBus, TestDb},
+};
+use ticketing_expiration::{
+    PublishExpiration,
+    queue::Queue,
+    worker::{Fire, Worker, now_ms},
 };
 use ticketing_payments::provider::{DevProvider, Provider};
 use ticketing_web::{Forwarding, WebSettings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 /// How to start a [`Stack`].
 pub struct Config<'a> {
@@ -32,15 +41,19 @@ pub struct Config<'a> {
     pub stripe_publishable_key: Option<&'a str>,
     /// Sign-in attempts per visitor address per minute; 0: no sign-in limits.
     pub rate_limit_per_minute: u32,
+    /// Workers of the expiration queue; 0 leaves firing jobs to the test.
+    pub expiration_workers: usize,
 }
 
 pub struct Stack {
     pub addr: SocketAddr,
     /// The payment provider payments call.
     pub provider: DevProvider,
+    /// The expiration queue the stack's expiration component serves.
+    pub queue: Queue,
     shutdown: CancellationToken,
-    _bus: TestBus,
-    _dbs: Vec<TestDb>,
+    bus: TestBus,
+    dbs: Vec<TestDb>,
     _keys: RedisKeys,
 }
 
@@ -57,6 +70,19 @@ impl Stack {
             window,
             stripe_publishable_key,
             rate_limit_per_minute: 0,
+            expiration_workers: 1,
+        })
+        .await
+    }
+
+    /// Every component, with no expiration worker: the test fires (or fails) the queue's jobs
+    /// itself.
+    pub async fn without_expiration_workers() -> Stack {
+        Stack::configured(Config {
+            window: Duration::from_secs(900),
+            stripe_publishable_key: None,
+            rate_limit_per_minute: 0,
+            expiration_workers: 0,
         })
         .await
     }
@@ -68,6 +94,7 @@ impl Stack {
             window,
             stripe_publishable_key,
             rate_limit_per_minute,
+            expiration_workers,
         } = config;
         let ns = testing::unique_namespace();
         let redis_url = testing::redis_url();
@@ -91,10 +118,15 @@ impl Stack {
         .expect("limits");
 
         let auth_db = TestDb::create(&ns, ticketing_auth::NAME).await;
-        ticketing_auth::MIGRATOR
-            .run(&auth_db.pool)
-            .await
-            .expect("migrate auth");
+        // As `ticketing_auth::build` does: its operator actions table too.
+        db::migrate_service(
+            &auth_db.pool,
+            &ticketing_auth::MIGRATOR,
+            ticketing_auth::NAME,
+            false,
+        )
+        .await
+        .expect("migrate auth");
         let tickets_db = TestDb::create(&ns, ticketing_tickets::NAME).await;
         ticketing_tickets::migrate(&tickets_db.pool)
             .await
@@ -150,7 +182,7 @@ impl Stack {
                 },
                 &bus,
             ),
-            ticketing_expiration::component(queue, &bus, 1),
+            ticketing_expiration::component(queue.clone(), &bus, expiration_workers),
             ticketing_web::component(WebSettings {
                 api_base: format!("http://{addr}"),
                 stripe_publishable_key: stripe_publishable_key.map(str::to_owned),
@@ -172,9 +204,10 @@ impl Stack {
         Stack {
             addr,
             provider,
+            queue,
             shutdown,
-            _bus: test_bus,
-            _dbs: vec![auth_db, tickets_db, orders_db, payments_db],
+            bus: test_bus,
+            dbs: vec![auth_db, tickets_db, orders_db, payments_db],
             _keys: keys_guard,
         }
     }
@@ -186,6 +219,70 @@ impl Stack {
     /// The `Origin` our own pages send.
     pub fn origin(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The orders service's database.
+    pub fn orders_db(&self) -> &TestDb {
+        &self.dbs[2]
+    }
+
+    /// The bus every service of the stack reads and writes.
+    pub fn bus(&self) -> &Bus {
+        &self.bus.bus
+    }
+
+    /// Publishes an event envelope (`{id, type, occurredAt, data}`) on `subject` (without the
+    /// namespace), as another service would, and waits for JetStream's ack.
+    pub async fn publish(&self, subject: &str, data: serde_json::Value) {
+        let envelope = serde_json::json!({
+            "id": Uuid::now_v7(),
+            "type": subject,
+            "occurredAt": time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap(),
+            "data": data,
+        });
+        let bus = self.bus();
+        bus.jetstream()
+            .publish(
+                format!("{}.{subject}", self.bus.namespace.subject_prefix()),
+                serde_json::to_vec(&envelope).unwrap().into(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("JetStream ack");
+    }
+
+    /// Schedules the expiry of `order`, due now, and has a worker whose publish fails try it
+    /// once, which with one attempt allowed leaves it failed (in the dead set).
+    pub async fn fail_a_job(&self, order: Uuid) {
+        assert!(self.queue.enqueue(order, now_ms() - 1_000).await.unwrap());
+        let queue = self.queue.clone().with_retries(1, Duration::from_millis(1));
+        Worker::new(queue, FailingPublish)
+            .work_once()
+            .await
+            .unwrap();
+    }
+
+    /// Fires every due job of the queue once, publishing as production does.
+    pub async fn fire_due_jobs(&self) {
+        let publish = PublishExpiration {
+            bus: self.bus().clone(),
+        };
+        Worker::new(self.queue.clone(), publish)
+            .work_once()
+            .await
+            .unwrap();
+    }
+}
+
+/// A job's firing fails, as when NATS does not take its `expiration.complete`.
+struct FailingPublish;
+
+impl Fire for FailingPublish {
+    async fn fire(&self, _: Uuid) -> anyhow::Result<()> {
+        anyhow::bail!("NATS said no")
     }
 }
 
