@@ -620,3 +620,160 @@ async fn an_operator_refunds_a_paid_order_after_confirming_and_the_buyer_sees_it
     )
     .await;
 }
+
+/// Signs in with an existing account and waits for the page `next` leads to.
+async fn sign_in(browser: &Browser, stack: &Stack, email: &str) -> anyhow::Result<()> {
+    browser.go(&stack.url("/signin?next=/admin")).await?;
+    browser.fill("email", email).await?;
+    browser.fill("password", "secret1").await?;
+    browser.click("submit").await?;
+    browser.wait_for_path("/admin").await?;
+    Ok(())
+}
+
+async fn operate_the_console(stack: &Stack, desk: &Browser, phone: &Browser) -> anyhow::Result<()> {
+    // Something to look at: a paid order whose refund the provider refuses, an expiry orders
+    // cannot apply (parked), and jobs whose publish failed.
+    desk.sign_up(stack, "console-seller@example.com").await?;
+    let ticket = desk.sell(stack, "Console Concert", "30").await?;
+    phone.sign_up(stack, "console-buyer@example.com").await?;
+    let order = phone.purchase(stack, &ticket).await?;
+    phone.click("card-success").await?;
+    phone.click("pay").await?;
+    phone
+        .reload_until(&stack.url(&order), "a paid order", |b| {
+            b.contains("Payment received")
+        })
+        .await?;
+    ensure!(
+        !phone.has("console-link").await?,
+        "a buyer is offered no console"
+    );
+    phone.go(&stack.url("/admin")).await?;
+    ensure!(
+        phone
+            .text("message")
+            .await?
+            .contains("The console is for operators")
+    );
+
+    desk.sign_out().await?;
+    desk.sign_up(stack, testing::OPERATOR_EMAIL).await?;
+    stack.provider.set_refunds_refused(true);
+    desk.go(&stack.url(&format!("{order}/refund"))).await?;
+    desk.click("confirm-refund").await?;
+    ensure!(desk.text("payment-error").await?.contains("disputed"));
+    let unknown = uuid::Uuid::now_v7();
+    stack
+        .publish(
+            "expiration.complete",
+            serde_json::json!({"orderId": unknown}),
+        )
+        .await;
+    let failed = uuid::Uuid::now_v7();
+    stack.fail_a_job(failed).await;
+    let doomed = uuid::Uuid::now_v7();
+    stack.fail_a_job(doomed).await;
+
+    // The operator opens the console from the header.
+    desk.go(&stack.url("/")).await?;
+    desk.element("console-link").await?.click().await?;
+    desk.wait_for_path("/admin").await?;
+    let body = desk
+        .reload_until(&stack.url("/admin"), "the parked expiry", |b| {
+            b.contains(&unknown.to_string())
+        })
+        .await?;
+    ensure!(desk.text("count-failed").await? == "2", "{body}");
+    ensure!(desk.text("count-delayed").await? == "1", "{body}");
+    ensure!(desk.has("lateness-empty").await?, "nothing fired yet");
+    ensure!(body.contains("This charge is disputed"), "{body}");
+    ensure!(body.contains("NATS said no"), "{body}");
+    desk.shot("20-console").await?;
+
+    // Replay the parked expiry: orders refuses it again, and says why.
+    let parked = desk
+        .driver
+        .find(By::Css("#parked-orders button"))
+        .await?
+        .id()
+        .await?
+        .context("the Replay button has an id")?;
+    desk.click(&parked).await?;
+    desk.wait_for_path("/admin").await?;
+    let notice = desk.text("notice").await?;
+    ensure!(
+        notice.contains("was not replayed in orders") && notice.contains("refused again"),
+        "{notice}"
+    );
+    desk.shot("21-console-replay-refused").await?;
+
+    // Retry a failed job, and fire it.
+    desk.go(&stack.url("/admin/queues")).await?;
+    desk.click(&format!("retry-{failed}")).await?;
+    desk.wait_for_path("/admin/queues").await?;
+    ensure!(
+        desk.text("notice").await? == format!("Job {failed} will run again now."),
+        "{}",
+        desk.body().await?
+    );
+    ensure!(desk.text("count-failed").await? == "1");
+    desk.shot("22-queue-retried").await?;
+    stack.fire_due_jobs().await;
+
+    // Discard the other, after confirming on a page of its own.
+    desk.go(&stack.url("/admin/queues?state=failed")).await?;
+    desk.click(&format!("discard-{doomed}")).await?;
+    desk.wait_for_path(&format!("/admin/jobs/{doomed}/discard"))
+        .await?;
+    ensure!(desk.text("question").await? == format!("Discard job {doomed}?"));
+    desk.shot("23-discard-confirmation").await?;
+    desk.click("confirm-discard").await?;
+    desk.wait_for_path("/admin/queues").await?;
+    ensure!(desk.text("notice").await? == format!("Job {doomed} was discarded."));
+    ensure!(desk.text("count-failed").await? == "0");
+    ensure!(desk.text("count-completed").await? == "1");
+    ensure!(
+        desk.has("lateness-chart").await?,
+        "the fired job is on the chart: {}",
+        desk.body().await?
+    );
+    desk.shot("24-queue-after-discard").await?;
+
+    // The actions are listed with who did them.
+    desk.go(&stack.url("/admin#actions")).await?;
+    let actions = desk.text("operator-actions").await?;
+    for action in ["refund", "replay", "retry", "discard"] {
+        ensure!(actions.contains(action), "{action} in {actions}");
+    }
+    desk.shot("25-console-after-actions").await?;
+
+    // On a phone, the queue alone.
+    phone.go(&stack.url("/")).await?;
+    phone.sign_out().await?;
+    sign_in(phone, stack, testing::OPERATOR_EMAIL).await?;
+    phone.go(&stack.url("/admin/queues?state=delayed")).await?;
+    ensure!(
+        phone
+            .has(&format!("promote-{}", order.trim_start_matches("/orders/")))
+            .await?
+    );
+    phone.shot("26-queue-phone").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_reads_the_console_and_replays_retries_and_discards() {
+    let stack = Stack::without_expiration_workers().await;
+    let chromedriver = Chromedriver::start().await;
+    // Tall, so each screenshot holds the whole console.
+    let desk = chromedriver
+        .browser(1280, 2400)
+        .await
+        .expect("the operator's browser");
+    let phone = chromedriver.browser(390, 844).await.expect("a phone");
+    let outcome = operate_the_console(&stack, &desk, &phone).await;
+    desk.close().await;
+    phone.close().await;
+    outcome.unwrap();
+}
