@@ -116,10 +116,10 @@ fn decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Back to `back` (a console page) with `notice` to show there; `anchor` is the part of the
-/// page the action was in.
-fn back_with(back: &str, anchor: &str, notice: &Notice, forwarding: &Forwarding) -> Response {
-    let mut response = Redirect::to(&format!("{back}#{anchor}")).into_response();
+/// Back to `back` (a console page) with `notice` to show at its top, where the page opens
+/// (an anchor further down would scroll the notice out of sight).
+fn back_with(back: &str, notice: &Notice, forwarding: &Forwarding) -> Response {
+    let mut response = Redirect::to(back).into_response();
     let secure = if forwarding.https { "; Secure" } else { "" };
     let cookie = format!(
         "{NOTICE_COOKIE}={}; Path=/admin; Max-Age=60; HttpOnly; SameSite=Lax{secure}",
@@ -156,13 +156,7 @@ impl Back {
 
 /// How a refused action is answered: a session that ended goes to sign in, an operator the
 /// API does not know gets the operators-only page, anything else is a notice.
-fn refused(
-    failure: &ApiFailure,
-    back: &str,
-    anchor: &str,
-    what: String,
-    forwarding: &Forwarding,
-) -> Response {
+fn refused(failure: &ApiFailure, back: &str, what: String, forwarding: &Forwarding) -> Response {
     if failure.is(StatusCode::UNAUTHORIZED) {
         return failure_page(failure, back, false);
     }
@@ -170,7 +164,7 @@ fn refused(
         return operators_only();
     }
     let notice = Notice::refused(format!("{what}: {}", failure.sentence()));
-    back_with(back, anchor, &notice, forwarding)
+    back_with(back, &notice, forwarding)
 }
 
 /// A job id as the queue makes them (a UUID); anything else names no job and is never put in
@@ -197,21 +191,19 @@ async fn replay(
     let back = Back::of(form).page();
     let (Some(service), Ok(id)) = (Service::named(&service), Uuid::parse_str(&id)) else {
         let notice = Notice::refused("There is no such parked event.".into());
-        return back_with(&back, "services", &notice, &forwarding);
+        return back_with(&back, &notice, &forwarding);
     };
-    let anchor = format!("service-{}", service.name);
     match api.replay(&viewer.visitor, service, id).await {
         Ok(()) => {
             let notice = Notice::done(format!(
                 "Event {id} was replayed in {} and applied.",
                 service.name
             ));
-            back_with(&back, &anchor, &notice, &forwarding)
+            back_with(&back, &notice, &forwarding)
         }
         Err(failure) => refused(
             &failure,
             &back,
-            &anchor,
             format!("Event {id} was not replayed in {}", service.name),
             &forwarding,
         ),
@@ -229,7 +221,7 @@ async fn act(
 ) -> Response {
     if !job_id(id) {
         let notice = Notice::refused("There is no such job.".into());
-        return back_with(back, "jobs", &notice, forwarding);
+        return back_with(back, &notice, forwarding);
     }
     let (done, not_done) = match action {
         JobAction::Retry => ("will run again now", "was not retried"),
@@ -240,15 +232,9 @@ async fn act(
         Ok(()) => {
             tracing::info!(job_id = id, ?action, "job action");
             let notice = Notice::done(format!("Job {id} {done}."));
-            back_with(back, "jobs", &notice, forwarding)
+            back_with(back, &notice, forwarding)
         }
-        Err(failure) => refused(
-            &failure,
-            back,
-            "jobs",
-            format!("Job {id} {not_done}"),
-            forwarding,
-        ),
+        Err(failure) => refused(&failure, back, format!("Job {id} {not_done}"), forwarding),
     }
 }
 
