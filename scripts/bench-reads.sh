@@ -22,10 +22,15 @@ cargo build --release --locked -p ticketing
 bin=target/release/ticketing
 
 run_dir=$(mktemp -d)
-pids=()
+# `start` runs in a command substitution (a subshell), so it records each server's pid in a
+# file: a variable set there would never reach this shell, and the servers would outlive it.
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  if [ -f "$run_dir/pids" ]; then
+    while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$run_dir/pids"
+    while read -r pid; do
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    done <"$run_dir/pids"
+  fi
   rm -rf "$run_dir"
 }
 trap cleanup EXIT
@@ -38,7 +43,7 @@ start() {
   port=$(free_port)
   TICKETING_NAMESPACE="bench_${name}" TICKETING_ADDR="127.0.0.1:${port}" CACHE_ENABLED=$cache \
     RUST_LOG=warn RATE_LIMIT_PER_MINUTE=0 "$bin" up >"$run_dir/$name.log" 2>&1 &
-  pids+=($!)
+  echo $! >>"$run_dir/pids"
   for _ in $(seq 1 100); do
     if curl -fs "http://127.0.0.1:${port}/readyz" >/dev/null 2>&1; then
       echo "http://127.0.0.1:${port}"
