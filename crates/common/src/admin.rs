@@ -62,8 +62,11 @@ impl std::fmt::Debug for ActionLog {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct OperatorAction {
-    /// The operator's user id.
+    /// The operator's user id (the nil id for the command line, which has no session).
     pub operator_id: Uuid,
+    /// The operator's e-mail as their session named it (`null` for actions recorded before
+    /// it was kept).
+    pub operator_email: Option<String>,
     /// `refund`, `replay`, `retry`, `promote`, `discard`.
     pub action: String,
     /// What it was done to: an order id, a parked event id, a job id.
@@ -82,18 +85,26 @@ CREATE TABLE IF NOT EXISTS operator_actions (
     target      text NOT NULL,
     at          timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE operator_actions ADD COLUMN IF NOT EXISTS operator_email text;
 ";
 
 impl ActionLog {
-    /// Records that `operator` did `action` to `target`, now.
-    pub async fn record(&self, operator: Uuid, action: &str, target: &str) -> anyhow::Result<()> {
-        tracing::info!(%operator, action, target, "operator action");
+    /// Records that `operator` (id, e-mail) did `action` to `target`, now.
+    pub async fn record(
+        &self,
+        (operator, email): (Uuid, &str),
+        action: &str,
+        target: &str,
+    ) -> anyhow::Result<()> {
+        tracing::info!(%operator, email, action, target, "operator action");
         match self {
             ActionLog::Postgres(pool) => {
                 sqlx::query(
-                    "INSERT INTO operator_actions (operator_id, action, target) VALUES ($1, $2, $3)",
+                    "INSERT INTO operator_actions (operator_id, operator_email, action, target)
+                     VALUES ($1, $2, $3, $4)",
                 )
                 .bind(operator)
+                .bind(email)
                 .bind(action)
                 .bind(target)
                 .execute(pool)
@@ -103,6 +114,7 @@ impl ActionLog {
             ActionLog::Redis { redis, key } => {
                 let entry = serde_json::to_string(&OperatorAction {
                     operator_id: operator,
+                    operator_email: Some(email.to_owned()),
                     action: action.to_owned(),
                     target: target.to_owned(),
                     at: OffsetDateTime::now_utc(),
@@ -122,7 +134,7 @@ impl ActionLog {
     pub async fn latest(&self, limit: i64) -> anyhow::Result<Vec<OperatorAction>> {
         match self {
             ActionLog::Postgres(pool) => sqlx::query_as(
-                "SELECT operator_id, action, target, at FROM operator_actions
+                "SELECT operator_id, operator_email, action, target, at FROM operator_actions
                  ORDER BY id DESC LIMIT $1",
             )
             .bind(limit)
@@ -326,7 +338,11 @@ async fn replay(
         .ok_or_else(|| ApiError::not_found("Parked event"))?;
     operations
         .actions
-        .record(operator.id, "replay", &format!("{} {}", event.subject, id))
+        .record(
+            (operator.id, &operator.email),
+            "replay",
+            &format!("{} {}", event.subject, id),
+        )
         .await?;
     match parked::replay(parking, &operations.subscriptions, &event).await? {
         Replayed::Applied => Ok((

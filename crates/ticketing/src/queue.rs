@@ -136,7 +136,7 @@ pub async fn run(cli: &Cli, action: &Action) -> anyhow::Result<()> {
         Action::Promote { id } => (JobAction::Promote, *id),
         Action::Discard { id } => (JobAction::Discard, *id),
     };
-    match board::act(&queue, Uuid::nil(), job_action, id).await {
+    match board::act(&queue, (Uuid::nil(), "command line"), job_action, id).await {
         Ok(acted) => {
             match acted.due_at {
                 Some(due) => println!("{} {id}: due {}", past(job_action), format_time(Some(due))),

@@ -154,22 +154,22 @@ pub enum ActionError {
     Unexpected(#[from] anyhow::Error),
 }
 
-/// Does `action` to job `id` for `operator` and records it in the queue's action log. The
-/// command line, which has no session, acts as the nil operator id.
+/// Does `action` to job `id` for `operator` (id, e-mail) and records it in the queue's action
+/// log. The command line, which has no session, acts as the nil operator id.
 ///
 /// The record is written once the action is done, so the log never shows an action that was
 /// refused; if writing it fails, the action stands and the failure is logged with who did
 /// what.
 pub async fn act(
     queue: &Queue,
-    operator: Uuid,
+    (operator, email): (Uuid, &str),
     action: JobAction,
     id: Uuid,
 ) -> Result<Acted, ActionError> {
     let acted = queue.act(action, id).await?;
     if let Err(error) = queue
         .action_log()
-        .record(operator, action.name(), &id.to_string())
+        .record((operator, email), action.name(), &id.to_string())
         .await
     {
         tracing::error!(%operator, action = action.name(), job = %id, error = format!("{error:#}"), "the action was done but could not be recorded");

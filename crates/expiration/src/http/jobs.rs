@@ -149,7 +149,7 @@ pub async fn list_jobs(
 /// Does `action` to the job in the path, for `operator`.
 async fn act(
     queue: &Queue,
-    operator: Uuid,
+    operator: (Uuid, &str),
     action: JobAction,
     id: PathId,
 ) -> Result<Acted, ApiError> {
@@ -190,7 +190,7 @@ pub async fn retry_job(
     State(queue): State<Queue>,
     id: PathId,
 ) -> Result<Json<RescheduledView>, ApiError> {
-    rescheduled(act(&queue, operator.id, JobAction::Retry, id).await?)
+    rescheduled(act(&queue, (operator.id, &operator.email), JobAction::Retry, id).await?)
 }
 
 /// Fires a delayed job now. Operators only; recorded.
@@ -208,7 +208,15 @@ pub async fn promote_job(
     State(queue): State<Queue>,
     id: PathId,
 ) -> Result<Json<RescheduledView>, ApiError> {
-    rescheduled(act(&queue, operator.id, JobAction::Promote, id).await?)
+    rescheduled(
+        act(
+            &queue,
+            (operator.id, &operator.email),
+            JobAction::Promote,
+            id,
+        )
+        .await?,
+    )
 }
 
 /// Drops a failed job for good: its order will not be expired by the queue (a redelivered
@@ -227,7 +235,13 @@ pub async fn discard_job(
     State(queue): State<Queue>,
     id: PathId,
 ) -> Result<StatusCode, ApiError> {
-    act(&queue, operator.id, JobAction::Discard, id).await?;
+    act(
+        &queue,
+        (operator.id, &operator.email),
+        JobAction::Discard,
+        id,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -142,6 +142,7 @@ async fn operators_see_the_status_and_replay_a_parked_event_once_its_cause_is_fi
     assert_eq!(actions.len(), 2, "both replays are recorded: {actions:?}");
     assert!(actions.iter().all(|a| a["action"] == "replay"
         && a["operatorId"] == json!(operator.id)
+        && a["operatorEmail"] == json!(ticketing_common::testing::OPERATOR_EMAIL.to_uppercase())
         && a["target"].as_str().unwrap().ends_with(&parked_id)));
     app.send(Method::POST, &replay_path, Some(&operator), None)
         .await

@@ -56,7 +56,11 @@ pub async fn refund_order(
     let order_id = parse_order_id(input.order_id.as_ref().unwrap_or(&Value::Null))
         .map_err(|message| ApiError::field("orderId", message))?;
     ActionLog::Postgres(app.pool.clone())
-        .record(operator.id, "refund", &order_id.to_string())
+        .record(
+            (operator.id, &operator.email),
+            "refund",
+            &order_id.to_string(),
+        )
         .await?;
     let refunded = flows::refund_order(&app, operator.id, order_id)
         .await

@@ -86,6 +86,9 @@ pub struct Parked {
 #[serde(rename_all = "camelCase")]
 pub struct OperatorAction {
     pub operator_id: Uuid,
+    /// `null` for actions recorded before the e-mail was kept.
+    #[serde(default)]
+    pub operator_email: Option<String>,
     pub action: String,
     pub target: String,
     #[serde(deserialize_with = "stamp")]

@@ -268,7 +268,7 @@ impl AttentionView {
                     message: r.message.unwrap_or_default(),
                     requested_by: r
                         .requested_by
-                        .map_or_else(|| "automatic".to_owned(), |id| who(id, me)),
+                        .map_or_else(|| "automatic".to_owned(), |id| who(id, None, me)),
                     created_at: clock(r.created_at),
                 })
                 .collect(),
@@ -277,11 +277,11 @@ impl AttentionView {
 }
 
 /// An operator by id; "you" for the operator looking.
-fn who(id: Uuid, me: Uuid) -> String {
-    if id == me {
-        "you".to_owned()
-    } else {
-        format!("operator {id}")
+fn who(id: Uuid, email: Option<&str>, me: Uuid) -> String {
+    match email {
+        _ if id == me => "you".to_owned(),
+        Some(email) => email.to_owned(),
+        None => format!("operator {id}"),
     }
 }
 
@@ -306,7 +306,7 @@ pub(super) fn latest_actions(services: &[ServiceView], me: Uuid) -> Vec<ActionRo
         .take(ACTIONS_SHOWN)
         .map(|(service, a)| ActionRow {
             at: clock(a.at),
-            who: who(a.operator_id, me),
+            who: who(a.operator_id, a.operator_email.as_deref(), me),
             service,
             action: a.action.clone(),
             target: a.target.clone(),
@@ -350,6 +350,7 @@ mod tests {
         };
         let action = |by, what: &str, at| OperatorAction {
             operator_id: by,
+            operator_email: None,
             action: what.into(),
             target: "t".into(),
             at: Some(at),
