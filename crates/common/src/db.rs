@@ -151,8 +151,13 @@ pub async fn open_existing_service(
     .await
 }
 
+/// Takes the transaction-scoped lock under which `common`'s own tables (outbox, parked
+/// events, operator actions) are made.
+pub(crate) const SCHEMA_LOCK: &str =
+    "SELECT pg_advisory_xact_lock(hashtext('ticketing.outbox.schema'))";
+
 /// Brings a service's database up to date: the outbox tables first when the service
-/// publishes or consumes events, then its own migrations.
+/// publishes or consumes events, the operator actions table, then its own migrations.
 pub async fn migrate_service(
     pool: &PgPool,
     migrator: &sqlx::migrate::Migrator,
@@ -162,10 +167,15 @@ pub async fn migrate_service(
     if with_outbox {
         crate::bus::outbox::install_schema(pool).await?;
     }
+    // Replicas starting together run this at once, and concurrent `CREATE ... IF NOT
+    // EXISTS` can still collide: the same advisory lock as the outbox schema serialises them.
+    let mut tx = pool.begin().await?;
+    sqlx::query(SCHEMA_LOCK).execute(&mut *tx).await?;
     sqlx::raw_sql(crate::admin::SCHEMA)
-        .execute(pool)
+        .execute(&mut *tx)
         .await
         .with_context(|| format!("cannot make the {service} database's operator actions table"))?;
+    tx.commit().await?;
     migrator
         .run(pool)
         .await

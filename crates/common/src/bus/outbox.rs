@@ -51,7 +51,7 @@ CREATE INDEX IF NOT EXISTS outbox_sent_at ON outbox (sent_at) WHERE sent_at IS N
 /// advisory lock, since concurrent `CREATE ... IF NOT EXISTS` can still collide.
 pub async fn install_schema(pool: &PgPool) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('ticketing.outbox.schema'))")
+    sqlx::query(crate::db::SCHEMA_LOCK)
         .execute(&mut *tx)
         .await?;
     sqlx::raw_sql(SCHEMA)
