@@ -84,6 +84,17 @@ impl ReadyCheck {
     }
 }
 
+/// The `key=value` pairs of a query string, as sent (a pair without `=` has an empty value).
+/// The parameters our routes read are plain words, numbers and ids, so nothing is
+/// percent-decoded; each route checks the values it reads and names the field it refuses.
+pub fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
 /// Wraps component routes with the operational endpoints and middleware.
 pub fn finish(
     router: Router,

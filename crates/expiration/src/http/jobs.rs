@@ -14,11 +14,11 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::query_pairs;
 use crate::{
     board::{self, Acted, ActionError, JobAction, JobInfo, JobState, Limit, Offset},
     queue::Queue,
 };
+use ticketing_common::http::query_pairs;
 
 /// A job: `{id, orderId, dueAt, attempts, lastError, failedAt}`.
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -30,13 +30,3 @@ pub fn router(queue: Queue) -> OpenApiRouter {
         .routes(routes!(jobs::discard_job))
         .with_state(queue)
 }
-
-/// The `key=value` pairs of a query string (values as sent; the ones we read are plain
-/// words and numbers).
-fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {
-    query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-}

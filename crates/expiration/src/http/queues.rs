@@ -6,11 +6,11 @@ use ticketing_common::{ApiError, Json, error::ErrorBody, session::RequireOperato
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
-use super::query_pairs;
 use crate::{
     board::{ChartMinutes, Counts, LatenessPoint, LatenessSummary, QUEUE_NAME},
     queue::Queue,
 };
+use ticketing_common::http::query_pairs;
 
 /// Jobs by state.
 #[derive(Debug, Clone, Serialize, ToSchema)]

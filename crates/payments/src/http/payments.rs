@@ -9,6 +9,7 @@ use serde_json::Value;
 use ticketing_common::{
     ApiError, Json, RequireAuth,
     error::{ErrorBody, ErrorItem},
+    http::query_pairs,
     session::Caller,
 };
 use ticketing_events::Cents;
@@ -91,11 +92,7 @@ pub async fn list_payments(
     State(app): State<Payments>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<PaymentView>>, ApiError> {
-    let order_id = query
-        .as_deref()
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
+    let order_id = query_pairs(query.as_deref())
         .find(|(key, _)| *key == "orderId")
         .map(|(_, value)| parse_order_id(&Value::String(value.to_owned())))
         .unwrap_or(Err("Order id is required"))

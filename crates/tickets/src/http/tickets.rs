@@ -11,6 +11,7 @@ use serde_json::Value;
 use ticketing_common::{
     ApiError, Json, PathId, RequireAuth,
     error::{ErrorBody, ErrorItem},
+    http::query_pairs,
 };
 use ticketing_events::Cents;
 use utoipa::{IntoParams, ToSchema};
@@ -100,12 +101,7 @@ impl ListParams {
         let mut limit = None;
         let mut before = None;
         let mut errors = Vec::new();
-        for pair in query
-            .unwrap_or_default()
-            .split('&')
-            .filter(|p| !p.is_empty())
-        {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        for (key, value) in query_pairs(query) {
             match key {
                 "limit" => match value.parse::<i64>() {
                     Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = Some(n),
