@@ -15,7 +15,7 @@
 //! the operators' attention list).
 
 use anyhow::Context;
-use ticketing_common::bus::outbox;
+use ticketing_common::{admin::ActionLog, bus::outbox};
 use ticketing_events::{Envelope, OrderStatus, PaymentRefunded};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -73,15 +73,20 @@ impl From<sqlx::Error> for RefundError {
     }
 }
 
-/// An operator refunds a complete order. Of any number of simultaneous requests one asks the
+/// An operator (id, e-mail) refunds a complete order; the request is recorded in the
+/// operator actions. Of any number of simultaneous requests one asks the
 /// provider; the others are told a refund is in progress, then that it is done.
-#[tracing::instrument(skip_all, fields(order_id = %order_id, operator = %operator))]
+#[tracing::instrument(skip_all, fields(order_id = %order_id, operator = %operator.0))]
 pub async fn refund_order(
     app: &Payments,
-    operator: Uuid,
+    operator: (Uuid, &str),
     order_id: Uuid,
 ) -> Result<Refunded, RefundError> {
-    let refund = claim(app, operator, order_id).await?;
+    // Recorded when asked, whatever the outcome: an operator's attempt is an action too.
+    ActionLog::Postgres(app.pool.clone())
+        .record(operator, "refund", &order_id.to_string())
+        .await?;
+    let refund = claim(app, operator.0, order_id).await?;
     tracing::info!(refund_id = %refund.id, attempt = refund.attempt, "refunding at an operator's request");
     // Spawned: an operator who hangs up does not abandon a refund between the provider's
     // answer and its record.

@@ -3,9 +3,7 @@
 use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use ticketing_common::{
-    ApiError, Json, admin::ActionLog, error::ErrorBody, session::RequireOperator,
-};
+use ticketing_common::{ApiError, Json, error::ErrorBody, session::RequireOperator};
 use ticketing_events::Cents;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -55,14 +53,7 @@ pub async fn refund_order(
 ) -> Result<(StatusCode, Json<RefundView>), ApiError> {
     let order_id = parse_order_id(input.order_id.as_ref().unwrap_or(&Value::Null))
         .map_err(|message| ApiError::field("orderId", message))?;
-    ActionLog::Postgres(app.pool.clone())
-        .record(
-            (operator.id, &operator.email),
-            "refund",
-            &order_id.to_string(),
-        )
-        .await?;
-    let refunded = flows::refund_order(&app, operator.id, order_id)
+    let refunded = flows::refund_order(&app, (operator.id, &operator.email), order_id)
         .await
         .map_err(|e| match e {
             RefundError::NotFound => ApiError::not_found("Order"),

@@ -80,6 +80,18 @@ async fn an_operator_refunds_a_complete_order_once_and_it_is_announced() {
             .await
             .unwrap();
     assert_eq!(requested_by, Some(operator.id), "who asked is recorded");
+    let status = app
+        .send(
+            reqwest::Method::GET,
+            "/api/payments/admin/status",
+            Some(&operator),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(status["actions"][0]["action"], "refund");
+    assert_eq!(status["actions"][0]["target"], json!(order.to_string()));
+    assert_eq!(status["actions"][0]["operatorId"], json!(operator.id));
 
     // Twice is 409, and the provider is not asked again.
     app.refund(Some(&operator), order)
