@@ -27,7 +27,7 @@ use crate::{
     store::{
         lease::{self, Leased},
         orders, payments,
-        refunds::{self, NewRefund, Reason, RefundRow},
+        refunds::{self, NewRefund, Reason, RefundRow, RefundState},
     },
 };
 
@@ -130,13 +130,13 @@ async fn claim(app: &Payments, operator: Uuid, order_id: Uuid) -> Result<RefundR
             let existing = refunds::lock_for_payment(&mut tx, payment.id)
                 .await?
                 .context("the payment's refund disappeared")?;
-            match existing.state.as_str() {
-                "succeeded" => return Err(RefundError::AlreadyRefunded),
-                "pending" if existing.leased => return Err(RefundError::InProgress),
+            match existing.state {
+                RefundState::Succeeded => return Err(RefundError::AlreadyRefunded),
+                RefundState::Pending if existing.leased => return Err(RefundError::InProgress),
                 // Pending without a holder: asked again under the same key. Failed: the
                 // operator tries again, as a new attempt under a new key.
                 state => {
-                    let again = (state == "failed").then_some(operator);
+                    let again = (state == RefundState::Failed).then_some(operator);
                     refunds::take(&mut tx, existing.id, lease.0, lease.1, again)
                         .await?
                         .ok_or(RefundError::InProgress)?
@@ -223,7 +223,7 @@ async fn settle_held(app: &Payments, refund: RefundRow) -> Result<Refunded, Refu
         order_id: refund.order_id,
         amount_cents: refund.amount_cents,
     };
-    let reason = refund.reason().as_str();
+    let reason = refund.reason.as_str();
     match app.provider.refund(&request).await {
         Ok(made) => {
             metrics::counter!(REFUNDS, "reason" => reason, "outcome" => "succeeded").increment(1);
@@ -276,7 +276,7 @@ pub(super) async fn record_refund(
         return Ok(false);
     }
     payments::mark_refunded(&mut tx, refund.payment_id).await?;
-    if refund.reason() == Reason::Operator {
+    if refund.reason == Reason::Operator {
         orders::refund_if_complete(&mut tx, refund.order_id).await?;
     }
     let event = PaymentRefunded {

@@ -15,7 +15,11 @@ use crate::{
         webhook::{Expected, IntentRef, Mismatch, StripeEvent, WebhookAction},
     },
     provider::PaymentProvider as _,
-    store::{payments, refunds, unmatched_charges},
+    store::{
+        payments,
+        refunds::{self, RefundState},
+        unmatched_charges,
+    },
 };
 
 /// Counts verified webhooks that disagree with the recorded attempt, by the field that
@@ -175,7 +179,7 @@ async fn refund_succeeded(
 ) -> anyhow::Result<()> {
     let refund = refunds::find_by_charge(&mut *app.pool.acquire().await?, intent_id).await?;
     match (refund, refund_id) {
-        (Some(refund), Some(provider_refund_id)) if refund.state == "pending" => {
+        (Some(refund), Some(provider_refund_id)) if refund.state == RefundState::Pending => {
             if record_refund(app, &refund, provider_refund_id).await? {
                 tracing::info!(refund_id = %refund.id, "refund recorded from a webhook");
             }

@@ -82,7 +82,7 @@ pub async fn attention(
                 id: r.id,
                 order_id: r.order_id,
                 amount: Cents(r.amount_cents),
-                reason: r.reason,
+                reason: r.reason.as_str().to_owned(),
                 message: r.failure_message,
                 requested_by: r.requested_by,
                 created_at: r.created_at,

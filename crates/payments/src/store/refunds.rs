@@ -8,8 +8,9 @@ use sqlx::{FromRow, PgConnection};
 use ticketing_common::db::ChangesOne;
 use uuid::Uuid;
 
-/// Why a refund was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a refund was made (the `reason` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum Reason {
     /// An operator asked: the order becomes `refunded`, its ticket goes back on sale.
     Operator,
@@ -26,6 +27,18 @@ impl Reason {
     }
 }
 
+/// Where a refund stands (the `state` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum RefundState {
+    /// Recorded; the provider is being asked, or did not answer (asked again, same key).
+    Pending,
+    /// Money given back. Final.
+    Succeeded,
+    /// The provider refused; a person must look (an operator may try again).
+    Failed,
+}
+
 /// A refund as stored.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct RefundRow {
@@ -33,11 +46,9 @@ pub struct RefundRow {
     pub payment_id: Uuid,
     pub order_id: Uuid,
     pub amount_cents: i64,
-    /// `operator` or `cancelled_order`.
-    pub reason: String,
+    pub reason: Reason,
     pub requested_by: Option<Uuid>,
-    /// `pending`, `succeeded` or `failed`.
-    pub state: String,
+    pub state: RefundState,
     pub attempt: i32,
     pub provider_refund_id: Option<String>,
     pub failure_message: Option<String>,
@@ -49,14 +60,6 @@ pub struct RefundRow {
 }
 
 impl RefundRow {
-    pub fn reason(&self) -> Reason {
-        if self.reason == Reason::Operator.as_str() {
-            Reason::Operator
-        } else {
-            Reason::CancelledOrder
-        }
-    }
-
     /// The provider's idempotency key of this refund's attempt: one refund per payment, so
     /// every retry of attempt n finds the same refund.
     pub fn idempotency_key(&self) -> String {
