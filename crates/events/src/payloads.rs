@@ -202,6 +202,56 @@ impl Event for OrderCompleted {
     const SUBJECT: Subject = Subject::OrderCompleted;
 }
 
+/// An event with many seats (`event.created`, `event.updated`): one message for the whole
+/// event, never one per seat. Every service derives the seats from it: labels `"1"`…`"N"`,
+/// ids from [`seat_id`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDetails {
+    pub id: Uuid,
+    pub version: i64,
+    pub title: String,
+    pub price: Cents,
+    pub seats: i32,
+    pub user_id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    pub max_per_buyer: i32,
+}
+
+/// A new event and its seats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventCreated(pub EventDetails);
+
+impl Event for EventCreated {
+    const SUBJECT: Subject = Subject::EventCreated;
+}
+
+/// An event's next version (its organiser edited it; seats, price and the per-buyer limit
+/// never change).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventUpdated(pub EventDetails);
+
+impl Event for EventUpdated {
+    const SUBJECT: Subject = Subject::EventUpdated;
+}
+
+/// The id of an event's seat: the UUID v5 of the seat's label (`"1"`…`"N"`) in the event id's
+/// namespace. Every service computes seat ids with this one function, so a 100,000-seat event
+/// travels as one message.
+pub fn seat_id(event_id: Uuid, label: &str) -> Uuid {
+    Uuid::new_v5(&event_id, label.as_bytes())
+}
+
+/// The ids of seats `1..=seats` of an event, in seat order.
+pub fn seat_ids(event_id: Uuid, seats: i32) -> Vec<Uuid> {
+    (1..=seats)
+        .map(|seat| seat_id(event_id, &seat.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
@@ -332,6 +382,52 @@ mod tests {
         round_trip(
             TicketWithdrawn { id: C, version: 2 },
             json!({"id": C, "version": 2}),
+        );
+    }
+
+    #[test]
+    fn event_created_is_one_message_with_the_contract_fields() {
+        let details = EventDetails {
+            id: A,
+            version: 0,
+            title: "Show".into(),
+            price: Cents(2500),
+            seats: 100_000,
+            user_id: B,
+            starts_at: datetime!(2026-12-12 20:00:00 UTC),
+            max_per_buyer: 4,
+        };
+        let expected = json!({
+            "id": A, "version": 0, "title": "Show", "price": 25, "seats": 100000,
+            "userId": B, "startsAt": "2026-12-12T20:00:00Z", "maxPerBuyer": 4
+        });
+        round_trip(EventCreated(details.clone()), expected.clone());
+        round_trip(EventUpdated(details), expected);
+    }
+
+    #[test]
+    fn seat_ids_are_the_uuid_v5_of_the_label_in_the_event_namespace() {
+        let event = Uuid::parse_str("0192f0c8-0000-7000-8000-000000000001").unwrap();
+        let id = seat_id(event, "1");
+        assert_eq!(id.get_version_num(), 5);
+        assert_eq!(id, Uuid::new_v5(&event, b"1"));
+        assert_ne!(id, seat_id(event, "2"));
+        assert_ne!(id, seat_id(A, "1"));
+        let ids = seat_ids(event, 3);
+        assert_eq!(
+            ids,
+            [
+                seat_id(event, "1"),
+                seat_id(event, "2"),
+                seat_id(event, "3")
+            ]
+        );
+        assert_eq!(
+            seat_ids(event, 100_000)
+                .iter()
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
+            100_000
         );
     }
 

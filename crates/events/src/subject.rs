@@ -15,11 +15,13 @@ pub enum Subject {
     OrderRefunded,
     TicketWithdrawn,
     OrderCompleted,
+    EventCreated,
+    EventUpdated,
 }
 
 impl Subject {
     /// All subjects, in a stable order.
-    pub const ALL: [Subject; 10] = [
+    pub const ALL: [Subject; 12] = [
         Subject::TicketCreated,
         Subject::TicketUpdated,
         Subject::OrderCreated,
@@ -30,6 +32,8 @@ impl Subject {
         Subject::OrderRefunded,
         Subject::TicketWithdrawn,
         Subject::OrderCompleted,
+        Subject::EventCreated,
+        Subject::EventUpdated,
     ];
 
     /// The subject without prefix, which is also the envelope's `type`: `ticket.created`.
@@ -45,6 +49,8 @@ impl Subject {
             Subject::OrderRefunded => "order.refunded",
             Subject::TicketWithdrawn => "ticket.withdrawn",
             Subject::OrderCompleted => "order.completed",
+            Subject::EventCreated => "event.created",
+            Subject::EventUpdated => "event.updated",
         }
     }
 

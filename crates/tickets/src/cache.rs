@@ -2,7 +2,10 @@
 //! sees a Redis key.
 //!
 //! Groups: `t:<id>` holds one ticket's JSON; `list` holds the list pages kept (any change to
-//! any ticket can move it in or out of the list, so all pages go together).
+//! any ticket can move it in or out of the list, so all pages go together); `e:<id>` one
+//! event's JSON; `events` the first pages of upcoming events. A seat's reservation or release
+//! changes its event's `available`, so it drops the event and the events pages, not the
+//! resale list (seats are not in it).
 
 use bytes::Bytes;
 use ticketing_common::{
@@ -11,9 +14,10 @@ use ticketing_common::{
 };
 use uuid::Uuid;
 
-use crate::domain::Cursor;
+use crate::domain::{Cursor, Ticket};
 
 const LIST: &str = "list";
+const EVENTS: &str = "events";
 
 /// Page sizes whose first page is cached: the default (100) and the sizes clients ask for
 /// (the web pages ask for 20). Any other page, another size or a later page (`before`),
@@ -76,11 +80,48 @@ impl TicketCache {
         self.cache.invalidate(&[LIST.to_owned()]).await;
     }
 
-    /// A ticket changed: its own entry and the list.
-    pub async fn ticket_changed(&self, id: Uuid) {
+    /// A ticket changed: its own entry and the list, or, for a seat, its event's entries.
+    pub async fn ticket_changed(&self, ticket: &Ticket) {
+        let mut groups = vec![ticket_group(ticket.id)];
+        match ticket.event_id {
+            None => groups.push(LIST.to_owned()),
+            Some(event) => groups.extend([event_group(event), EVENTS.to_owned()]),
+        }
+        self.cache.invalidate(&groups).await;
+    }
+
+    /// One event's JSON, `None` if there is no such event.
+    pub async fn event(&self, id: Uuid, load: impl Loader) -> anyhow::Result<Option<Bytes>> {
+        self.cache.get_or_load(&event_group(id), "", load).await
+    }
+
+    /// One page of upcoming events; only the first page of a common size without a search
+    /// is kept.
+    pub async fn events_page(
+        &self,
+        limit: i64,
+        after: Option<Uuid>,
+        q: Option<&str>,
+        load: impl Loader,
+    ) -> anyhow::Result<Option<Bytes>> {
+        if after.is_some() || q.is_some() || !CACHED_PAGE_SIZES.contains(&limit) {
+            let item = format!(
+                "{limit}:{}:{}",
+                after.map(|id| id.to_string()).unwrap_or_default(),
+                q.unwrap_or_default()
+            );
+            return self.cache.load_uncached(EVENTS, &item, load).await;
+        }
         self.cache
-            .invalidate(&[ticket_group(id), LIST.to_owned()])
-            .await;
+            .get_or_load(EVENTS, &limit.to_string(), load)
+            .await
+    }
+
+    /// An event was created (only the pages change) or edited (its entry too).
+    pub async fn event_changed(&self, id: Option<Uuid>) {
+        let mut groups = vec![EVENTS.to_owned()];
+        groups.extend(id.map(event_group));
+        self.cache.invalidate(&groups).await;
     }
 
     /// Keeps the memory layer honest and retries failed invalidations until `shutdown`.
@@ -101,6 +142,10 @@ impl TicketCache {
 
 fn ticket_group(id: Uuid) -> String {
     format!("t:{id}")
+}
+
+fn event_group(id: Uuid) -> String {
+    format!("e:{id}")
 }
 
 #[cfg(test)]

@@ -4,4 +4,4 @@ mod order;
 mod ticket_id;
 
 pub use order::{Order, OrderedTicket};
-pub use ticket_id::parse_ticket_id;
+pub use ticket_id::{parse_event_id, parse_ticket_id};

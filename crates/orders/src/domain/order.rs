@@ -51,6 +51,12 @@ pub struct OrderedTicket {
     /// A number with at most two decimals, e.g. `19.99`.
     #[schema(value_type = f64, example = 19.99)]
     pub price: Cents,
+    /// The event, for a seat of an event.
+    #[serde(rename = "eventId", skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<Uuid>,
+    /// The seat's label (`"1"`…`"N"`), for a seat of an event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seat: Option<String>,
 }
 
 impl Order {
@@ -94,7 +100,7 @@ impl Order {
 }
 
 /// Reads the columns `id, user_id, status, expires_at, version, ticket_id, title,
-/// price_cents` (an order joined with its ticket). The status is checked here: the table's
+/// price_cents, event_id, seat` (an order joined with its ticket). The status is checked here: the table's
 /// CHECK allows only the contract's spellings.
 impl<'r> sqlx::FromRow<'r, PgRow> for Order {
     fn from_row(row: &'r PgRow) -> sqlx::Result<Self> {
@@ -114,6 +120,8 @@ impl<'r> sqlx::FromRow<'r, PgRow> for Order {
                 id: row.try_get("ticket_id")?,
                 title: row.try_get("title")?,
                 price: Cents(row.try_get("price_cents")?),
+                event_id: row.try_get("event_id")?,
+                seat: row.try_get("seat")?,
             },
         })
     }
@@ -141,6 +149,8 @@ mod tests {
                 id: C,
                 title: "Concert".into(),
                 price: Cents(1999),
+                event_id: None,
+                seat: None,
             },
         }
     }

@@ -11,6 +11,18 @@ pub const TICKET_ID: IdField = IdField {
     invalid: "Ticket id must be a valid ticket id",
 };
 
+/// What the contract says about a bad `eventId`.
+pub const EVENT_ID: IdField = IdField {
+    required: "Event id is required",
+    not_a_string: "Event id must be a string",
+    invalid: "Event id must be a valid event id",
+};
+
+/// Parses the requested event id from its JSON value, like a ticket id.
+pub fn parse_event_id(value: &Value) -> Result<Uuid, &'static str> {
+    ids::body_id(Some(value), &EVENT_ID)
+}
+
 /// Parses the requested ticket id from its JSON value: a string holding a UUID. Whether the
 /// ticket exists is a later question (404), not a validation error.
 pub fn parse_ticket_id(value: &Value) -> Result<Uuid, &'static str> {

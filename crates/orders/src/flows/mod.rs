@@ -5,8 +5,8 @@
 //! - [`orders`](self::orders): what buyers do over HTTP (order, list, show, cancel);
 //! - [`lifecycle`](self::lifecycle): what other services tell us about an order (expired,
 //!   paid, refunded);
-//! - [`replica`](self::replica): the ticket replica, in version order, and the withdrawal of
-//!   a ticket;
+//! - [`replica`](self::replica): the ticket and event replicas, in version order (an event's
+//!   seats derived from its one message), and the withdrawal of a ticket;
 //! - [`sweep`](self::sweep): the safety net that cancels orders whose expiry never came.
 
 mod lifecycle;
@@ -18,7 +18,8 @@ pub use lifecycle::{
     PAYMENTS_FOR_CANCELLED, complete_for_payment, expire_order, refund_for_payment,
 };
 pub use orders::{
-    CancelError, CreateError, ShowError, cancel_order, create_order, list_orders, show_order,
+    CancelError, CreateError, ShowError, cancel_order, create_order, create_order_for_event,
+    list_orders, show_order,
 };
-pub use replica::{add_ticket, update_ticket, withdraw_ticket};
+pub use replica::{add_event, add_ticket, update_event, update_ticket, withdraw_ticket};
 pub use sweep::{ORDERS_SWEPT, run_sweep, sweep_expired};

@@ -6,12 +6,14 @@ use ticketing_common::{
     applied::{Applied, Applying, after_refused_update},
     bus::outbox,
 };
-use ticketing_events::{Envelope, TicketCreated, TicketUpdated, TicketWithdrawn};
+use ticketing_events::{
+    Envelope, EventCreated, EventUpdated, TicketCreated, TicketUpdated, TicketWithdrawn,
+};
 
 use crate::{
     app::Orders,
     store::{
-        orders,
+        events, orders,
         tickets::{self, ReplicaTicket},
     },
 };
@@ -65,6 +67,32 @@ pub async fn withdraw_ticket(app: &Orders, ticket: &TicketWithdrawn) -> Applying
     }
     tracing::info!("ticket withdrawn");
     Ok(Applied::Now)
+}
+
+/// Learns an event and derives its seats (ids from the events crate's `seat_id`, as tickets
+/// does), in one transaction. A duplicate changes nothing.
+#[tracing::instrument(skip_all, fields(event_id = %event.0.id, seats = event.0.seats))]
+pub async fn add_event(app: &Orders, event: &EventCreated) -> Applying {
+    let mut tx = app.pool.begin().await?;
+    if !events::insert(&mut tx, &event.0).await? {
+        tracing::debug!("event already known");
+        return Ok(Applied::Already);
+    }
+    tx.commit().await.context("cannot commit the event")?;
+    tracing::info!("event and its seats learnt");
+    Ok(Applied::Now)
+}
+
+/// Applies an event's next version (title, start) over the one before.
+#[tracing::instrument(skip_all, fields(event_id = %event.0.id, version = event.0.version))]
+pub async fn update_event(app: &Orders, event: &EventUpdated) -> Applying {
+    let mut conn = app.pool.acquire().await?;
+    if events::apply_version(&mut conn, &event.0).await? {
+        tracing::info!("event updated");
+        return Ok(Applied::Now);
+    }
+    let known = events::version(&mut conn, event.0.id).await?;
+    after_refused_update("event", known, event.0.version)
 }
 
 impl<'a> From<&'a TicketCreated> for ReplicaTicket<'a> {

@@ -8,43 +8,65 @@ use utoipa::ToSchema;
 
 use crate::{
     app::Orders,
-    domain::{Order, parse_ticket_id},
+    domain::{Order, parse_event_id, parse_ticket_id},
     flows::{self, CancelError, CreateError, ShowError},
 };
 
-/// The ticket to order.
+/// What to order: a ticket, or the best available seat of an event (one of the two).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderInput {
-    /// The id of a ticket.
-    #[schema(required = true, value_type = String, format = Uuid)]
+    /// The id of a ticket (or of one seat of an event).
+    #[schema(value_type = String, format = Uuid)]
     pub ticket_id: Option<Value>,
+    /// The id of an event: its lowest free seat is ordered.
+    #[schema(value_type = String, format = Uuid)]
+    pub event_id: Option<Value>,
 }
 
-/// Orders a ticket; the order holds it until paid, cancelled, or expired.
+/// Orders a ticket, or the best available seat of an event; the order holds it until paid,
+/// cancelled, or expired.
 #[utoipa::path(post, path = "/api/orders", tag = "orders", request_body = OrderInput,
     responses(
         (status = 201, body = Order),
-        (status = 400, description = "Missing or invalid ticketId", body = ErrorBody),
+        (status = 400, description = "Missing or invalid ticketId or eventId, or both given", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 404, description = "Unknown ticket", body = ErrorBody),
-        (status = 409, description = "The ticket is held by another order, or the buyer already holds MAX_LIVE_ORDERS_PER_USER unpaid orders", body = ErrorBody),
+        (status = 404, description = "Unknown ticket or event", body = ErrorBody),
+        (status = 409, description = "The ticket is held by another order, the event is sold out or has started, the buyer holds the event's maxPerBuyer seats, or the buyer already holds MAX_LIVE_ORDERS_PER_USER unpaid orders", body = ErrorBody),
     ))]
 pub async fn create_order(
     RequireAuth(user): RequireAuth,
     State(app): State<Orders>,
     Json(input): Json<OrderInput>,
 ) -> Result<(StatusCode, Json<Order>), ApiError> {
-    let ticket_id = parse_ticket_id(input.ticket_id.as_ref().unwrap_or(&Value::Null))
-        .map_err(|message| ApiError::field("ticketId", message))?;
-    let order = flows::create_order(&app, user.id, ticket_id)
-        .await
-        .map_err(|e| match e {
-            CreateError::TicketNotFound => ApiError::not_found("Ticket"),
-            CreateError::TicketHeld => ApiError::Conflict("The ticket is already reserved".into()),
-            error @ CreateError::TooManyLive { .. } => ApiError::Conflict(error.to_string()),
-            CreateError::Unexpected(e) => ApiError::Unexpected(e),
-        })?;
+    let order = match (&input.ticket_id, &input.event_id) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::field(
+                "eventId",
+                "Give a ticketId or an eventId, not both",
+            ));
+        }
+        (None, Some(event_id)) => {
+            let event_id =
+                parse_event_id(event_id).map_err(|message| ApiError::field("eventId", message))?;
+            flows::create_order_for_event(&app, user.id, event_id).await
+        }
+        (ticket_id, None) => {
+            let ticket_id = parse_ticket_id(ticket_id.as_ref().unwrap_or(&Value::Null))
+                .map_err(|message| ApiError::field("ticketId", message))?;
+            flows::create_order(&app, user.id, ticket_id).await
+        }
+    }
+    .map_err(|e| match e {
+        CreateError::TicketNotFound => ApiError::not_found("Ticket"),
+        CreateError::EventNotFound => ApiError::not_found("Event"),
+        CreateError::TicketHeld => ApiError::Conflict("The ticket is already reserved".into()),
+        error @ (CreateError::TooManyLive { .. }
+        | CreateError::SoldOut
+        | CreateError::EventStarted
+        | CreateError::TooManyForEvent { .. }) => ApiError::Conflict(error.to_string()),
+        CreateError::Unexpected(e) => ApiError::Unexpected(e),
+    })?;
     Ok((StatusCode::CREATED, Json(order)))
 }
 

@@ -6,14 +6,16 @@
 //!   [`flows::update_ticket`]);
 //! - `ticket.withdrawn` → the replica, and cancel an order placed for it at the same instant
 //!   ([`flows::withdraw_ticket`]);
+//! - `event.created`, `event.updated` → the event replica and its seats
+//!   ([`flows::add_event`], [`flows::update_event`]);
 //! - `expiration.complete` → cancel the order if still live ([`flows::expire_order`]);
 //! - `payment.created` → complete the order ([`flows::complete_for_payment`]);
 //! - `payment.refunded` → mark a paid order refunded ([`flows::refund_for_payment`]).
 
 use ticketing_common::bus::listener::{Applying, Subscription};
 use ticketing_events::{
-    Envelope, ExpirationComplete, PaymentCreated, PaymentRefunded, TicketCreated, TicketUpdated,
-    TicketWithdrawn,
+    Envelope, EventCreated, EventUpdated, ExpirationComplete, PaymentCreated, PaymentRefunded,
+    TicketCreated, TicketUpdated, TicketWithdrawn,
 };
 
 use crate::{app::Orders, flows};
@@ -24,6 +26,8 @@ pub fn subscriptions(app: &Orders) -> Vec<Subscription> {
         Subscription::on(app, ticket_created),
         Subscription::on(app, ticket_updated),
         Subscription::on(app, ticket_withdrawn),
+        Subscription::on(app, event_created),
+        Subscription::on(app, event_updated),
         Subscription::on(app, expiration_complete),
         Subscription::on(app, payment_created),
         Subscription::on(app, payment_refunded),
@@ -43,6 +47,16 @@ async fn ticket_updated(app: Orders, event: Envelope<TicketUpdated>) -> Applying
 /// `ticket.withdrawn` → the replica, and cancel an order holding the ticket.
 async fn ticket_withdrawn(app: Orders, event: Envelope<TicketWithdrawn>) -> Applying {
     flows::withdraw_ticket(&app, &event.data).await
+}
+
+/// `event.created` → learn the event and its seats.
+async fn event_created(app: Orders, event: Envelope<EventCreated>) -> Applying {
+    flows::add_event(&app, &event.data).await
+}
+
+/// `event.updated` → apply the event's next version.
+async fn event_updated(app: Orders, event: Envelope<EventUpdated>) -> Applying {
+    flows::update_event(&app, &event.data).await
 }
 
 /// `expiration.complete` → cancel the order if it is still unpaid.

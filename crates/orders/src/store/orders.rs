@@ -16,7 +16,15 @@ pub const ONE_ACTIVE_PER_TICKET: &str = "orders_one_active_per_ticket";
 /// An order joined with its ticket, as `Order`'s `FromRow` reads it; `o` is the order row.
 /// The price is the one the order was created at (the replica's for older orders).
 const COLUMNS: &str = "o.id, o.user_id, o.status, o.expires_at, o.version, o.ticket_id, t.title,
-    COALESCE(o.price_cents, t.price_cents) AS price_cents";
+    COALESCE(o.price_cents, t.price_cents) AS price_cents, t.event_id, t.seat::text AS seat";
+
+/// A statement's CTE that frees the seats held by the orders in the CTE `o` (which a
+/// cancellation or refund just took out of the live and paid statuses). Orders of tickets
+/// that are not seats have no row there.
+const FREE_SEATS: &str = "freed AS (
+             UPDATE seats SET order_id = NULL FROM o
+             WHERE seats.ticket_id = o.ticket_id AND seats.order_id = o.id
+         )";
 
 /// The statuses that hold a ticket and may still be paid or expire.
 const LIVE: &str = "('created', 'awaiting:payment')";
@@ -122,7 +130,7 @@ pub async fn cancel_if_live(
              UPDATE orders SET status = 'cancelled', version = version + 1
              WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2) AND status IN {LIVE}
              RETURNING *
-         )
+         ), {FREE_SEATS}
          SELECT {COLUMNS} FROM o JOIN tickets t ON t.id = o.ticket_id"
     )))
     .bind(id)
@@ -139,7 +147,7 @@ pub async fn cancel_holding(conn: &mut PgConnection, ticket_id: Uuid) -> sqlx::R
              UPDATE orders SET status = 'cancelled', version = version + 1
              WHERE ticket_id = $1 AND status IN ('created', 'awaiting:payment', 'complete')
              RETURNING *
-         )
+         ), {FREE_SEATS}
          SELECT {COLUMNS} FROM o JOIN tickets t ON t.id = o.ticket_id"
     )))
     .bind(ticket_id)
@@ -170,7 +178,7 @@ pub async fn refund_if_complete(conn: &mut PgConnection, id: Uuid) -> sqlx::Resu
              UPDATE orders SET status = 'refunded', version = version + 1
              WHERE id = $1 AND status = 'complete'
              RETURNING *
-         )
+         ), {FREE_SEATS}
          SELECT {COLUMNS} FROM o JOIN tickets t ON t.id = o.ticket_id"
     )))
     .bind(id)
@@ -198,7 +206,7 @@ pub async fn cancel_overdue(
              UPDATE orders SET status = 'cancelled', version = orders.version + 1
              FROM due WHERE orders.id = due.id
              RETURNING orders.*
-         )
+         ), {FREE_SEATS}
          SELECT {COLUMNS} FROM o JOIN tickets t ON t.id = o.ticket_id
          ORDER BY o.expires_at"
     )))

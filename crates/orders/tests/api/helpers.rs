@@ -23,8 +23,8 @@ pub use ticketing_common::testing::{
     app::POOL_SIZE,
 };
 use ticketing_events::{
-    Cents, Envelope, Event, ExpirationComplete, PaymentCreated, PaymentRefunded, TicketCreated,
-    TicketUpdated, TicketWithdrawn,
+    Cents, Envelope, Event, EventCreated, EventDetails, ExpirationComplete, PaymentCreated,
+    PaymentRefunded, TicketCreated, TicketUpdated, TicketWithdrawn,
 };
 use ticketing_orders::{MIGRATOR, NAME, Orders};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
@@ -137,6 +137,11 @@ pub struct OrderBody {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TicketBody {
+    /// For a seat of an event only (with `seat`).
+    #[serde(default, rename = "eventId")]
+    pub event_id: Option<Uuid>,
+    #[serde(default)]
+    pub seat: Option<String>,
     pub id: Uuid,
     pub title: String,
     pub price: f64,
@@ -241,6 +246,25 @@ pub fn ticket_updated(
 /// A `ticket.withdrawn` envelope carrying version `version`.
 pub fn ticket_withdrawn(id: Uuid, version: i64) -> Envelope<TicketWithdrawn> {
     Envelope::new(TicketWithdrawn { id, version })
+}
+
+/// An `event.created` envelope: an event of `seats` seats at 25.00 starting in `starts_in`.
+pub fn event_created(
+    id: Uuid,
+    seats: i32,
+    max_per_buyer: i32,
+    starts_in: time::Duration,
+) -> Envelope<EventCreated> {
+    Envelope::new(EventCreated(EventDetails {
+        id,
+        version: 0,
+        title: "Show".to_owned(),
+        price: Cents(2500),
+        seats,
+        user_id: Uuid::now_v7(),
+        starts_at: OffsetDateTime::now_utc() + starts_in,
+        max_per_buyer,
+    }))
 }
 
 /// An `expiration.complete` envelope for an order.
@@ -435,6 +459,38 @@ impl TestApp {
         self.publish(&ticket_created(id, title, price_cents)).await;
         self.wait_for_ticket(id, "learnt", |_| true).await;
         id
+    }
+
+    /// Announces an event the way the tickets service does and waits until the replica
+    /// knows it and its seats.
+    pub async fn seed_event(&self, seats: i32, max_per_buyer: i32) -> Uuid {
+        let id = Uuid::now_v7();
+        self.publish(&event_created(
+            id,
+            seats,
+            max_per_buyer,
+            time::Duration::days(1),
+        ))
+        .await;
+        app::wait_for(
+            "event never learnt",
+            || async {
+                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM seats WHERE event_id = $1")
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .ok()
+            },
+            |n| *n == i64::from(seats),
+        )
+        .await;
+        id
+    }
+
+    /// `POST /api/orders {eventId}`.
+    pub async fn order_event(&self, user: &User, event_id: Uuid) -> Reply {
+        self.post_order(Some(user), &json!({"eventId": event_id}))
+            .await
     }
 
     // --- the bus ------------------------------------------------------------------------

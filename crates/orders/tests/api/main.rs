@@ -4,6 +4,7 @@
 
 mod cancel;
 mod create;
+mod events;
 mod expiration;
 mod helpers;
 mod hold_cap;

@@ -14,11 +14,13 @@ use serde_norway::Value;
 /// What the ingress (and the compose nginx) must route: path prefix → component.
 /// Path → component; a path starting with `=` is matched exactly (the Ingress's `Exact`,
 /// nginx's `location =` alone), the others as whole-segment prefixes.
-const ROUTES: [(&str, &str); 7] = [
+const ROUTES: [(&str, &str); 8] = [
     ("/api/users", "auth"),
     ("/api/tickets", "tickets"),
     // The seed report's clients list tickets at the singular path.
     ("=/api/ticket", "tickets"),
+    // Events with many seats.
+    ("/api/events", "tickets"),
     ("/api/orders", "orders"),
     ("/api/payments", "payments"),
     // The operators' queue board.

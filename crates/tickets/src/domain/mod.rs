@@ -1,5 +1,6 @@
 //! Ticket rules and the ticket's public shape. No I/O.
 
+pub mod event;
 mod price;
 mod title;
 
@@ -40,12 +41,23 @@ pub struct Ticket {
     pub order_id: Option<Uuid>,
     /// `available`, `reserved` or `sold`.
     pub status: TicketStatus,
+    /// The event this ticket is a seat of; absent for a ticket of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<Uuid>,
+    /// The seat's label (`"1"`…`"N"`), for a seat of an event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seat: Option<String>,
 }
 
 impl Ticket {
     /// Reserved or sold tickets cannot be edited.
     pub fn is_held(&self) -> bool {
         self.order_id.is_some()
+    }
+
+    /// Whether the ticket is a seat of an event (edited and withdrawn only with its event).
+    pub fn is_seat(&self) -> bool {
+        self.event_id.is_some()
     }
 
     pub fn created_event(&self) -> TicketCreated {

@@ -1,9 +1,14 @@
 //! Every decision of the tickets service. A write runs in one transaction with its outbox
 //! event, then invalidates the cache after the commit.
 
+mod events;
 mod reads;
 mod reservations;
 
+pub use events::{
+    EventError, create_event, free_seats, get_event_json, list_events_json, list_owned_events,
+    update_event,
+};
 pub use reads::{get_ticket_json, list_json, list_owned};
 pub use reservations::{release_for_order, reserve_for_order, sell_for_order};
 use ticketing_common::bus::outbox;
@@ -25,6 +30,8 @@ pub enum UpdateError {
     NotOwner,
     #[error("The ticket is reserved or sold")]
     Held,
+    #[error("A seat of an event cannot be changed on its own")]
+    Seat,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -69,7 +76,7 @@ pub async fn update_ticket(
     };
     outbox::enqueue(&mut tx, &Envelope::new(ticket.updated_event())).await?;
     tx.commit().await?;
-    app.cache.ticket_changed(id).await;
+    app.cache.ticket_changed(&ticket).await;
     tracing::info!(version = ticket.version, "ticket updated");
     Ok(ticket)
 }
@@ -85,7 +92,7 @@ pub async fn withdraw_ticket(app: &Tickets, user: Uuid, id: Uuid) -> Result<(), 
     };
     outbox::enqueue(&mut tx, &Envelope::new(ticket.withdrawn_event())).await?;
     tx.commit().await?;
-    app.cache.ticket_changed(id).await;
+    app.cache.ticket_changed(&ticket).await;
     tracing::info!(version = ticket.version, "ticket withdrawn");
     Ok(())
 }
@@ -99,6 +106,7 @@ async fn why_refused(
     Ok(match tickets::find(conn, id).await? {
         None => UpdateError::NotFound,
         Some(ticket) if ticket.user_id != user => UpdateError::NotOwner,
+        Some(ticket) if ticket.is_seat() => UpdateError::Seat,
         Some(_) => UpdateError::Held,
     })
 }

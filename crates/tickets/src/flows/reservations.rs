@@ -43,7 +43,7 @@ pub async fn reserve_for_order(app: &Tickets, ticket_id: Uuid, order_id: Uuid) -
     };
     outbox::enqueue(&mut tx, &Envelope::new(ticket.updated_event())).await?;
     tx.commit().await?;
-    app.cache.ticket_changed(ticket_id).await;
+    app.cache.ticket_changed(&ticket).await;
     tracing::info!(version = ticket.version, "ticket reserved");
     Ok(Applied::Now)
 }
@@ -63,7 +63,7 @@ pub async fn release_for_order(app: &Tickets, ticket_id: Uuid, order_id: Uuid) -
     let Some(ticket) = released else {
         return Ok(Applied::Already);
     };
-    app.cache.ticket_changed(ticket_id).await;
+    app.cache.ticket_changed(&ticket).await;
     tracing::info!(version = ticket.version, "ticket released");
     Ok(Applied::Now)
 }
@@ -78,7 +78,7 @@ pub async fn sell_for_order(app: &Tickets, ticket_id: Uuid, order_id: Uuid) -> A
     if let Some(ticket) = tickets::sell_if_held_by(&mut tx, ticket_id, order_id).await? {
         outbox::enqueue(&mut tx, &Envelope::new(ticket.updated_event())).await?;
         tx.commit().await?;
-        app.cache.ticket_changed(ticket_id).await;
+        app.cache.ticket_changed(&ticket).await;
         tracing::info!(version = ticket.version, "ticket sold");
         return Ok(Applied::Now);
     }

@@ -1,5 +1,7 @@
-//! Tickets' HTTP API, `/api/tickets`, as `CONTRACT.md` (Tickets) describes it.
+//! Tickets' HTTP API, `/api/tickets` and `/api/events`, as `CONTRACT.md` (Tickets, Events)
+//! describes it.
 
+mod events;
 mod tickets;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -16,5 +18,8 @@ pub fn router(app: Tickets) -> OpenApiRouter {
             tickets::update_ticket,
             tickets::withdraw_ticket
         ))
+        .routes(routes!(events::create_event, events::list_events))
+        .routes(routes!(events::list_my_events))
+        .routes(routes!(events::show_event, events::update_event))
         .with_state(app)
 }

@@ -94,6 +94,9 @@ pub struct ListParams {
     /// Only tickets newer than this ticket id (the first id of the page after: the previous
     /// page). Not together with `before`.
     pub after: Option<Uuid>,
+    /// That event's free seats in seat order instead (with `limit` only).
+    #[param(rename = "eventId")]
+    pub event_id: Option<Uuid>,
 }
 
 const DEFAULT_LIMIT: i64 = 100;
@@ -104,6 +107,7 @@ impl ListParams {
         let mut limit = None;
         let mut before = None;
         let mut after = None;
+        let mut event_id = None;
         let mut errors = Vec::new();
         for (key, value) in query_pairs(query) {
             match key {
@@ -122,6 +126,12 @@ impl ListParams {
                     Ok(id) => after = Some(id),
                     Err(_) => errors.push(ErrorItem::field("after", "After must be a ticket id")),
                 },
+                "eventId" => match Uuid::parse_str(value) {
+                    Ok(id) => event_id = Some(id),
+                    Err(_) => {
+                        errors.push(ErrorItem::field("eventId", "Event id must be an event id"))
+                    }
+                },
                 _ => {}
             }
         }
@@ -131,11 +141,18 @@ impl ListParams {
                 "Give before (the next page) or after (the previous page), not both",
             ));
         }
+        if event_id.is_some() && (before.is_some() || after.is_some()) {
+            errors.push(ErrorItem::field(
+                "eventId",
+                "An event's seats are listed in seat order, without before or after",
+            ));
+        }
         if errors.is_empty() {
             Ok(ListParams {
                 limit,
                 before,
                 after,
+                event_id,
             })
         } else {
             Err(ApiError::Validation(errors))
@@ -174,7 +191,8 @@ pub async fn create_ticket(
     Ok((StatusCode::CREATED, Json(ticket)))
 }
 
-/// Tickets on sale (not reserved or sold), newest first. Served from the cache.
+/// Tickets on sale (not reserved or sold) that belong to no event, newest first, served from
+/// the cache; or, with `eventId`, that event's free seats in seat order.
 #[utoipa::path(get, path = "/api/tickets", tag = "tickets", params(ListParams),
     responses((status = 200, body = [Ticket]), (status = 400, body = ErrorBody)))]
 pub async fn list_tickets(
@@ -182,6 +200,12 @@ pub async fn list_tickets(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = ListParams::parse(query.as_deref())?;
+    if let Some(event_id) = params.event_id {
+        let seats = flows::free_seats(&app, event_id, params.limit())
+            .await?
+            .ok_or_else(|| ApiError::not_found("Event"))?;
+        return Ok(Json(seats).into_response());
+    }
     Ok(json_bytes(
         StatusCode::OK,
         flows::list_json(&app, params.limit(), params.cursor()).await?,
@@ -279,6 +303,9 @@ fn refusal(error: UpdateError, action: &str) -> ApiError {
         UpdateError::NotOwner => ApiError::Unauthorized,
         UpdateError::Held => ApiError::Conflict(format!(
             "The ticket is reserved or sold and cannot be {action}"
+        )),
+        UpdateError::Seat => ApiError::Conflict(format!(
+            "A seat of an event cannot be {action} on its own: change the event instead"
         )),
         UpdateError::Unexpected(e) => ApiError::Unexpected(e),
     }

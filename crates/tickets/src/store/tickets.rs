@@ -12,7 +12,11 @@ use crate::domain::{Cursor, Ticket};
 /// A ticket's columns as [`Ticket`] reads them, its status derived from the order holding it.
 const COLUMNS: &str = "id, title, price_cents, user_id, version, order_id,
     CASE WHEN order_id IS NULL THEN 'available' WHEN sold THEN 'sold' ELSE 'reserved' END
-        AS status";
+        AS status,
+    event_id, seat::text AS seat";
+
+/// Tickets of their own (not seats of an event): the resale list and "my listings".
+const OWN: &str = "event_id IS NULL";
 
 /// Tickets still listed (not withdrawn).
 const LISTED: &str = "withdrawn_at IS NULL";
@@ -105,7 +109,7 @@ pub async fn list_available(
 ) -> sqlx::Result<Vec<Ticket>> {
     page(
         conn,
-        "order_id IS NULL AND $3::uuid IS NULL",
+        "order_id IS NULL AND event_id IS NULL AND $3::uuid IS NULL",
         None,
         limit,
         cursor,
@@ -120,7 +124,14 @@ pub async fn list_owned(
     limit: i64,
     cursor: Option<Cursor>,
 ) -> sqlx::Result<Vec<Ticket>> {
-    page(conn, "user_id = $3", Some(owner), limit, cursor).await
+    page(
+        conn,
+        "user_id = $3 AND event_id IS NULL",
+        Some(owner),
+        limit,
+        cursor,
+    )
+    .await
 }
 
 /// Withdraws a ticket the user owns and nobody holds, bumping its version. `None` when any
@@ -132,7 +143,7 @@ pub async fn withdraw_if_free(
 ) -> sqlx::Result<Option<Ticket>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE tickets SET withdrawn_at = now(), version = version + 1
-         WHERE id = $1 AND user_id = $2 AND order_id IS NULL AND {LISTED}
+         WHERE id = $1 AND user_id = $2 AND order_id IS NULL AND {LISTED} AND {OWN}
          RETURNING {COLUMNS}"
     )))
     .bind(id)
@@ -169,7 +180,7 @@ pub async fn update_if_free(
 ) -> sqlx::Result<Option<Ticket>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE tickets SET title = $3, price_cents = $4, version = version + 1
-         WHERE id = $1 AND user_id = $2 AND order_id IS NULL AND {LISTED}
+         WHERE id = $1 AND user_id = $2 AND order_id IS NULL AND {LISTED} AND {OWN}
          RETURNING {COLUMNS}"
     )))
     .bind(id)
@@ -180,16 +191,22 @@ pub async fn update_if_free(
     .await
 }
 
-/// Reserves a free ticket for an order. `None` if the ticket is unknown, withdrawn or held.
+/// Reserves a free ticket for an order (and counts a seat as held by its event). `None` if
+/// the ticket is unknown, withdrawn or held.
 pub async fn reserve_if_free(
     conn: &mut PgConnection,
     id: Uuid,
     order_id: Uuid,
 ) -> sqlx::Result<Option<Ticket>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE tickets SET order_id = $2, version = version + 1
-         WHERE id = $1 AND order_id IS NULL AND {LISTED}
-         RETURNING {COLUMNS}"
+        "WITH t AS (
+             UPDATE tickets SET order_id = $2, version = version + 1
+             WHERE id = $1 AND order_id IS NULL AND {LISTED}
+             RETURNING *
+         ), counted AS (
+             UPDATE events SET held = held + 1 FROM t WHERE events.id = t.event_id
+         )
+         SELECT {COLUMNS} FROM t"
     )))
     .bind(id)
     .bind(order_id)
@@ -197,16 +214,22 @@ pub async fn reserve_if_free(
     .await
 }
 
-/// Releases a ticket only if that very order holds it. `None` otherwise.
+/// Releases a ticket only if that very order holds it (a seat is no longer counted as held
+/// by its event). `None` otherwise.
 pub async fn release_if_held_by(
     conn: &mut PgConnection,
     id: Uuid,
     order_id: Uuid,
 ) -> sqlx::Result<Option<Ticket>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE tickets SET order_id = NULL, sold = false, version = version + 1
-         WHERE id = $1 AND order_id = $2
-         RETURNING {COLUMNS}"
+        "WITH t AS (
+             UPDATE tickets SET order_id = NULL, sold = false, version = version + 1
+             WHERE id = $1 AND order_id = $2
+             RETURNING *
+         ), counted AS (
+             UPDATE events SET held = held - 1 FROM t WHERE events.id = t.event_id
+         )
+         SELECT {COLUMNS} FROM t"
     )))
     .bind(id)
     .bind(order_id)
@@ -227,4 +250,46 @@ pub async fn is_cancelled(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Resu
         .bind(order_id)
         .fetch_one(conn)
         .await
+}
+
+/// An event's free seats in seat order.
+pub async fn free_seats(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+    limit: i64,
+) -> sqlx::Result<Vec<Ticket>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM tickets
+         WHERE event_id = $1 AND order_id IS NULL
+         ORDER BY seat LIMIT $2"
+    )))
+    .bind(event_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Inserts an event's seats `1..=ids.len()` (ids in seat order) as tickets at its title and
+/// price, in one statement.
+pub async fn insert_seats(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+    ids: &[Uuid],
+    title: &str,
+    price: Cents,
+    user_id: Uuid,
+) -> sqlx::Result<u64> {
+    sqlx::query(
+        "INSERT INTO tickets (id, title, price_cents, user_id, event_id, seat)
+         SELECT seat.id, $2, $3, $4, $5, seat.n
+         FROM unnest($1::uuid[]) WITH ORDINALITY AS seat (id, n)",
+    )
+    .bind(ids)
+    .bind(title)
+    .bind(price.0)
+    .bind(user_id)
+    .bind(event_id)
+    .execute(conn)
+    .await
+    .map(|done| done.rows_affected())
 }

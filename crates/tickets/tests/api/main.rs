@@ -3,6 +3,7 @@
 //! own database, stream and Redis keys.
 
 mod create;
+mod events;
 mod freshness;
 mod helpers;
 mod hostile;
