@@ -9,6 +9,7 @@ use crate::pages::State;
 const SITE_CSS: &str = include_str!("../assets/site.css");
 const COUNTDOWN_JS: &str = include_str!("../assets/countdown.js");
 const STRIPE_CARD_JS: &str = include_str!("../assets/stripe-card.js");
+const LOCAL_TIME_JS: &str = include_str!("../assets/local-time.js");
 
 /// One asset with its type, cached for an hour.
 fn asset(content_type: &'static str, body: &'static str) -> axum::routing::MethodRouter<State> {
@@ -32,6 +33,10 @@ pub fn router() -> Router<State> {
         .route(
             "/assets/countdown.js",
             asset("text/javascript; charset=utf-8", COUNTDOWN_JS),
+        )
+        .route(
+            "/assets/local-time.js",
+            asset("text/javascript; charset=utf-8", LOCAL_TIME_JS),
         )
         .route(
             "/assets/stripe-card.js",
