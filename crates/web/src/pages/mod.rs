@@ -8,6 +8,7 @@ mod admin;
 pub mod flash;
 mod home;
 pub mod layout;
+mod listings;
 mod orders;
 mod paging;
 pub mod price;
@@ -43,6 +44,7 @@ pub fn router() -> Router<State> {
         .merge(tickets::router())
         .merge(orders::router())
         .merge(refunds::router())
+        .merge(listings::router())
         .merge(admin::router())
         // Pages answer a method they do not take with a page, not the API's JSON.
         .method_not_allowed_fallback(layout::method_not_allowed)
