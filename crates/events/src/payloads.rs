@@ -176,6 +176,32 @@ impl Event for OrderRefunded {
     const SUBJECT: Subject = Subject::OrderRefunded;
 }
 
+/// The seller withdrew a ticket: it is gone from sale for good, and a live order for it
+/// (placed in the same instant) is cancelled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketWithdrawn {
+    pub id: Uuid,
+    pub version: i64,
+}
+
+impl Event for TicketWithdrawn {
+    const SUBJECT: Subject = Subject::TicketWithdrawn;
+}
+
+/// A payment completed an order: its ticket is sold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderCompleted {
+    pub id: Uuid,
+    pub version: i64,
+    pub ticket: TicketRef,
+}
+
+impl Event for OrderCompleted {
+    const SUBJECT: Subject = Subject::OrderCompleted;
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
@@ -294,6 +320,18 @@ mod tests {
                 ticket: TicketRef { id: C },
             },
             json!({"id": A, "version": 2, "ticket": {"id": C}}),
+        );
+        round_trip(
+            OrderCompleted {
+                id: A,
+                version: 1,
+                ticket: TicketRef { id: C },
+            },
+            json!({"id": A, "version": 1, "ticket": {"id": C}}),
+        );
+        round_trip(
+            TicketWithdrawn { id: C, version: 2 },
+            json!({"id": C, "version": 2}),
         );
     }
 

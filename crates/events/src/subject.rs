@@ -13,11 +13,13 @@ pub enum Subject {
     PaymentCreated,
     PaymentRefunded,
     OrderRefunded,
+    TicketWithdrawn,
+    OrderCompleted,
 }
 
 impl Subject {
     /// All subjects, in a stable order.
-    pub const ALL: [Subject; 8] = [
+    pub const ALL: [Subject; 10] = [
         Subject::TicketCreated,
         Subject::TicketUpdated,
         Subject::OrderCreated,
@@ -26,6 +28,8 @@ impl Subject {
         Subject::PaymentCreated,
         Subject::PaymentRefunded,
         Subject::OrderRefunded,
+        Subject::TicketWithdrawn,
+        Subject::OrderCompleted,
     ];
 
     /// The subject without prefix, which is also the envelope's `type`: `ticket.created`.
@@ -39,6 +43,8 @@ impl Subject {
             Subject::PaymentCreated => "payment.created",
             Subject::PaymentRefunded => "payment.refunded",
             Subject::OrderRefunded => "order.refunded",
+            Subject::TicketWithdrawn => "ticket.withdrawn",
+            Subject::OrderCompleted => "order.completed",
         }
     }
 

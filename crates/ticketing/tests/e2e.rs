@@ -353,7 +353,7 @@ async fn an_unpaid_order_expires_after_its_window_frees_the_ticket_and_is_cancel
     let order_id = order["id"].as_str().unwrap().to_owned();
     let reserved = eventually(Duration::from_secs(10), || async {
         let t = get_json(&target, &format!("/api/tickets/{ticket_id}"), None).await;
-        (t["orderId"] == json!(order_id)).then_some(())
+        (t["orderId"] == json!(order_id) && t["status"] == "reserved").then_some(())
     })
     .await;
     let patience = target.window + Duration::from_secs(20);
@@ -364,7 +364,7 @@ async fn an_unpaid_order_expires_after_its_window_frees_the_ticket_and_is_cancel
     .await;
     let freed = eventually(Duration::from_secs(10), || async {
         let t = get_json(&target, &format!("/api/tickets/{ticket_id}"), None).await;
-        t["orderId"].is_null().then_some(())
+        (t["orderId"].is_null() && t["status"] == "available").then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await; // room for a wrong second cancellation
@@ -468,6 +468,7 @@ async fn a_paid_order_completes_and_stays_complete_and_paying_an_expired_order_i
         json!(paid_order),
         "its ticket stays sold"
     );
+    assert_eq!(paid_ticket_after["status"], "sold", "{paid_ticket_after}");
     assert_eq!(
         late,
         Some(StatusCode::CONFLICT),
@@ -543,6 +544,18 @@ async fn buyers_paying_the_instant_their_order_is_answered_all_get_201_and_a_ref
     .await;
     let statuses: Vec<StatusCode> = answers.iter().map(|(_, paid)| paid.status).collect();
 
+    // Every paid ticket reads "sold".
+    let all_sold = eventually(Duration::from_secs(15), || async {
+        for ticket_id in &fresh {
+            let t = get_json(&target, &format!("/api/tickets/{ticket_id}"), None).await;
+            if t["status"] != "sold" {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+
     // An operator refunds the first one: the order becomes refunded and its ticket is on
     // sale again, for anyone.
     let (refunded_order, _) = &answers[0];
@@ -566,7 +579,7 @@ async fn buyers_paying_the_instant_their_order_is_answered_all_get_201_and_a_ref
     .await;
     let back_on_sale = eventually(Duration::from_secs(15), || async {
         let t = get_json(&target, &format!("/api/tickets/{}", fresh[0]), None).await;
-        t["orderId"].is_null().then_some(())
+        (t["orderId"].is_null() && t["status"] == "available").then_some(())
     })
     .await;
     let reordered = post(
@@ -582,10 +595,106 @@ async fn buyers_paying_the_instant_their_order_is_answered_all_get_201_and_a_ref
         statuses.iter().all(|s| *s == StatusCode::CREATED),
         "every instant payment is 201: {statuses:?}"
     );
+    assert!(all_sold.is_some(), "every paid ticket reads sold");
     assert_eq!(refund.status, StatusCode::CREATED, "{}", refund.text);
     assert!(refunded.is_some(), "the order became refunded");
     assert!(back_on_sale.is_some(), "its ticket is free again");
     assert_eq!(reordered.status, StatusCode::CREATED, "{}", reordered.text);
+}
+
+#[tokio::test]
+async fn a_withdrawal_racing_an_order_wins_and_the_order_ends_cancelled() {
+    const ROUNDS: usize = 20;
+    let target = Target::start().await;
+    let (seller, buyer) = (target.user(), target.user());
+    let mut outcomes: HashMap<(u16, u16), usize> = HashMap::new();
+    let mut lost_orders = Vec::new();
+    let mut violations = Vec::new();
+    for round in 0..ROUNDS {
+        // A ticket orders knows (an order for it was placed and cancelled), then an order and
+        // its withdrawal at the same instant.
+        let (ticket_id, probe) =
+            list_and_order(&target, &seller, &buyer, &format!("Race {round}")).await;
+        let probe_id = probe["id"].as_str().unwrap().to_owned();
+        let cancelled = call(
+            &target,
+            Method::DELETE,
+            &format!("/api/orders/{probe_id}"),
+            Some(&buyer),
+            None,
+        )
+        .await;
+        assert_eq!(
+            cancelled.status,
+            StatusCode::NO_CONTENT,
+            "{}",
+            cancelled.text
+        );
+        eventually(Duration::from_secs(10), || async {
+            let t = get_json(&target, &format!("/api/tickets/{ticket_id}"), None).await;
+            (t["status"] == "available").then_some(())
+        })
+        .await
+        .expect("the probe's cancellation freed the ticket");
+        let ticket_path = format!("/api/tickets/{ticket_id}");
+        let (order, withdrawal) = tokio::join!(
+            post(
+                &target,
+                "/api/orders",
+                Some(&buyer),
+                Some(json!({"ticketId": ticket_id}))
+            ),
+            call(&target, Method::DELETE, &ticket_path, Some(&seller), None),
+        );
+        *outcomes
+            .entry((order.status.as_u16(), withdrawal.status.as_u16()))
+            .or_default() += 1;
+        match (order.status, withdrawal.status) {
+            (StatusCode::CREATED, StatusCode::NO_CONTENT) => {
+                lost_orders.push(order.json()["id"].as_str().unwrap().to_owned())
+            }
+            (StatusCode::CREATED, StatusCode::CONFLICT)
+            | (StatusCode::NOT_FOUND, StatusCode::NO_CONTENT) => {}
+            other => violations.push(format!("{other:?}: {} / {}", order.text, withdrawal.text)),
+        }
+        if withdrawal.status == StatusCode::NO_CONTENT {
+            let gone = call(
+                &target,
+                Method::GET,
+                &format!("/api/tickets/{ticket_id}"),
+                None,
+                None,
+            )
+            .await;
+            if gone.status != StatusCode::NOT_FOUND {
+                violations.push(format!("withdrawn ticket answers {}", gone.status));
+            }
+        }
+    }
+    // Every order that lost to a withdrawal ends cancelled.
+    let mut still_live = Vec::new();
+    for order_id in &lost_orders {
+        let ended = eventually(Duration::from_secs(15), || async {
+            let o = get_json(&target, &format!("/api/orders/{order_id}"), Some(&buyer)).await;
+            (o["status"] == "cancelled").then_some(())
+        })
+        .await;
+        if ended.is_none() {
+            still_live.push(order_id.clone());
+        }
+    }
+    target.stop().await;
+
+    eprintln!("(order, withdrawal) outcomes over {ROUNDS} rounds: {outcomes:?}");
+    assert!(violations.is_empty(), "{violations:?}");
+    assert!(
+        still_live.is_empty(),
+        "orders for withdrawn tickets left live: {still_live:?}"
+    );
+    assert!(
+        !lost_orders.is_empty(),
+        "no round had an accepted order lose to the withdrawal: {outcomes:?}"
+    );
 }
 
 /// Posts a form to the web pages from `origin`; returns the status and where it redirects.

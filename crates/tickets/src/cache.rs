@@ -11,6 +11,8 @@ use ticketing_common::{
 };
 use uuid::Uuid;
 
+use crate::domain::Cursor;
+
 const LIST: &str = "list";
 
 /// Page sizes whose first page is cached: the default (100) and the sizes clients ask for
@@ -19,8 +21,8 @@ const LIST: &str = "list";
 const CACHED_PAGE_SIZES: [i64; 5] = [10, 20, 25, 50, 100];
 
 /// Whether a list page is one ordinary clients share, hence worth caching.
-fn cached_page(limit: i64, before: Option<Uuid>) -> bool {
-    before.is_none() && CACHED_PAGE_SIZES.contains(&limit)
+fn cached_page(limit: i64, cursor: Option<Cursor>) -> bool {
+    cursor.is_none() && CACHED_PAGE_SIZES.contains(&limit)
 }
 
 /// The tickets read cache.
@@ -54,15 +56,16 @@ impl TicketCache {
     pub async fn list_page(
         &self,
         limit: i64,
-        before: Option<Uuid>,
+        cursor: Option<Cursor>,
         load: impl Loader,
     ) -> anyhow::Result<Option<Bytes>> {
-        if !cached_page(limit, before) {
+        if !cached_page(limit, cursor) {
             // Not kept, but identical requests arriving together still make one query.
-            let item = format!(
-                "{limit}:{}",
-                before.map(|id| id.to_string()).unwrap_or_default()
-            );
+            let item = match cursor {
+                None => format!("{limit}:"),
+                Some(Cursor::Before(id)) => format!("{limit}:<{id}"),
+                Some(Cursor::After(id)) => format!("{limit}:>{id}"),
+            };
             return self.cache.load_uncached(LIST, &item, load).await;
         }
         self.cache.get_or_load(LIST, &limit.to_string(), load).await
@@ -110,6 +113,7 @@ mod tests {
         assert!(cached_page(20, None));
         assert!(!cached_page(21, None));
         assert!(!cached_page(1000, None));
-        assert!(!cached_page(20, Some(Uuid::now_v7())));
+        assert!(!cached_page(20, Some(Cursor::Before(Uuid::now_v7()))));
+        assert!(!cached_page(20, Some(Cursor::After(Uuid::now_v7()))));
     }
 }

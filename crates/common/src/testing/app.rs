@@ -288,6 +288,14 @@ impl Harness {
         assert!(retried.is_some(), "no {subject} event was ever retried");
     }
 
+    /// How many events the service parked (could never apply).
+    pub async fn parked_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM parked_events")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count parked events")
+    }
+
     /// Waits until every listener is idle and every outbox row has been published: nothing
     /// the test caused is still under way.
     pub async fn settle(&self) {

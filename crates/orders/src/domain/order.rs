@@ -3,7 +3,8 @@
 use serde::Serialize;
 use sqlx::{Row, postgres::PgRow};
 use ticketing_events::{
-    Cents, OrderCancelled, OrderCreated, OrderRefunded, OrderStatus, OrderTicket, TicketRef,
+    Cents, OrderCancelled, OrderCompleted, OrderCreated, OrderRefunded, OrderStatus, OrderTicket,
+    TicketRef,
 };
 use time::{OffsetDateTime, UtcOffset};
 use utoipa::ToSchema;
@@ -64,6 +65,14 @@ impl Order {
                 id: self.ticket.id,
                 price: self.ticket.price,
             },
+        }
+    }
+
+    pub fn completed_event(&self) -> OrderCompleted {
+        OrderCompleted {
+            id: self.id,
+            version: self.version,
+            ticket: TicketRef { id: self.ticket.id },
         }
     }
 

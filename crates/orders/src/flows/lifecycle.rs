@@ -60,13 +60,15 @@ pub async fn expire_order(app: &Orders, order_id: Uuid) -> Applying {
     }
 }
 
-/// Marks an order paid if it is still live. A payment for a paid order is a redelivery. A
+/// Marks an order paid if it is still live, and announces it (tickets marks the ticket
+/// sold). A payment for a paid order is a redelivery. A
 /// payment for a cancelled order keeps the order cancelled (its ticket may belong to someone
 /// else by now): payments refunds that charge itself, so it is only logged and counted here.
 #[tracing::instrument(skip_all, fields(order_id = %payment.order_id, payment_id = %payment.id))]
 pub async fn complete_for_payment(app: &Orders, payment: &PaymentCreated) -> Applying {
     let mut tx = app.pool.begin().await?;
     if let Some(order) = orders::complete_if_live(&mut tx, payment.order_id).await? {
+        outbox::enqueue(&mut tx, &Envelope::new(order.completed_event())).await?;
         tx.commit().await.context("cannot commit the payment")?;
         tracing::info!(version = order.version, "order paid");
         return Ok(Applied::Now);

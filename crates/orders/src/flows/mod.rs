@@ -5,7 +5,8 @@
 //! - [`orders`](self::orders): what buyers do over HTTP (order, list, show, cancel);
 //! - [`lifecycle`](self::lifecycle): what other services tell us about an order (expired,
 //!   paid, refunded);
-//! - [`replica`](self::replica): the ticket replica, in version order;
+//! - [`replica`](self::replica): the ticket replica, in version order, and the withdrawal of
+//!   a ticket;
 //! - [`sweep`](self::sweep): the safety net that cancels orders whose expiry never came.
 
 mod lifecycle;
@@ -19,5 +20,5 @@ pub use lifecycle::{
 pub use orders::{
     CancelError, CreateError, ShowError, cancel_order, create_order, list_orders, show_order,
 };
-pub use replica::{add_ticket, update_ticket};
+pub use replica::{add_ticket, update_ticket, withdraw_ticket};
 pub use sweep::{ORDERS_SWEPT, run_sweep, sweep_expired};

@@ -1,11 +1,19 @@
-//! The ticket replica, kept from `ticket.created` and `ticket.updated` in version order.
+//! The ticket replica, kept from `ticket.created`, `ticket.updated` and `ticket.withdrawn`
+//! in version order.
 
-use ticketing_common::applied::{Applied, Applying, after_refused_update};
-use ticketing_events::{TicketCreated, TicketUpdated};
+use anyhow::Context;
+use ticketing_common::{
+    applied::{Applied, Applying, after_refused_update},
+    bus::outbox,
+};
+use ticketing_events::{Envelope, TicketCreated, TicketUpdated, TicketWithdrawn};
 
 use crate::{
     app::Orders,
-    store::tickets::{self, ReplicaTicket},
+    store::{
+        orders,
+        tickets::{self, ReplicaTicket},
+    },
 };
 
 /// Learns a new ticket. A duplicate changes nothing.
@@ -33,6 +41,30 @@ pub async fn update_ticket(app: &Orders, ticket: &TicketUpdated) -> Applying {
     }
     let known = tickets::version(&mut conn, ticket.id).await?;
     after_refused_update("ticket", known, ticket.version)
+}
+
+/// Applies a withdrawal (version n over n-1): the ticket can no longer be ordered, and any
+/// order holding it is cancelled and announced. Such an order was placed in the instant
+/// before the withdrawal, while tickets had not seen it yet; the withdrawal wins (payments
+/// refunds it if it was paid).
+#[tracing::instrument(skip_all, fields(ticket_id = %ticket.id, version = ticket.version))]
+pub async fn withdraw_ticket(app: &Orders, ticket: &TicketWithdrawn) -> Applying {
+    let mut tx = app.pool.begin().await?;
+    if !tickets::apply_withdrawal(&mut tx, ticket.id, ticket.version).await? {
+        let known = tickets::version(&mut tx, ticket.id).await?;
+        return after_refused_update("ticket", known, ticket.version);
+    }
+    let cancelled = orders::cancel_holding(&mut tx, ticket.id).await?;
+    for order in &cancelled {
+        outbox::enqueue(&mut tx, &Envelope::new(order.cancelled_event())).await?;
+    }
+    tx.commit().await.context("cannot commit the withdrawal")?;
+    for order in &cancelled {
+        tracing::warn!(order_id = %order.id, version = order.version,
+            "order cancelled: its ticket was withdrawn in the same instant");
+    }
+    tracing::info!("ticket withdrawn");
+    Ok(Applied::Now)
 }
 
 impl<'a> From<&'a TicketCreated> for ReplicaTicket<'a> {

@@ -4,6 +4,8 @@
 //!
 //! - `ticket.created`, `ticket.updated` → the ticket replica ([`flows::add_ticket`],
 //!   [`flows::update_ticket`]);
+//! - `ticket.withdrawn` → the replica, and cancel an order placed for it at the same instant
+//!   ([`flows::withdraw_ticket`]);
 //! - `expiration.complete` → cancel the order if still live ([`flows::expire_order`]);
 //! - `payment.created` → complete the order ([`flows::complete_for_payment`]);
 //! - `payment.refunded` → mark a paid order refunded ([`flows::refund_for_payment`]).
@@ -11,6 +13,7 @@
 use ticketing_common::bus::listener::{Applying, Subscription};
 use ticketing_events::{
     Envelope, ExpirationComplete, PaymentCreated, PaymentRefunded, TicketCreated, TicketUpdated,
+    TicketWithdrawn,
 };
 
 use crate::{app::Orders, flows};
@@ -20,6 +23,7 @@ pub fn subscriptions(app: &Orders) -> Vec<Subscription> {
     vec![
         Subscription::on(app, ticket_created),
         Subscription::on(app, ticket_updated),
+        Subscription::on(app, ticket_withdrawn),
         Subscription::on(app, expiration_complete),
         Subscription::on(app, payment_created),
         Subscription::on(app, payment_refunded),
@@ -34,6 +38,11 @@ async fn ticket_created(app: Orders, event: Envelope<TicketCreated>) -> Applying
 /// `ticket.updated` → apply the ticket's next version.
 async fn ticket_updated(app: Orders, event: Envelope<TicketUpdated>) -> Applying {
     flows::update_ticket(&app, &event.data).await
+}
+
+/// `ticket.withdrawn` → the replica, and cancel an order holding the ticket.
+async fn ticket_withdrawn(app: Orders, event: Envelope<TicketWithdrawn>) -> Applying {
+    flows::withdraw_ticket(&app, &event.data).await
 }
 
 /// `expiration.complete` → cancel the order if it is still unpaid.

@@ -23,7 +23,9 @@ const LIVE: &str = "('created', 'awaiting:payment')";
 
 /// Inserts a `created` order for a ticket the replica knows, at the ticket's price and
 /// version as the replica has them now, expiring `window` after the transaction's start
-/// (the database's clock). `None` if the ticket is unknown. Fails with a
+/// (the database's clock). `None` if the ticket is unknown or withdrawn. The ticket's row is
+/// share-locked until the transaction ends, so a withdrawal applied at the same instant
+/// either comes first (no order) or waits and then sees (and cancels) this one. Fails with a
 /// unique violation on [`ONE_ACTIVE_PER_TICKET`] if another order holds the ticket; the
 /// statement then waits for a concurrent holder's transaction to end before deciding.
 pub async fn insert(
@@ -39,7 +41,8 @@ pub async fn insert(
                                  ticket_version)
              SELECT $1, $2, t.id, 'created', now() + make_interval(secs => $4), t.price_cents,
                     t.version
-             FROM tickets t WHERE t.id = $3
+             FROM tickets t WHERE t.id = $3 AND NOT t.withdrawn
+             FOR SHARE
              RETURNING *
          )
          SELECT {COLUMNS} FROM o JOIN tickets t ON t.id = o.ticket_id"
@@ -125,6 +128,22 @@ pub async fn cancel_if_live(
     .bind(id)
     .bind(owner)
     .fetch_optional(conn)
+    .await
+}
+
+/// Cancels every order that holds a ticket (live, or paid), bumping their versions: the
+/// ticket was withdrawn under them.
+pub async fn cancel_holding(conn: &mut PgConnection, ticket_id: Uuid) -> sqlx::Result<Vec<Order>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH o AS (
+             UPDATE orders SET status = 'cancelled', version = version + 1
+             WHERE ticket_id = $1 AND status IN ('created', 'awaiting:payment', 'complete')
+             RETURNING *
+         )
+         SELECT {COLUMNS} FROM o JOIN tickets t ON t.id = o.ticket_id"
+    )))
+    .bind(ticket_id)
+    .fetch_all(conn)
     .await
 }
 

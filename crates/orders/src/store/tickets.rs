@@ -56,3 +56,19 @@ pub async fn version(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<i
         .fetch_optional(conn)
         .await
 }
+
+/// Marks a ticket withdrawn, as its version `version`, only over `version - 1`. `false` if
+/// the replica is not at `version - 1`.
+pub async fn apply_withdrawal(
+    conn: &mut PgConnection,
+    id: Uuid,
+    version: i64,
+) -> sqlx::Result<bool> {
+    sqlx::query(
+        "UPDATE tickets SET withdrawn = true, version = $2 WHERE id = $1 AND version = $2 - 1",
+    )
+    .bind(id)
+    .bind(version)
+    .changed_one(conn)
+    .await
+}

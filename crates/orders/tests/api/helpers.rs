@@ -24,7 +24,7 @@ pub use ticketing_common::testing::{
 };
 use ticketing_events::{
     Cents, Envelope, Event, ExpirationComplete, PaymentCreated, PaymentRefunded, TicketCreated,
-    TicketUpdated,
+    TicketUpdated, TicketWithdrawn,
 };
 use ticketing_orders::{MIGRATOR, NAME, Orders};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
@@ -236,6 +236,11 @@ pub fn ticket_updated(
         user_id: Uuid::now_v7(),
         order_id: None,
     })
+}
+
+/// A `ticket.withdrawn` envelope carrying version `version`.
+pub fn ticket_withdrawn(id: Uuid, version: i64) -> Envelope<TicketWithdrawn> {
+    Envelope::new(TicketWithdrawn { id, version })
 }
 
 /// An `expiration.complete` envelope for an order.

@@ -13,3 +13,4 @@ mod race;
 mod replica;
 mod show;
 mod sweep;
+mod withdrawal;

@@ -88,7 +88,7 @@ async fn operators_see_the_status_and_replay_a_parked_event_once_its_cause_is_fi
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(consumers.len(), 5, "{consumers:?}");
+    assert_eq!(consumers.len(), 6, "{consumers:?}");
     assert!(
         consumers.iter().all(|name| name.starts_with("orders")),
         "{consumers:?}"

@@ -24,5 +24,5 @@ pub use reconcile::{reconcile_once, run_reconciler};
 pub use record::{CHARGES, PAID_ORDERS_NOT_LIVE, UNMATCHED_CHARGES};
 pub use records::{Attention, PaymentRecord, RecordsError, attention, payment_records};
 pub use refund::{REFUNDS, RefundError, Refunded, refund_order};
-pub use replica::{add_order, cancel_order};
+pub use replica::{add_order, cancel_order, complete_order};
 pub use webhook::handle_stripe_event;

@@ -1,8 +1,9 @@
-//! The order replica, kept from `order.created` and `order.cancelled` in version order.
+//! The order replica, kept from `order.created`, `order.completed` and `order.cancelled` in
+//! version order.
 
 use anyhow::Context;
 use ticketing_common::applied::{Applied, Applying, after_refused_update};
-use ticketing_events::{OrderCancelled, OrderCreated, OrderStatus};
+use ticketing_events::{OrderCancelled, OrderCompleted, OrderCreated, OrderStatus};
 
 use super::refund::{auto_refund, settle_in_background};
 use crate::{
@@ -38,6 +39,20 @@ pub async fn add_order(app: &Payments, order: &OrderCreated) -> Applying {
         tracing::debug!("order already known");
         Ok(Applied::Already)
     }
+}
+
+/// Applies a completion, version n over n-1, so that the replica's versions keep step with
+/// the order's (a paid order can still be cancelled: its ticket was withdrawn in the instant
+/// it was ordered). A duplicate or stale version is dropped; one further ahead waits.
+#[tracing::instrument(skip_all, fields(order_id = %order.id, version = order.version))]
+pub async fn complete_order(app: &Payments, order: &OrderCompleted) -> Applying {
+    let mut conn = app.pool.acquire().await?;
+    if orders::apply_completion(&mut conn, order.id, order.version).await? {
+        tracing::info!("order completion recorded");
+        return Ok(Applied::Now);
+    }
+    let known = orders::version(&mut conn, order.id).await?;
+    after_refused_update("order", known, order.version)
 }
 
 /// Applies a cancellation, version n over n-1. A version the replica already has (or has

@@ -125,6 +125,21 @@ fn parse_status(status: &str) -> sqlx::Result<OrderStatus> {
     })
 }
 
+/// Advances an order to its version `version` (its completion, `order.completed`), only over
+/// `version - 1`. The status is this service's own: it completed the order when the charge
+/// went through. `false` if the replica is not at `version - 1`.
+pub async fn apply_completion(
+    conn: &mut PgConnection,
+    id: Uuid,
+    version: i64,
+) -> sqlx::Result<bool> {
+    sqlx::query("UPDATE orders SET version = $2 WHERE id = $1 AND version = $2 - 1")
+        .bind(id)
+        .bind(version)
+        .changed_one(conn)
+        .await
+}
+
 /// Marks a complete order refunded (an operator's refund went through). `false` if it is not
 /// complete.
 pub async fn refund_if_complete(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<bool> {

@@ -183,6 +183,15 @@ pub fn order_created(id: Uuid, user_id: Uuid, price_cents: i64) -> Envelope<Orde
     })
 }
 
+/// An `order.completed` envelope carrying version `version`.
+pub fn order_completed(id: Uuid, version: i64) -> Envelope<ticketing_events::OrderCompleted> {
+    Envelope::new(ticketing_events::OrderCompleted {
+        id,
+        version,
+        ticket: TicketRef { id: Uuid::now_v7() },
+    })
+}
+
 /// An `order.cancelled` envelope carrying version `version`.
 pub fn order_cancelled(id: Uuid, version: i64) -> Envelope<OrderCancelled> {
     Envelope::new(OrderCancelled {

@@ -80,6 +80,7 @@ async fn build_creates_and_migrates_the_namespaced_database_and_assembles_the_co
         [
             "payments-outbox-relay",
             "payments-order-created",
+            "payments-order-completed",
             "payments-order-cancelled",
             "payments-reconcile"
         ]

@@ -1,4 +1,5 @@
-//! The order replica follows `order.created` and `order.cancelled` in version order:
+//! The order replica follows `order.created`, `order.completed` and `order.cancelled` in
+//! version order:
 //! duplicates and stale events change nothing, early ones wait, and a cancelled order can
 //! never be charged.
 
@@ -8,7 +9,7 @@ use ticketing_events::Subject;
 use uuid::Uuid;
 
 use crate::helpers::PaymentReply as _;
-use crate::helpers::{order_cancelled, order_created, spawn_app};
+use crate::helpers::{order_cancelled, order_completed, order_created, spawn_app};
 
 #[tokio::test]
 async fn an_order_announced_by_order_created_can_be_paid_once_the_replica_has_it() {
@@ -156,4 +157,29 @@ async fn a_cancellation_arriving_after_a_payment_refunds_it_and_refuses_new_ones
         .await
         .assert_error(StatusCode::CONFLICT);
     assert_eq!(app.dev().calls().len(), 1);
+}
+
+#[tokio::test]
+async fn a_paid_order_cancelled_after_its_completion_is_refunded_once() {
+    // The ticket was withdrawn in the instant it was ordered: orders completed the order
+    // (version 1, `order.completed`), then cancelled it (version 2). The cancellation waits
+    // for the completion if it comes first, then the charge is refunded.
+    let app = spawn_app().await;
+    let buyer = app.user();
+    let order = app.seed_order(&buyer, 1000).await;
+    app.pay(&buyer, order, "tok_visa").await.created();
+
+    app.publish(&order_cancelled(order, 2)).await;
+    app.wait_until_redelivered(Subject::OrderCancelled).await;
+    assert_eq!(app.payment_row(order).await.unwrap().state, "succeeded");
+    let completed = order_completed(order, 1);
+    app.publish(&completed).await;
+    app.publish(&completed).await;
+
+    app.wait_for_payment(order, "refunded", |row| row.state == "refunded")
+        .await;
+    assert_eq!(app.order_state(order).await, ("cancelled".into(), 2));
+    let (refunds, calls) = app.dev().refunds();
+    assert_eq!((refunds.len(), calls), (1, 1), "one refund, asked once");
+    app.wait_for_refund_events(order, 1).await;
 }

@@ -4,8 +4,8 @@
 mod reads;
 mod reservations;
 
-pub use reads::{get_ticket_json, list_json};
-pub use reservations::{release_for_order, reserve_for_order};
+pub use reads::{get_ticket_json, list_json, list_owned};
+pub use reservations::{release_for_order, reserve_for_order, sell_for_order};
 use ticketing_common::bus::outbox;
 use ticketing_events::{Cents, Envelope};
 use uuid::Uuid;
@@ -16,13 +16,14 @@ use crate::{
     store::tickets,
 };
 
+/// Why an owner's edit or withdrawal was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {
     #[error("Ticket not found")]
     NotFound,
     #[error("Not the ticket's owner")]
     NotOwner,
-    #[error("The ticket is reserved or sold and cannot be edited")]
+    #[error("The ticket is reserved or sold")]
     Held,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -64,16 +65,40 @@ pub async fn update_ticket(
     let mut tx = app.pool.begin().await?;
     let Some(ticket) = tickets::update_if_free(&mut tx, id, user, title.as_str(), price).await?
     else {
-        // The conditional update refused; say why, in the contract's order of checks.
-        return Err(match tickets::find(&mut tx, id).await? {
-            None => UpdateError::NotFound,
-            Some(ticket) if ticket.user_id != user => UpdateError::NotOwner,
-            Some(_) => UpdateError::Held,
-        });
+        return Err(why_refused(&mut tx, id, user).await?);
     };
     outbox::enqueue(&mut tx, &Envelope::new(ticket.updated_event())).await?;
     tx.commit().await?;
     app.cache.ticket_changed(id).await;
     tracing::info!(version = ticket.version, "ticket updated");
     Ok(ticket)
+}
+
+/// Withdraws a ticket from sale: the owner's, and only while nobody holds it. It answers 404
+/// from then on; `ticket.withdrawn` tells orders, which cancels an order placed for it in the
+/// same instant (that order had not reached us yet, so the withdrawal wins).
+#[tracing::instrument(skip_all, fields(ticket_id = %id))]
+pub async fn withdraw_ticket(app: &Tickets, user: Uuid, id: Uuid) -> Result<(), UpdateError> {
+    let mut tx = app.pool.begin().await?;
+    let Some(ticket) = tickets::withdraw_if_free(&mut tx, id, user).await? else {
+        return Err(why_refused(&mut tx, id, user).await?);
+    };
+    outbox::enqueue(&mut tx, &Envelope::new(ticket.withdrawn_event())).await?;
+    tx.commit().await?;
+    app.cache.ticket_changed(id).await;
+    tracing::info!(version = ticket.version, "ticket withdrawn");
+    Ok(())
+}
+
+/// Why an owner's conditional change refused, in the contract's order of checks.
+async fn why_refused(
+    conn: &mut sqlx::PgConnection,
+    id: Uuid,
+    user: Uuid,
+) -> Result<UpdateError, sqlx::Error> {
+    Ok(match tickets::find(conn, id).await? {
+        None => UpdateError::NotFound,
+        Some(ticket) if ticket.user_id != user => UpdateError::NotOwner,
+        Some(_) => UpdateError::Held,
+    })
 }

@@ -1,4 +1,4 @@
-//! Reservations driven by order events. Both are idempotent and safe in any arrival order.
+//! Reservations driven by order events. Each is idempotent and safe in any arrival order.
 
 use ticketing_common::{
     applied::{Applied, Applying, NotApplied},
@@ -30,6 +30,12 @@ pub async fn reserve_for_order(app: &Tickets, ticket_id: Uuid, order_id: Uuid) -
                 "ticket held by order {:?}; waiting for its release",
                 ticket.order_id
             ))),
+            // The seller withdrew it before this order arrived: the withdrawal wins, and
+            // orders cancels the order when `ticket.withdrawn` reaches it.
+            None if tickets::is_withdrawn(&mut tx, ticket_id).await? => {
+                tracing::info!("order for a withdrawn ticket; it stays withdrawn");
+                Ok(Applied::Already)
+            }
             None => Err(NotApplied::Unknown(format!(
                 "order for unknown ticket {ticket_id}"
             ))),
@@ -60,4 +66,34 @@ pub async fn release_for_order(app: &Tickets, ticket_id: Uuid, order_id: Uuid) -
     app.cache.ticket_changed(ticket_id).await;
     tracing::info!(version = ticket.version, "ticket released");
     Ok(Applied::Now)
+}
+
+/// Marks the ticket sold once the order holding it is paid (`order.completed`). A completion
+/// that overtook its order's creation waits for it ("too early"); one for an order since
+/// cancelled or refunded, or for a withdrawn ticket, changes nothing.
+#[tracing::instrument(skip_all, fields(ticket_id = %ticket_id, order_id = %order_id))]
+pub async fn sell_for_order(app: &Tickets, ticket_id: Uuid, order_id: Uuid) -> Applying {
+    let mut tx = app.pool.begin().await?;
+    tickets::lock(&mut tx, ticket_id).await?; // see `reserve_for_order`
+    if let Some(ticket) = tickets::sell_if_held_by(&mut tx, ticket_id, order_id).await? {
+        outbox::enqueue(&mut tx, &Envelope::new(ticket.updated_event())).await?;
+        tx.commit().await?;
+        app.cache.ticket_changed(ticket_id).await;
+        tracing::info!(version = ticket.version, "ticket sold");
+        return Ok(Applied::Now);
+    }
+    if tickets::is_cancelled(&mut tx, order_id).await? {
+        tracing::info!("completion of an order since cancelled or refunded: nothing to do");
+        return Ok(Applied::Already);
+    }
+    match tickets::find(&mut tx, ticket_id).await? {
+        Some(ticket) if ticket.order_id == Some(order_id) => Ok(Applied::Already), // a redelivery
+        Some(_) => Err(NotApplied::TooEarly(
+            "the order's creation has not reserved the ticket yet".into(),
+        )),
+        None if tickets::is_withdrawn(&mut tx, ticket_id).await? => Ok(Applied::Already),
+        None => Err(NotApplied::Unknown(format!(
+            "completed order for unknown ticket {ticket_id}"
+        ))),
+    }
 }

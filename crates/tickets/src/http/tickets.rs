@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::{
     app::Tickets,
-    domain::{Ticket, Title, parse_price},
+    domain::{Cursor, Ticket, Title, parse_price},
     flows::{self, UpdateError},
 };
 
@@ -83,14 +83,17 @@ impl TicketInput {
     }
 }
 
-/// Paging of the list.
+/// Paging of a list.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// 1–1000, default 100.
     pub limit: Option<i64>,
-    /// Only tickets older than this ticket id (the last id of the previous page).
+    /// Only tickets older than this ticket id (the last id of the page before: the next page).
     pub before: Option<Uuid>,
+    /// Only tickets newer than this ticket id (the first id of the page after: the previous
+    /// page). Not together with `before`.
+    pub after: Option<Uuid>,
 }
 
 const DEFAULT_LIMIT: i64 = 100;
@@ -100,6 +103,7 @@ impl ListParams {
     fn parse(query: Option<&str>) -> Result<ListParams, ApiError> {
         let mut limit = None;
         let mut before = None;
+        let mut after = None;
         let mut errors = Vec::new();
         for (key, value) in query_pairs(query) {
             match key {
@@ -114,14 +118,38 @@ impl ListParams {
                     Ok(id) => before = Some(id),
                     Err(_) => errors.push(ErrorItem::field("before", "Before must be a ticket id")),
                 },
+                "after" => match Uuid::parse_str(value) {
+                    Ok(id) => after = Some(id),
+                    Err(_) => errors.push(ErrorItem::field("after", "After must be a ticket id")),
+                },
                 _ => {}
             }
         }
+        if before.is_some() && after.is_some() {
+            errors.push(ErrorItem::field(
+                "after",
+                "Give before (the next page) or after (the previous page), not both",
+            ));
+        }
         if errors.is_empty() {
-            Ok(ListParams { limit, before })
+            Ok(ListParams {
+                limit,
+                before,
+                after,
+            })
         } else {
             Err(ApiError::Validation(errors))
         }
+    }
+
+    fn limit(&self) -> i64 {
+        self.limit.unwrap_or(DEFAULT_LIMIT)
+    }
+
+    fn cursor(&self) -> Option<Cursor> {
+        self.before
+            .map(Cursor::Before)
+            .or(self.after.map(Cursor::After))
     }
 }
 
@@ -154,11 +182,27 @@ pub async fn list_tickets(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = ListParams::parse(query.as_deref())?;
-    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     Ok(json_bytes(
         StatusCode::OK,
-        flows::list_json(&app, limit, params.before).await?,
+        flows::list_json(&app, params.limit(), params.cursor()).await?,
     ))
+}
+
+/// The caller's own listings in every state (available, reserved, sold), newest first.
+#[utoipa::path(get, path = "/api/tickets/mine", tag = "tickets", params(ListParams),
+    responses(
+        (status = 200, body = [Ticket]),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+    ))]
+pub async fn list_mine(
+    RequireAuth(user): RequireAuth,
+    State(app): State<Tickets>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<Ticket>>, ApiError> {
+    let params = ListParams::parse(query.as_deref())?;
+    let tickets = flows::list_owned(&app, user.id, params.limit(), params.cursor()).await?;
+    Ok(Json(tickets))
 }
 
 /// The same list at the singular path the seed report's clients call (`GET /api/ticket`).
@@ -203,13 +247,39 @@ pub async fn update_ticket(
     let id = id.or_not_found("Ticket")?;
     let ticket = flows::update_ticket(&app, user.id, id, title, price)
         .await
-        .map_err(|e| match e {
-            UpdateError::NotFound => ApiError::not_found("Ticket"),
-            UpdateError::NotOwner => ApiError::Unauthorized,
-            UpdateError::Held => {
-                ApiError::Conflict("The ticket is reserved or sold and cannot be edited".into())
-            }
-            UpdateError::Unexpected(e) => ApiError::Unexpected(e),
-        })?;
+        .map_err(|e| refusal(e, "edited"))?;
     Ok(Json(ticket))
+}
+
+/// Withdraws a ticket from sale; owner only, and not while reserved or sold.
+#[utoipa::path(delete, path = "/api/tickets/{id}", tag = "tickets",
+    params(("id" = Uuid, Path, description = "Ticket id")),
+    responses(
+        (status = 204, description = "Withdrawn: the ticket answers 404 from now on"),
+        (status = 401, description = "Not signed in, or not the owner", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Reserved or sold", body = ErrorBody),
+    ))]
+pub async fn withdraw_ticket(
+    RequireAuth(user): RequireAuth,
+    State(app): State<Tickets>,
+    id: PathId,
+) -> Result<StatusCode, ApiError> {
+    let id = id.or_not_found("Ticket")?;
+    flows::withdraw_ticket(&app, user.id, id)
+        .await
+        .map_err(|e| refusal(e, "withdrawn"))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An owner's refused change as the contract answers it.
+fn refusal(error: UpdateError, action: &str) -> ApiError {
+    match error {
+        UpdateError::NotFound => ApiError::not_found("Ticket"),
+        UpdateError::NotOwner => ApiError::Unauthorized,
+        UpdateError::Held => ApiError::Conflict(format!(
+            "The ticket is reserved or sold and cannot be {action}"
+        )),
+        UpdateError::Unexpected(e) => ApiError::Unexpected(e),
+    }
 }

@@ -3,10 +3,11 @@
 //!
 //! - `order.created` → reserve the ticket ([`flows::reserve_for_order`]);
 //! - `order.cancelled` → release it if that order holds it ([`flows::release_for_order`]);
-//! - `order.refunded` → the same: a refunded order's ticket is on sale again.
+//! - `order.refunded` → the same: a refunded order's ticket is on sale again;
+//! - `order.completed` → the ticket is sold ([`flows::sell_for_order`]).
 
 use ticketing_common::bus::listener::{Applying, Subscription};
-use ticketing_events::{Envelope, OrderCancelled, OrderCreated, OrderRefunded};
+use ticketing_events::{Envelope, OrderCancelled, OrderCompleted, OrderCreated, OrderRefunded};
 
 use crate::{app::Tickets, flows};
 
@@ -16,6 +17,7 @@ pub fn subscriptions(app: &Tickets) -> Vec<Subscription> {
         Subscription::on(app, order_created),
         Subscription::on(app, order_cancelled),
         Subscription::on(app, order_refunded),
+        Subscription::on(app, order_completed),
     ]
 }
 
@@ -32,4 +34,9 @@ async fn order_cancelled(app: Tickets, event: Envelope<OrderCancelled>) -> Apply
 /// `order.refunded` → release the ticket if that order holds it.
 async fn order_refunded(app: Tickets, event: Envelope<OrderRefunded>) -> Applying {
     flows::release_for_order(&app, event.data.ticket.id, event.data.id).await
+}
+
+/// `order.completed` → the ticket is sold.
+async fn order_completed(app: Tickets, event: Envelope<OrderCompleted>) -> Applying {
+    flows::sell_for_order(&app, event.data.ticket.id, event.data.id).await
 }

@@ -25,8 +25,8 @@ use ticketing_common::{
     },
 };
 use ticketing_events::{
-    Cents, Envelope, Event, OrderCancelled, OrderCreated, OrderRefunded, OrderStatus, OrderTicket,
-    TicketRef,
+    Cents, Envelope, Event, OrderCancelled, OrderCompleted, OrderCreated, OrderRefunded,
+    OrderStatus, OrderTicket, TicketRef,
 };
 use ticketing_tickets::{MIGRATOR, NAME, Tickets, cache::TicketCache};
 use uuid::Uuid;
@@ -99,7 +99,8 @@ impl TicketReply for Reply {
     }
 }
 
-/// A ticket as the API shows it: exactly `{id, title, price, userId, version, orderId}`.
+/// A ticket as the API shows it: exactly `{id, title, price, userId, version, orderId,
+/// status}`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TicketBody {
@@ -109,6 +110,7 @@ pub struct TicketBody {
     pub user_id: Uuid,
     pub version: i64,
     pub order_id: Option<Uuid>,
+    pub status: String,
 }
 
 /// Checks a ticket's JSON against the contract (every key present, `id` a string, `price` a
@@ -121,9 +123,18 @@ pub fn ticket_of(value: &Value) -> TicketBody {
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["id", "orderId", "price", "title", "userId", "version"],
+        [
+            "id", "orderId", "price", "status", "title", "userId", "version"
+        ],
         "ticket: {value}"
     );
+    let status = value["status"].as_str().unwrap_or_default();
+    let expected = match (value["orderId"].is_null(), status) {
+        (true, _) => "available",
+        (false, "sold") => "sold",
+        (false, _) => "reserved",
+    };
+    assert_eq!(status, expected, "status and orderId disagree: {value}");
     assert!(value["id"].is_string(), "id is not a string: {value}");
     assert!(value["price"].is_number(), "price is not a number: {value}");
     serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("ticket shape ({e}): {value}"))
@@ -169,6 +180,15 @@ pub fn order_cancelled(ticket_id: Uuid, order_id: Uuid) -> Envelope<OrderCancell
     })
 }
 
+/// An `order.completed` envelope: the order holding `ticket_id` was paid.
+pub fn order_completed(ticket_id: Uuid, order_id: Uuid) -> Envelope<OrderCompleted> {
+    Envelope::new(OrderCompleted {
+        id: order_id,
+        version: 1,
+        ticket: TicketRef { id: ticket_id },
+    })
+}
+
 /// An `order.refunded` envelope for a paid order of `ticket_id`.
 pub fn order_refunded(ticket_id: Uuid, order_id: Uuid) -> Envelope<OrderRefunded> {
     Envelope::new(OrderRefunded {
@@ -191,6 +211,26 @@ impl TestApp {
             .await
     }
 
+    /// `DELETE /api/tickets/<id>`: withdraws the ticket.
+    pub async fn delete_ticket(&self, user: Option<&User>, id: &str) -> Reply {
+        self.send(Method::DELETE, &format!("/api/tickets/{id}"), user, None)
+            .await
+    }
+
+    /// `GET /api/tickets/mine<query>` as `user`, asserting 200.
+    pub async fn mine(&self, user: &User, query: &str) -> Vec<TicketBody> {
+        let reply = self
+            .send(
+                Method::GET,
+                &format!("/api/tickets/mine{query}"),
+                Some(user),
+                None,
+            )
+            .await;
+        reply.assert_status(StatusCode::OK);
+        reply.tickets()
+    }
+
     /// Creates a ticket and asserts it worked.
     pub async fn create_ticket(
         &self,
@@ -210,6 +250,17 @@ impl TestApp {
         let reply = self.get(&format!("/api/tickets/{id}")).await;
         reply.assert_status(StatusCode::OK);
         reply.ticket()
+    }
+
+    /// Waits until `GET /api/tickets/<id>` shows the ticket in `status`.
+    pub async fn wait_for_status(&self, id: Uuid, status: &str) -> TicketBody {
+        let what = format!("ticket never {status}");
+        app::wait_for(
+            &what,
+            || async { Some(self.show(id).await) },
+            |t| t.status == status,
+        )
+        .await
     }
 
     /// `GET /api/tickets<query>`, asserting 200.

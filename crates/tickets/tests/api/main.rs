@@ -9,5 +9,7 @@ mod hostile;
 mod list;
 mod listeners;
 mod show;
+mod status;
 mod update;
 mod versions;
+mod withdraw;
