@@ -7,6 +7,7 @@ use axum::{Router, http::header, routing::get};
 use crate::pages::State;
 
 const SITE_CSS: &str = include_str!("../assets/site.css");
+const ADMIN_CSS: &str = include_str!("../assets/admin.css");
 const COUNTDOWN_JS: &str = include_str!("../assets/countdown.js");
 const STRIPE_CARD_JS: &str = include_str!("../assets/stripe-card.js");
 const LOCAL_TIME_JS: &str = include_str!("../assets/local-time.js");
@@ -29,6 +30,10 @@ pub fn router() -> Router<State> {
         .route(
             "/assets/site.css",
             asset("text/css; charset=utf-8", SITE_CSS),
+        )
+        .route(
+            "/assets/admin.css",
+            asset("text/css; charset=utf-8", ADMIN_CSS),
         )
         .route(
             "/assets/countdown.js",
