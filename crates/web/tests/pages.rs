@@ -2077,6 +2077,8 @@ async fn every_page_weighs_under_20_kb_with_its_styles_and_scripts_and_loads_not
         ("order, cancel question", &buyer, format!("{order}/cancel")),
         ("order, paid (receipt)", &buyer3, paid.clone()),
         ("my orders", &buyer, "/orders".into()),
+        ("my listings, a full page", &seller, "/listings".into()),
+        ("withdraw question", &seller, format!("{own}/withdraw")),
         ("404 page", &buyer, "/no/such/page".into()),
         ("403 page", &seller, order.clone()),
         ("refund question", &operator, format!("{paid}/refund")),
@@ -2111,4 +2113,288 @@ async fn every_page_weighs_under_20_kb_with_its_styles_and_scripts_and_loads_not
         "over {PAGE_BUDGET} bytes:\n{}",
         over.concat()
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The seller's listings, withdrawing, and paging both ways.
+
+/// Lists a ticket through the sell form as `seller`; returns its page's path.
+async fn list_through_form(
+    stack: &Stack,
+    seller: &reqwest::Client,
+    title: &str,
+    price: &str,
+) -> String {
+    let listed = seller
+        .post(stack.url("/tickets/new"))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[("title", title), ("price", price)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::SEE_OTHER, "{title}");
+    listed.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The state badge of a listing on /listings.
+fn listing_state(html: &str, ticket: &str) -> Option<String> {
+    element_text(
+        html,
+        &format!("status-{}", ticket.trim_start_matches("/tickets/")),
+    )
+}
+
+/// Posts `path` (a form's action) as `browser`, from our own page.
+async fn post_form(stack: &Stack, browser: &reqwest::Client, path: &str) -> reqwest::Response {
+    browser
+        .post(stack.url(path))
+        .header(header::ORIGIN, stack.origin())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_seller_sees_every_listing_in_its_state_and_withdraws_an_available_one_after_confirming()
+{
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let seller = signed_up(&stack, "lister@example.com").await;
+    let empty = page(&stack, &seller, "/listings").await;
+    assert!(
+        empty.contains("You have not listed any tickets yet"),
+        "{empty}"
+    );
+    assert!(
+        empty.contains("href=\"/listings\" id=\"listings-link\""),
+        "{empty}"
+    );
+
+    let sold = list_through_form(&stack, &seller, "Sold Show", "10").await;
+    let reserved = list_through_form(&stack, &seller, "Reserved Show", "20").await;
+    let available = list_through_form(&stack, &seller, "Available Show", "30").await;
+    let buyer = signed_up(&stack, "lister-buyer@example.com").await;
+    for ticket in [&sold, &reserved] {
+        let purchased = post_form(&stack, &buyer, &format!("{ticket}/purchase")).await;
+        assert_eq!(purchased.status(), StatusCode::SEE_OTHER);
+        let order = purchased.headers()[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        if ticket == &sold {
+            pay(&stack, &buyer, &order).await;
+        }
+    }
+
+    // Newest first, each in its state; Edit and Withdraw on the available one only.
+    let html = page_until(&stack, &seller, "/listings", "the sale and the hold", |h| {
+        listing_state(h, &sold).as_deref() == Some("Sold")
+            && listing_state(h, &reserved).as_deref() == Some("Reserved")
+    })
+    .await;
+    assert_eq!(
+        listing_state(&html, &available).as_deref(),
+        Some("Available")
+    );
+    let order_on_page = |title: &str| html.find(&format!(">{title}</a>")).unwrap();
+    assert!(order_on_page("Available Show") < order_on_page("Reserved Show"));
+    assert!(order_on_page("Reserved Show") < order_on_page("Sold Show"));
+    assert!(
+        html.contains(&format!(
+            "href=\"{available}/edit\" aria-label=\"Edit Available Show\""
+        )),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(
+            "href=\"{available}/withdraw\" aria-label=\"Withdraw Available Show\""
+        )),
+        "{html}"
+    );
+    for taken in [&sold, &reserved] {
+        assert!(!html.contains(&format!("{taken}/edit")), "{html}");
+        assert!(!html.contains(&format!("{taken}/withdraw")), "{html}");
+    }
+    assert_eq!(html.matches("class=\"listing\"").count(), 3, "{html}");
+
+    // The ticket's own page says its state, and its seller gets no Edit on a taken ticket.
+    let ticket = page(&stack, &seller, &reserved).await;
+    assert!(
+        element_text(&ticket, "ticket-state").is_some_and(|s| s.starts_with("Reserved")),
+        "{ticket}"
+    );
+    assert!(!ticket.contains("id=\"edit\"") && !ticket.contains("id=\"withdraw\""));
+    let ticket = page(&stack, &client(), &sold).await;
+    assert!(
+        element_text(&ticket, "ticket-state").is_some_and(|s| s.starts_with("Sold")),
+        "{ticket}"
+    );
+    // Opening edit or withdraw on a taken ticket says why, before anything is typed.
+    for path in [format!("{reserved}/edit"), format!("{sold}/withdraw")] {
+        let refused = seller.get(stack.url(&path)).send().await.unwrap();
+        let html = layout_page(refused, StatusCode::CONFLICT, Some("lister@example.com")).await;
+        assert!(html.contains("cannot be"), "{path}: {html}");
+        assert!(!html.contains("name=\"price\""), "{path}: no form");
+    }
+    // Someone else's ticket is not theirs to withdraw.
+    let other = buyer
+        .get(stack.url(&format!("{available}/withdraw")))
+        .send()
+        .await
+        .unwrap();
+    layout_page(
+        other,
+        StatusCode::FORBIDDEN,
+        Some("lister-buyer@example.com"),
+    )
+    .await;
+
+    // Withdraw asks first; only its form withdraws.
+    let confirm = page(&stack, &seller, &format!("{available}/withdraw")).await;
+    assert_eq!(
+        element_text(&confirm, "question").as_deref(),
+        Some("Withdraw Available Show?")
+    );
+    assert!(
+        confirm.contains(&format!(
+            "<form method=\"post\" action=\"{available}/withdraw\">"
+        )),
+        "{confirm}"
+    );
+    assert!(
+        page(&stack, &client(), "/")
+            .await
+            .contains("Available Show")
+    );
+    let withdrawn = post_form(&stack, &seller, &format!("{available}/withdraw")).await;
+    assert_eq!(withdrawn.status(), StatusCode::SEE_OTHER);
+    assert_eq!(withdrawn.headers()[header::LOCATION], "/listings");
+    let html = page(&stack, &seller, "/listings").await;
+    assert_eq!(
+        element_text(&html, "flash").as_deref(),
+        Some("Withdrawn. The ticket is no longer on sale.")
+    );
+    assert_eq!(
+        listing_state(&html, &available),
+        None,
+        "gone from the listings"
+    );
+    assert_eq!(html.matches("class=\"listing\"").count(), 2);
+    let gone = client().get(stack.url(&available)).send().await.unwrap();
+    layout_page(gone, StatusCode::NOT_FOUND, None).await;
+    page_until(&stack, &client(), "/", "the ticket off sale", |h| {
+        !h.contains("Available Show")
+    })
+    .await;
+
+    // A second click, or a ticket taken meanwhile: back on the listings with the reason.
+    let again = post_form(&stack, &seller, &format!("{available}/withdraw")).await;
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    let html = page(&stack, &seller, "/listings").await;
+    assert!(
+        element_text(&html, "flash").is_some_and(|m| m.contains("withdrawn already")),
+        "{html}"
+    );
+    let taken = post_form(&stack, &seller, &format!("{reserved}/withdraw")).await;
+    assert_eq!(taken.status(), StatusCode::SEE_OTHER);
+    let html = page(&stack, &seller, "/listings").await;
+    assert!(
+        element_text(&html, "flash").is_some_and(|m| m.starts_with("The ticket was not withdrawn")),
+        "{html}"
+    );
+    assert_eq!(listing_state(&html, &reserved).as_deref(), Some("Reserved"));
+    // A reopened withdraw address leads nowhere new: the question again, or why not.
+    let reopened = seller
+        .get(stack.url(&format!("{available}/withdraw")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reopened.status(), StatusCode::NOT_FOUND);
+}
+
+/// The paths of the `?before=` / `?after=` links on a list's page.
+fn pager_link(html: &str, id: &str) -> Option<String> {
+    let at = html.find(&format!("id=\"{id}\""))?;
+    let tag_start = html[..at].rfind("<a ")?;
+    attribute_values(&html[tag_start..at], "href")
+        .first()
+        .map(|h| (*h).to_owned())
+}
+
+/// The titles listed on a page, in order.
+fn titles(html: &str) -> Vec<String> {
+    html.match_indices(">Paged ")
+        .filter_map(|(i, _)| {
+            let rest = &html[i + 1..];
+            let end = rest.find('<')?;
+            Some(rest[..end].trim().to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_ticket_list_and_the_listings_page_back_to_newer_tickets_as_well_as_on_to_older() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let seller = signed_up(&stack, "pager@example.com").await;
+    for i in 1..=45 {
+        let listed = seller
+            .post(stack.url("/api/tickets"))
+            .json(&serde_json::json!({"title": format!("Paged {i:02}"), "price": 5}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.status(), StatusCode::CREATED);
+    }
+    let expected = |from: u32, to: u32| -> Vec<String> {
+        (to..=from).rev().map(|i| format!("Paged {i:02}")).collect()
+    };
+
+    // Twenty tickets a page on sale, ten listings a page (each row has its buttons).
+    for (base, browser, size) in [("/", client(), 20), ("/listings", seller.clone(), 10)] {
+        let page_of = |n: i64| {
+            let from = 45 - size * n;
+            expected(from as u32, (from - size + 1).max(1) as u32)
+        };
+        let first = page(&stack, &browser, base).await;
+        assert_eq!(titles(&first), page_of(0), "{base}");
+        assert_eq!(
+            pager_link(&first, "previous-page"),
+            None,
+            "{base}: nothing newer"
+        );
+        let second_path = pager_link(&first, "next-page").expect("a next page");
+        assert!(
+            second_path.starts_with(&format!("{base}?before=")),
+            "{second_path}"
+        );
+        let second = page(&stack, &browser, &second_path).await;
+        assert_eq!(titles(&second), page_of(1), "{base}");
+        let third_path = pager_link(&second, "next-page").expect("a third page");
+        let third = page(&stack, &browser, &third_path).await;
+        assert_eq!(titles(&third), page_of(2), "{base}");
+        if size == 20 {
+            assert_eq!(
+                pager_link(&third, "next-page"),
+                None,
+                "{base}: nothing older"
+            );
+        }
+
+        // Back: the third page's previous page is the second, and the second's the first
+        // (which is the list's own address again).
+        let back_path = pager_link(&third, "previous-page").expect("a previous page");
+        assert!(
+            back_path.starts_with(&format!("{base}?after=")),
+            "{back_path}"
+        );
+        let back = page(&stack, &browser, &back_path).await;
+        assert_eq!(titles(&back), page_of(1), "{base}: the second page again");
+        assert!(pager_link(&back, "previous-page").is_some());
+        let top_path = pager_link(&second, "previous-page").expect("a previous page");
+        let top = browser.get(stack.url(&top_path)).send().await.unwrap();
+        assert_eq!(top.status(), StatusCode::SEE_OTHER, "{top_path}");
+        assert_eq!(top.headers()[header::LOCATION], base);
+    }
 }
