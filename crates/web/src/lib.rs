@@ -37,13 +37,16 @@ pub struct WebSettings {
     pub forwarding: Forwarding,
 }
 
-/// The web pages at `/` (never under `/api`).
+/// The web pages at `/`: every path but `/api/...` (an unknown `/api/` path still answers
+/// the API's JSON 404, see [`pages::layout`]).
 pub fn component(settings: WebSettings) -> Component {
     let api = Arc::new(api::Api::new(&settings.api_base));
     let policy = headers::content_security_policy(settings.stripe_publishable_key.is_some());
     let router: Router = pages::router()
         .merge(assets::router())
         .layer(middleware::from_fn(csrf::check_origin))
+        // Outside the CSRF guard, so its refusal is a page in the layout too.
+        .layer(middleware::from_fn(pages::layout::layout))
         .layer(middleware::from_fn(move |request, next| {
             headers::secure(policy.clone(), request, next)
         }))

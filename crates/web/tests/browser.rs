@@ -31,6 +31,12 @@ struct Chromedriver {
 
 impl Chromedriver {
     async fn start() -> Chromedriver {
+        Chromedriver::start_in(None).await
+    }
+
+    /// chromedriver whose browsers live in the time zone `zone` (`TZ`, e.g. `Asia/Kolkata`),
+    /// or the machine's.
+    async fn start_in(zone: Option<&str>) -> Chromedriver {
         for path in [CHROMEDRIVER, CHROMIUM] {
             assert!(
                 std::path::Path::new(path).exists(),
@@ -38,7 +44,11 @@ impl Chromedriver {
             );
         }
         let port = testing::free_port();
-        let child = tokio::process::Command::new(CHROMEDRIVER)
+        let mut command = tokio::process::Command::new(CHROMEDRIVER);
+        if let Some(zone) = zone {
+            command.env("TZ", zone);
+        }
+        let child = command
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -94,13 +104,19 @@ impl Chromedriver {
             .await
             .context("start a chromium session")?;
         driver.set_window_rect(0, 0, width, height).await?;
-        Ok(Browser { driver, profile })
+        Ok(Browser {
+            driver,
+            profile,
+            size: (width, height),
+        })
     }
 }
 
 struct Browser {
     driver: WebDriver,
     profile: PathBuf,
+    /// The window's size as opened.
+    size: (u32, u32),
 }
 
 impl Browser {
@@ -172,6 +188,41 @@ impl Browser {
             .screenshot(&dir.join(format!("{name}.png")))
             .await?;
         Ok(())
+    }
+
+    /// The page as it is, at a desktop's width and then a phone's (`{name}-desktop.png`,
+    /// `{name}-phone.png`, the phone `phone_height` tall so a longer page fits); the window
+    /// is back to its own size afterwards.
+    async fn shots(&self, name: &str, phone_height: u32) -> anyhow::Result<()> {
+        self.driver.set_window_rect(0, 0, 1280, 900).await?;
+        self.shot(&format!("{name}-desktop")).await?;
+        self.driver.set_window_rect(0, 0, 390, phone_height).await?;
+        self.shot(&format!("{name}-phone")).await?;
+        let (width, height) = self.size;
+        self.driver.set_window_rect(0, 0, width, height).await?;
+        Ok(())
+    }
+
+    /// The HTTP status of the page shown, as the server answered it (the browser's own
+    /// record of the navigation).
+    async fn status(&self) -> anyhow::Result<u16> {
+        let status = self
+            .driver
+            .execute(
+                "return performance.getEntriesByType('navigation')[0].responseStatus;",
+                Vec::new(),
+            )
+            .await?;
+        status
+            .json()
+            .as_u64()
+            .and_then(|s| u16::try_from(s).ok())
+            .context("the navigation's status")
+    }
+
+    /// An attribute of the element with this id.
+    async fn attr(&self, id: &str, name: &str) -> anyhow::Result<Option<String>> {
+        Ok(self.element(id).await?.attr(name).await?)
     }
 
     /// Waits until the page's path starts with `prefix` (a form post's redirect landed).
@@ -380,14 +431,21 @@ async fn buy_pay_and_decline(
     ensure!(home_lists(&buyer.body().await?, "Night at the Opera"));
     buyer.shot("08-home-after-sale").await?;
     seller.go(&stack.url(&concert)).await?;
-    ensure!(seller.text("ticket-state").await?.contains("not available"));
+    let state = seller.text("ticket-state").await?;
+    ensure!(state.starts_with("Sold"), "{state}");
+    ensure!(
+        !seller.has("edit").await? && !seller.has("withdraw").await?,
+        "nothing to edit or withdraw on a sold ticket"
+    );
 
-    // A declined card is refused in words and the order stays payable.
+    // A declined card is refused in words, back on the order's own address, and the order
+    // stays payable.
     let second = buyer.purchase(stack, &opera).await?;
     buyer.click("card-declined").await?;
     buyer.click("pay").await?;
     buyer.wait_for_path(&second).await?;
-    let error = buyer.text("payment-error").await?;
+    ensure!(buyer.path().await == second, "no /pay address left behind");
+    let error = buyer.text("flash").await?;
     ensure!(
         error.to_lowercase().contains("declined"),
         "decline message, got {error:?}"
@@ -395,13 +453,15 @@ async fn buy_pay_and_decline(
     ensure!(buyer.text("status").await? == "Awaiting payment");
     buyer.shot("09-order-declined").await?;
 
-    // While reserved, the seller's edit is refused with the API's message.
+    // While reserved, the seller is told the ticket cannot be edited, before typing anything.
+    seller.go(&stack.url(&opera)).await?;
+    ensure!(seller.text("ticket-state").await?.starts_with("Reserved"));
+    ensure!(!seller.has("edit").await?, "no Edit on a reserved ticket");
     seller.go(&stack.url(&format!("{opera}/edit"))).await?;
-    seller.fill("price", "45").await?;
-    seller.click("submit").await?;
-    seller.wait_for_path(&format!("{opera}/edit")).await?;
-    let refusal = seller.text("form-error").await?;
-    ensure!(!refusal.is_empty(), "the API's refusal is shown");
+    ensure!(seller.status().await? == 409);
+    ensure!(!seller.has("price").await?, "no form to fill in");
+    let refusal = seller.text("message").await?;
+    ensure!(refusal.contains("paying for it right now"), "{refusal}");
     seller.shot("10-edit-refused-while-reserved").await?;
 
     // The buyer's orders, with their states.
@@ -776,4 +836,422 @@ async fn an_operator_reads_the_console_and_replays_retries_and_discards() {
     desk.close().await;
     phone.close().await;
     outcome.unwrap();
+}
+
+/// Whether the `<time>` inside the element with this id was rewritten in the browser's zone:
+/// its text no longer says UTC, and its tooltip keeps the UTC time.
+async fn localised(browser: &Browser, id: &str, zone_label: &str) -> anyhow::Result<String> {
+    let time = browser
+        .element(id)
+        .await?
+        .find(By::Tag("time"))
+        .await
+        .with_context(|| format!("a <time> in #{id}"))?;
+    let text = time.text().await?;
+    let title = time.attr("title").await?.unwrap_or_default();
+    let datetime = time.attr("datetime").await?.unwrap_or_default();
+    ensure!(datetime.ends_with('Z'), "datetime in UTC: {datetime:?}");
+    ensure!(
+        title.ends_with(" UTC"),
+        "the UTC time as the tooltip: {title:?}"
+    );
+    ensure!(
+        !text.contains("UTC") && text.contains(zone_label),
+        "#{id} in the visitor's zone ({zone_label}): {text:?}"
+    );
+    Ok(text)
+}
+
+async fn receipt_cancel_and_local_times(
+    stack: &Stack,
+    seller: &Browser,
+    buyer: &Browser,
+) -> anyhow::Result<()> {
+    // Listing says so on the ticket's page; the price as typed by a person.
+    seller.sign_up(stack, "receipt-seller@example.com").await?;
+    seller.go(&stack.url("/tickets/new")).await?;
+    seller.fill("title", "Receipt Recital").await?;
+    seller.fill("price", "$25,50").await?;
+    seller.click("submit").await?;
+    let recital = seller.wait_for_path("/tickets/").await?;
+    ensure!(recital != "/tickets/new", "{}", seller.body().await?);
+    ensure!(seller.text("flash").await? == "Listed. Your ticket is on sale.");
+    ensure!(seller.text("ticket-price").await? == "$25.50");
+    seller.shots("27-flash-listed", 844).await?;
+    let encore = seller.sell(stack, "Encore Evening", "18").await?;
+
+    // A new account is welcomed on the page it lands on.
+    buyer.go(&stack.url("/signup")).await?;
+    buyer.fill("email", "receipt-buyer@example.com").await?;
+    buyer.fill("password", "secret1").await?;
+    buyer.click("submit").await?;
+    buyer.wait_for_path("/").await?;
+    ensure!(buyer.text("flash").await?.starts_with("Welcome"));
+    buyer.shots("28-flash-welcome", 844).await?;
+    buyer.go(&stack.url("/")).await?;
+    ensure!(!buyer.has("flash").await?, "said once");
+
+    // The order's deadline in the buyer's own time zone.
+    let order = buyer.purchase(stack, &recital).await?;
+    let until = localised(buyer, "live", "GMT+5:30").await?;
+    ensure!(until.contains(':'), "{until}");
+
+    // Cancel asks first, on a page of its own; keeping the order changes nothing.
+    buyer.click("cancel").await?;
+    buyer.wait_for_path(&format!("{order}/cancel")).await?;
+    ensure!(buyer.text("question").await? == "Cancel your order for Receipt Recital?");
+    buyer.shots("29-cancel-confirmation", 844).await?;
+    buyer.element("keep").await?.click().await?;
+    buyer.wait_for_path(&order).await?;
+    ensure!(buyer.path().await == order);
+    ensure!(buyer.text("status").await? == "Awaiting payment");
+
+    // Declined, then paid: each back on the order's page, with its message on top.
+    buyer.click("card-declined").await?;
+    buyer.click("pay").await?;
+    buyer.wait_for_path(&order).await?;
+    ensure!(buyer.path().await == order);
+    ensure!(buyer.text("flash").await?.contains("declined"));
+    buyer.shots("30-order-declined-message", 1100).await?;
+    buyer.click("card-success").await?;
+    buyer.click("pay").await?;
+    buyer.wait_for_path(&order).await?;
+    ensure!(buyer.text("flash").await? == "Paid. Thank you!");
+    let body = buyer
+        .reload_until(&stack.url(&order), "the receipt", |b| b.contains("Paid on"))
+        .await?;
+    ensure!(buyer.text("status").await? == "Paid", "{body}");
+    ensure!(buyer.text("receipt-order").await? == order.trim_start_matches("/orders/"));
+    ensure!(buyer.text("receipt-ticket").await? == "Receipt Recital");
+    ensure!(buyer.text("receipt-amount").await? == "$25.50");
+    ensure!(buyer.text("receipt-card").await? == "Visa ending in 4242");
+    localised(buyer, "receipt-when", "GMT+5:30").await?;
+    buyer.shots("31-order-receipt", 1100).await?;
+
+    // Cancelling for real, after the question.
+    let second = buyer.purchase(stack, &encore).await?;
+    buyer.click("cancel").await?;
+    buyer.wait_for_path(&format!("{second}/cancel")).await?;
+    buyer.click("confirm-cancel").await?;
+    buyer.wait_for_path(&second).await?;
+    ensure!(buyer.path().await == second);
+    ensure!(buyer.text("flash").await? == "Cancelled. The ticket is back on sale.");
+    ensure!(buyer.text("status").await? == "Cancelled");
+    ensure!(!buyer.has("pay").await?);
+    buyer.shots("32-order-cancelled", 844).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_cancels_after_confirming_pays_and_reads_the_receipt_in_their_own_time_zone() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    // India: +05:30 all year, so the zone's label is known.
+    let chromedriver = Chromedriver::start_in(Some("Asia/Kolkata")).await;
+    let seller = chromedriver.browser(1280, 900).await.expect("seller");
+    let buyer = chromedriver.browser(1280, 900).await.expect("buyer");
+    let outcome = receipt_cancel_and_local_times(&stack, &seller, &buyer).await;
+    seller.close().await;
+    buyer.close().await;
+    outcome.unwrap();
+}
+
+async fn hold_warning(stack: &Stack, seller: &Browser, buyer: &Browser) -> anyhow::Result<()> {
+    seller.sign_up(stack, "warn-seller@example.com").await?;
+    let ticket = seller.sell(stack, "Last Minute Show", "9").await?;
+    buyer.sign_up(stack, "warn-buyer@example.com").await?;
+    let order = buyer.purchase(stack, &ticket).await?;
+    let first = seconds(&buyer.text("countdown").await?)?;
+    ensure!(first > 60, "more than a minute left at first: {first}");
+    let warning = buyer.element("hold-warning").await?;
+    ensure!(!warning.is_displayed().await?, "no warning yet");
+    // The countdown reaches its last minute within seconds: the warning shows.
+    warning
+        .wait_until()
+        .wait(WAIT, Duration::from_millis(200))
+        .displayed()
+        .await
+        .context("the warning never showed")?;
+    let left = seconds(&buyer.text("countdown").await?)?;
+    ensure!(left <= 60, "warned with {left} s left");
+    ensure!(
+        buyer
+            .attr("live", "class")
+            .await?
+            .is_some_and(|c| c.contains("ending")),
+        "the countdown turns red"
+    );
+    ensure!(warning.text().await?.starts_with("Less than a minute left"));
+    ensure!(buyer.path().await == order);
+    buyer.shots("33-order-hold-warning", 1100).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_countdown_warns_a_minute_before_the_hold_ends() {
+    two_browsers(
+        Stack::start(Duration::from_secs(66)).await,
+        (1280, 900),
+        hold_warning,
+    )
+    .await;
+}
+
+async fn error_pages(stack: &Stack, visitor: &Browser, other: &Browser) -> anyhow::Result<()> {
+    // Unknown addresses, signed out and signed in: the 404 page in the layout.
+    visitor.go(&stack.url("/no/such/page")).await?;
+    ensure!(visitor.status().await? == 404);
+    ensure!(
+        visitor
+            .text("message")
+            .await?
+            .contains("no page at this address")
+    );
+    visitor.shots("34-404-signed-out", 844).await?;
+    visitor.sign_up(stack, "errors@example.com").await?;
+    visitor.go(&stack.url("/no/such/page")).await?;
+    ensure!(visitor.status().await? == 404);
+    ensure!(
+        visitor.body().await?.contains("errors@example.com"),
+        "the visitor's own header"
+    );
+    ensure!(visitor.has("listings-link").await?);
+    visitor.shots("35-404-signed-in", 844).await?;
+    visitor.go(&stack.url("/tickets/not-a-ticket-id")).await?;
+    ensure!(visitor.status().await? == 404);
+    ensure!(visitor.text("message").await?.contains("not one of ours"));
+    visitor.shots("36-malformed-id", 844).await?;
+
+    // Someone else's order: 403, saying how to see it if it is yours.
+    let ticket = visitor.sell(stack, "Private Party", "20").await?;
+    other.sign_up(stack, "errors-buyer@example.com").await?;
+    let order = other.purchase(stack, &ticket).await?;
+    visitor.go(&stack.url(&order)).await?;
+    ensure!(visitor.status().await? == 403);
+    ensure!(visitor.text("message").await?.contains("another account"));
+    ensure!(visitor.body().await?.contains("errors@example.com"));
+    visitor.shots("37-not-yours", 844).await?;
+
+    // A backend failing: 502 in the layout, the header still the visitor's.
+    stack.break_table(stack.orders_db(), "orders").await;
+    other.go(&stack.url(&order)).await?;
+    ensure!(other.status().await? == 502);
+    ensure!(other.body().await?.contains("errors-buyer@example.com"));
+    ensure!(other.body().await?.contains("Please try again"));
+    other.shots("38-backend-failed", 844).await?;
+
+    // The API keeps its JSON, whatever the browser asks for.
+    visitor.go(&stack.url("/api/no-such-route")).await?;
+    ensure!(visitor.status().await? == 404);
+    let body = visitor.body().await?;
+    ensure!(body.contains("\"errors\""), "{body}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_pages_in_the_layout_with_the_visitors_header_and_their_status() {
+    two_browsers(
+        Stack::start(Duration::from_secs(900)).await,
+        (1280, 900),
+        error_pages,
+    )
+    .await;
+}
+
+/// Clicks the link whose `href` is `href` and waits for the page it leads to.
+async fn follow(browser: &Browser, href: &str) -> anyhow::Result<()> {
+    let here = browser.path().await;
+    browser
+        .driver
+        .find(By::Css(format!("a[href='{href}']")))
+        .await
+        .with_context(|| format!("a link to {href} on {here}"))?
+        .click()
+        .await?;
+    browser
+        .wait_for_path(href.split('?').next().unwrap_or(href))
+        .await?;
+    Ok(())
+}
+
+async fn listings_and_withdrawing(
+    stack: &Stack,
+    seller: &Browser,
+    buyer: &Browser,
+) -> anyhow::Result<()> {
+    seller.sign_up(stack, "listings-seller@example.com").await?;
+    seller.element("listings-link").await?.click().await?;
+    seller.wait_for_path("/listings").await?;
+    ensure!(
+        seller
+            .body()
+            .await?
+            .contains("You have not listed any tickets yet")
+    );
+    seller.shots("39-listings-empty", 844).await?;
+    let jazz = seller.sell(stack, "Jazz Night", "30").await?;
+    let comedy = seller.sell(stack, "Comedy Club", "15").await?;
+    let opera = seller.sell(stack, "Opera Gala", "45").await?;
+
+    // A buyer holds one and buys another.
+    buyer.sign_up(stack, "listings-buyer@example.com").await?;
+    buyer.purchase(stack, &comedy).await?;
+    buyer.purchase(stack, &opera).await?;
+    buyer.click("card-success").await?;
+    buyer.click("pay").await?;
+    buyer
+        .reload_until(&stack.url(&opera), "the ticket sold to the buyer", |b| {
+            b.contains("Sold to you")
+        })
+        .await?;
+
+    // The seller's listings: each in its state, Edit and Withdraw on the available one.
+    let id = |t: &str| t.trim_start_matches("/tickets/").to_owned();
+    let body = seller
+        .reload_until(&stack.url("/listings"), "the hold and the sale", |b| {
+            b.contains("Reserved") && b.contains("Sold")
+        })
+        .await?;
+    ensure!(
+        seller.text(&format!("status-{}", id(&jazz))).await? == "Available",
+        "{body}"
+    );
+    ensure!(seller.text(&format!("status-{}", id(&comedy))).await? == "Reserved");
+    ensure!(seller.text(&format!("status-{}", id(&opera))).await? == "Sold");
+    let edits = seller.driver.find_all(By::Css("a[href$='/edit']")).await?;
+    ensure!(edits.len() == 1, "Edit on the available ticket only");
+    seller.shots("40-listings", 844).await?;
+
+    // The ticket pages say which state each is in; no Edit on a taken ticket.
+    seller.go(&stack.url(&comedy)).await?;
+    ensure!(seller.text("ticket-state").await?.starts_with("Reserved"));
+    ensure!(!seller.has("edit").await? && !seller.has("withdraw").await?);
+    seller.shots("41-ticket-reserved-seller", 844).await?;
+    buyer.go(&stack.url("/")).await?;
+    buyer.sign_out().await?;
+    buyer.go(&stack.url(&opera)).await?;
+    ensure!(buyer.text("ticket-state").await?.starts_with("Sold"));
+    ensure!(!buyer.has("purchase").await?);
+    buyer.shots("42-ticket-sold", 844).await?;
+    seller.go(&stack.url(&format!("{comedy}/edit"))).await?;
+    ensure!(seller.status().await? == 409);
+    ensure!(
+        seller
+            .text("message")
+            .await?
+            .contains("paying for it right now")
+    );
+    seller.shots("43-edit-not-available", 844).await?;
+
+    // Editing the available one, with a price typed the European way: "Saved."
+    seller.go(&stack.url("/listings")).await?;
+    follow(seller, &format!("{jazz}/edit")).await?;
+    seller.fill("price", " 32,5 ").await?;
+    seller.click("submit").await?;
+    seller.wait_for_path(&jazz).await?;
+    ensure!(seller.path().await == jazz);
+    ensure!(seller.text("flash").await? == "Saved.");
+    ensure!(seller.text("ticket-price").await? == "$32.50");
+    seller.shots("44-flash-saved", 844).await?;
+
+    // Withdrawing asks first, then the listings say it is done.
+    seller.go(&stack.url("/listings")).await?;
+    follow(seller, &format!("{jazz}/withdraw")).await?;
+    ensure!(seller.text("question").await? == "Withdraw Jazz Night?");
+    seller.shots("45-withdraw-confirmation", 844).await?;
+    seller.click("confirm-withdraw").await?;
+    seller.wait_for_path("/listings").await?;
+    ensure!(seller.text("flash").await? == "Withdrawn. The ticket is no longer on sale.");
+    ensure!(!seller.has(&format!("status-{}", id(&jazz))).await?);
+    seller.shots("46-listings-withdrawn", 844).await?;
+    buyer.go(&stack.url(&jazz)).await?;
+    ensure!(
+        buyer.status().await? == 404,
+        "a withdrawn ticket's page is gone"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seller_reads_their_listings_edits_one_and_withdraws_it_after_confirming() {
+    two_browsers(
+        Stack::start(Duration::from_secs(900)).await,
+        (390, 844),
+        listings_and_withdrawing,
+    )
+    .await;
+}
+
+async fn paging_back_and_prices(
+    stack: &Stack,
+    seller: &Browser,
+    visitor: &Browser,
+) -> anyhow::Result<()> {
+    // Enough tickets for two pages, listed through the API.
+    let api = support::client();
+    let signup = api
+        .post(stack.url("/api/users/signup"))
+        .json(&serde_json::json!({"email": "many-seller@example.com", "password": "secret1"}))
+        .send()
+        .await?;
+    ensure!(signup.status().is_success());
+    for i in 1..=25 {
+        let listed = api
+            .post(stack.url("/api/tickets"))
+            .json(&serde_json::json!({"title": format!("Matinee {i:02}"), "price": 12}))
+            .send()
+            .await?;
+        ensure!(listed.status().is_success());
+    }
+
+    // On to the older page, and back to the newer one.
+    visitor.go(&stack.url("/")).await?;
+    ensure!(!visitor.has("previous-page").await?);
+    visitor.element("next-page").await?.click().await?;
+    visitor.wait_for_path("/").await?;
+    let body = visitor
+        .reload_until(
+            visitor.driver.current_url().await?.as_ref(),
+            "the older page",
+            |b| b.contains("Matinee 05") && !b.contains("Matinee 06"),
+        )
+        .await?;
+    ensure!(body.contains("Matinee 01"), "{body}");
+    ensure!(visitor.has("previous-page").await?);
+    visitor.shots("47-home-older-page", 844).await?;
+    visitor.element("previous-page").await?.click().await?;
+    visitor.wait_for_path("/").await?;
+    let body = visitor.body().await?;
+    ensure!(
+        body.contains("Matinee 25") && body.contains("Matinee 06"),
+        "{body}"
+    );
+    ensure!(!body.contains("Matinee 05"), "{body}");
+
+    // A price that is not a number: the form again, saying how to write one.
+    seller.sign_up(stack, "typo-seller@example.com").await?;
+    seller.go(&stack.url("/tickets/new")).await?;
+    seller.fill("title", "Typo Tour").await?;
+    seller.fill("price", "twenty dollars").await?;
+    seller.click("submit").await?;
+    seller.wait_for_path("/tickets/new").await?;
+    ensure!(seller.status().await? == 400);
+    ensure!(
+        seller
+            .text("price-error")
+            .await?
+            .starts_with("Enter the price as a number")
+    );
+    ensure!(seller.element("price").await?.value().await?.as_deref() == Some("twenty dollars"));
+    seller.shots("48-sell-price-not-a-number", 844).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ticket_list_goes_back_a_page_and_the_sell_form_explains_a_price_that_is_not_one() {
+    two_browsers(
+        Stack::start(Duration::from_secs(900)).await,
+        (1280, 900),
+        paging_back_and_prices,
+    )
+    .await;
 }

@@ -605,11 +605,17 @@ fn offers_refund(html: &str) -> bool {
     html.contains("id=\"refund\"") || html.contains("/refund\"")
 }
 
-/// The path of the ticket an order page links to.
+/// The path of the ticket an order page links to (not the header's `/tickets/new`).
 fn ticket_of(html: &str) -> String {
-    let start = html.find("href=\"/tickets/").expect("a link to the ticket") + 6;
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_owned()
+    html.match_indices("href=\"/tickets/")
+        .map(|(i, _)| {
+            let start = i + 6;
+            let end = html[start..].find('"').unwrap() + start;
+            &html[start..end]
+        })
+        .find(|path| Uuid::try_parse(path.trim_start_matches("/tickets/")).is_ok())
+        .expect("a link to the ticket")
+        .to_owned()
 }
 
 /// Posts the refund confirmation of `order` as `browser`, from our own page.
@@ -1277,5 +1283,1118 @@ async fn replay_retry_promote_and_discard_post_to_the_api_and_say_what_became_of
             actions.contains(&format!("<td>expiration</td>\n      <td>{action}</td>")),
             "{action}: {actions}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Error pages, one-shot messages, the receipt, cancelling and paying without script.
+
+/// The text of the element with this id (up to its closing tag), if the page has it.
+fn element_text(html: &str, id: &str) -> Option<String> {
+    let at = html.find(&format!("id=\"{id}\""))?;
+    let start = html[at..].find('>')? + at + 1;
+    let end = html[start..].find("</")? + start;
+    Some(html[start..end].trim().to_owned())
+}
+
+/// Asserts `response` is an HTML page in the site's layout with `status`, whose header shows
+/// `email` as signed in (or the sign-in link for `None`); returns its HTML.
+async fn layout_page(
+    response: reqwest::Response,
+    status: StatusCode,
+    email: Option<&str>,
+) -> String {
+    let url = response.url().to_string();
+    assert_eq!(response.status(), status, "{url}");
+    let content_type = response.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("text/html"),
+        "{url}: {content_type}"
+    );
+    assert_secure_page(&url, response.headers());
+    let html = response.text().await.unwrap();
+    assert!(html.contains("<header class=\"site\">"), "{url}: {html}");
+    assert!(
+        html.contains("<link rel=\"stylesheet\" href=\"/assets/site.css\">"),
+        "{url}"
+    );
+    match email {
+        Some(email) => {
+            assert!(
+                html.contains(&format!(
+                    "<span class=\"who\" title=\"Signed in\">{email}</span>"
+                )),
+                "{url}: the header names {email}: {html}"
+            );
+            assert!(html.contains("action=\"/signout\""), "{url}");
+        }
+        None => assert!(
+            html.contains("href=\"/signin\"") && !html.contains("action=\"/signout\""),
+            "{url}: a signed-out header: {html}"
+        ),
+    }
+    html
+}
+
+/// Asserts `response` is the contract's JSON error body with `status`.
+async fn json_error(response: reqwest::Response, status: StatusCode) {
+    let url = response.url().to_string();
+    assert_eq!(response.status(), status, "{url}");
+    assert!(
+        response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"),
+        "{url}"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["errors"][0]["message"].is_string(),
+        "{url}: the contract's error body: {body}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_pages_and_malformed_ids_are_404_pages_with_the_visitors_header_and_the_api_keeps_json()
+ {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let visitor = signed_up(&stack, "lost@example.com").await;
+    let anonymous = client();
+
+    for path in ["/no/such/page", "/tickets/not-an-id", "/tickets/42/edit"] {
+        let html = layout_page(
+            visitor.get(stack.url(path)).send().await.unwrap(),
+            StatusCode::NOT_FOUND,
+            Some("lost@example.com"),
+        )
+        .await;
+        assert!(element_text(&html, "message").is_some(), "{path}: {html}");
+        assert!(html.contains("Page not found"), "{path}: {html}");
+    }
+    // Malformed ids in any page's path, signed in: the 404 page, never a plain-text 400.
+    for path in [
+        "/orders/not-an-id",
+        "/orders/1234/cancel",
+        "/tickets/xyz/withdraw",
+        "/orders/%3Cscript%3E",
+        "/?before=not-an-id",
+        "/listings?after=nope",
+    ] {
+        layout_page(
+            visitor.get(stack.url(path)).send().await.unwrap(),
+            StatusCode::NOT_FOUND,
+            Some("lost@example.com"),
+        )
+        .await;
+    }
+    layout_page(
+        anonymous
+            .get(stack.url("/no/such/page"))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+        None,
+    )
+    .await;
+    layout_page(
+        anonymous
+            .get(stack.url("/tickets/not-an-id"))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+        None,
+    )
+    .await;
+    // A page that needs a session still sends a signed-out visitor to sign in first.
+    for path in ["/orders/not-an-id", "/listings", "/orders/1/cancel"] {
+        let response = anonymous.get(stack.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+        assert!(
+            response.headers()[header::LOCATION]
+                .to_str()
+                .unwrap()
+                .starts_with("/signin?next=/"),
+            "{path}"
+        );
+    }
+
+    // The API's own paths, and clients asking for JSON, keep the contract's JSON body.
+    for path in [
+        "/api/no-such-route",
+        "/api/tickets/not-an-id",
+        "/api/orders/not-an-id",
+        "/api",
+    ] {
+        json_error(
+            visitor.get(stack.url(path)).send().await.unwrap(),
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+    }
+    json_error(
+        visitor
+            .get(stack.url("/no/such/page"))
+            .header(header::ACCEPT, "application/json")
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    json_error(
+        visitor
+            .delete(stack.url("/api/tickets"))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::METHOD_NOT_ALLOWED,
+    )
+    .await;
+
+    // A method a page does not take: the 405 page, with `Allow`.
+    let put = visitor
+        .put(stack.url("/tickets/new"))
+        .header(header::ORIGIN, stack.origin())
+        .send()
+        .await
+        .unwrap();
+    let allow = put.headers()[header::ALLOW].to_str().unwrap().to_owned();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    layout_page(
+        put,
+        StatusCode::METHOD_NOT_ALLOWED,
+        Some("lost@example.com"),
+    )
+    .await;
+
+    // A forged form post is refused on a page with the visitor's header too.
+    let forged = visitor
+        .post(stack.url("/tickets/new"))
+        .header(header::ORIGIN, "http://evil.example")
+        .form(&[("title", "Forged"), ("price", "10")])
+        .send()
+        .await
+        .unwrap();
+    layout_page(forged, StatusCode::FORBIDDEN, Some("lost@example.com")).await;
+}
+
+#[tokio::test]
+async fn someone_elses_order_is_a_403_page_and_a_failing_backend_a_502_page_with_the_visitors_header()
+ {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let (_, order, _) =
+        an_order_page(&stack, "err-seller@example.com", "err-buyer@example.com").await;
+    let stranger = signed_up(&stack, "stranger2@example.com").await;
+
+    let html = layout_page(
+        stranger.get(stack.url(&order)).send().await.unwrap(),
+        StatusCode::FORBIDDEN,
+        Some("stranger2@example.com"),
+    )
+    .await;
+    assert!(html.contains("Not yours"), "{html}");
+    assert!(html.contains("sign in with the account"), "{html}");
+    // Its forms' addresses, reopened, are no way round it.
+    for path in [format!("{order}/cancel")] {
+        layout_page(
+            stranger.get(stack.url(&path)).send().await.unwrap(),
+            StatusCode::FORBIDDEN,
+            Some("stranger2@example.com"),
+        )
+        .await;
+    }
+
+    // The orders service fails: the order page is a 502 page, not a blank or a JSON body.
+    stack.break_table(stack.orders_db(), "orders").await;
+    let html = layout_page(
+        stranger.get(stack.url(&order)).send().await.unwrap(),
+        StatusCode::BAD_GATEWAY,
+        Some("stranger2@example.com"),
+    )
+    .await;
+    assert!(html.contains("Please try again"), "{html}");
+    let html = layout_page(
+        stranger.get(stack.url("/orders")).send().await.unwrap(),
+        StatusCode::BAD_GATEWAY,
+        Some("stranger2@example.com"),
+    )
+    .await;
+    assert!(html.contains("Please try again"), "{html}");
+    // The API itself still answers in JSON.
+    json_error(
+        stranger.get(stack.url("/api/orders")).send().await.unwrap(),
+        StatusCode::INTERNAL_SERVER_ERROR,
+    )
+    .await;
+}
+
+/// The `flash` cookie a response sets, if any (`None` when it clears one).
+fn flash_set(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("flash="))
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_declined_card_comes_back_to_the_order_page_with_the_reason_and_paying_shows_the_receipt()
+{
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let (buyer, order, _) =
+        an_order_page(&stack, "rcpt-seller@example.com", "rcpt-buyer@example.com").await;
+
+    // Declined: 303 back to the order (no `/pay` page left to reopen), the reason on top.
+    let declined = buyer
+        .post(stack.url(&format!("{order}/pay")))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[("card", "tok_chargeDeclined")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(declined.status(), StatusCode::SEE_OTHER);
+    assert_eq!(declined.headers()[header::LOCATION], order.as_str());
+    assert!(flash_set(&declined).is_some_and(|c| c.contains("HttpOnly")));
+    let shown = buyer.get(stack.url(&order)).send().await.unwrap();
+    assert!(
+        flash_set(&shown).is_some_and(|c| c.contains("Max-Age=0")),
+        "the page that shows the message forgets it"
+    );
+    let html = layout_page(shown, StatusCode::OK, Some("rcpt-buyer@example.com")).await;
+    let message = element_text(&html, "flash").expect("the reason on top");
+    assert!(
+        message.contains("declined") && message.contains("Try another card"),
+        "{message}"
+    );
+    assert!(has_status(&html, "Awaiting payment"), "{html}");
+    assert!(html.contains("id=\"pay\""), "still payable");
+    let again = page(&stack, &buyer, &order).await;
+    assert_eq!(element_text(&again, "flash"), None, "said once");
+    // The form's address reopened (history, a reload after the redirect): the order.
+    let reopened = buyer
+        .get(stack.url(&format!("{order}/pay")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reopened.status(), StatusCode::SEE_OTHER);
+    assert_eq!(reopened.headers()[header::LOCATION], order.as_str());
+
+    // Paid: "Paid." on top of the receipt.
+    let paid = buyer
+        .post(stack.url(&format!("{order}/pay")))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[("card", "tok_visa")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), StatusCode::SEE_OTHER);
+    let back = paid.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(back.starts_with(&order), "{back}");
+    let html = page(&stack, &buyer, &back).await;
+    assert_eq!(
+        element_text(&html, "flash").as_deref(),
+        Some("Paid. Thank you!")
+    );
+    let html = page_until(&stack, &buyer, &order, "the receipt", |h| {
+        h.contains("id=\"receipt-when\"")
+    })
+    .await;
+    let order_id = order.trim_start_matches("/orders/");
+    assert_eq!(
+        element_text(&html, "receipt-order").as_deref(),
+        Some(order_id)
+    );
+    assert_eq!(
+        element_text(&html, "receipt-ticket").as_deref(),
+        Some("Card Form Night")
+    );
+    assert_eq!(
+        element_text(&html, "receipt-amount").as_deref(),
+        Some("$15.00")
+    );
+    assert_eq!(
+        element_text(&html, "receipt-card").as_deref(),
+        Some("Visa ending in 4242")
+    );
+    // When, in UTC and labelled so, inside <time datetime> for the script to localise.
+    let when = &html[html.find("id=\"receipt-when\"").unwrap()..];
+    assert!(
+        when.contains("<time datetime=\"20") && when.contains("Z\" data-local=\"datetime\">"),
+        "{when}"
+    );
+    assert!(element_text(when, "receipt-when").is_some());
+    let time_text = &when[when.find("data-local=\"datetime\">").unwrap() + 22..];
+    assert!(
+        time_text[..time_text.find("</time>").unwrap()].ends_with(" UTC"),
+        "{time_text}"
+    );
+    assert!(html.contains("<script src=\"/assets/local-time.js\" defer></script>"));
+    assert_eq!(element_text(&html, "receipt-missing"), None);
+}
+
+#[tokio::test]
+async fn a_receipt_whose_payments_cannot_be_read_still_shows_the_order() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let (buyer, order, _) =
+        an_order_page(&stack, "gone-seller@example.com", "gone-buyer@example.com").await;
+    pay(&stack, &buyer, &order).await;
+    stack.break_table(stack.payments_db(), "payments").await;
+
+    let html = page(&stack, &buyer, &order).await;
+    assert!(has_status(&html, "Paid"), "{html}");
+    assert_eq!(
+        element_text(&html, "receipt-ticket").as_deref(),
+        Some("Card Form Night")
+    );
+    assert_eq!(
+        element_text(&html, "receipt-amount").as_deref(),
+        Some("$15.00")
+    );
+    assert!(
+        element_text(&html, "receipt-order").is_some_and(|id| order.ends_with(&id)),
+        "{html}"
+    );
+    assert!(
+        element_text(&html, "receipt-missing")
+            .is_some_and(|m| m.contains("cannot be shown right now")),
+        "{html}"
+    );
+    assert_eq!(element_text(&html, "receipt-card"), None);
+}
+
+#[tokio::test]
+async fn cancelling_asks_first_on_a_page_of_its_own_and_works_without_script() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let (buyer, order, html) =
+        an_order_page(&stack, "cncl-seller@example.com", "cncl-buyer@example.com").await;
+
+    // The order page only links to the question; nothing on it posts a cancellation.
+    assert!(
+        html.contains(&format!("href=\"{order}/cancel\" id=\"cancel\"")),
+        "{html}"
+    );
+    assert!(
+        !html.contains(&format!("action=\"{order}/cancel\"")),
+        "{html}"
+    );
+    let confirm = page(&stack, &buyer, &format!("{order}/cancel")).await;
+    assert!(
+        element_text(&confirm, "question")
+            .is_some_and(|q| q == "Cancel your order for Card Form Night?"),
+        "{confirm}"
+    );
+    assert!(
+        confirm.contains(&format!("<form method=\"post\" action=\"{order}/cancel\">")),
+        "{confirm}"
+    );
+    assert!(confirm.contains(&format!("href=\"{order}\" id=\"keep\"")));
+    assert!(
+        has_status(&page(&stack, &buyer, &order).await, "Awaiting payment"),
+        "asking cancelled nothing"
+    );
+
+    let cancelled = buyer
+        .post(stack.url(&format!("{order}/cancel")))
+        .header(header::ORIGIN, stack.origin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), StatusCode::SEE_OTHER);
+    assert_eq!(cancelled.headers()[header::LOCATION], order.as_str());
+    let html = page(&stack, &buyer, &order).await;
+    assert_eq!(
+        element_text(&html, "flash").as_deref(),
+        Some("Cancelled. The ticket is back on sale.")
+    );
+    assert!(has_status(&html, "Cancelled"), "{html}");
+    assert!(!offers_pay_or_cancel(&html), "{html}");
+
+    // Nothing left to cancel: the question is not asked, the order says what it is.
+    let again = buyer
+        .get(stack.url(&format!("{order}/cancel")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    assert_eq!(again.headers()[header::LOCATION], order.as_str());
+    // And posting again is refused in the API's words, back on the order.
+    let twice = buyer
+        .post(stack.url(&format!("{order}/cancel")))
+        .header(header::ORIGIN, stack.origin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn the_countdown_warns_in_its_last_minute_even_without_script() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let (_, _, html) =
+        an_order_page(&stack, "warn-seller@example.com", "warn-buyer@example.com").await;
+    assert!(
+        html.contains("id=\"hold-warning\" role=\"status\" hidden>"),
+        "{html}"
+    );
+    assert!(html.contains("<div id=\"live\" class=\"live\">"), "{html}");
+    assert!(html.contains("data-warn=\"60\""), "{html}");
+    // The deadline, in UTC and labelled so.
+    assert!(html.contains("(until <time datetime=\""), "{html}");
+    drop(stack);
+
+    let stack = Stack::start(Duration::from_secs(50)).await;
+    let (_, _, html) = an_order_page(
+        &stack,
+        "warn2-seller@example.com",
+        "warn2-buyer@example.com",
+    )
+    .await;
+    assert!(
+        html.contains("id=\"hold-warning\" role=\"status\">"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<div id=\"live\" class=\"live ending\">"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn messages_say_what_went_through_once_and_cannot_be_made_to_say_anything_else() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+
+    // Sign-up: a welcome on the page `next` leads to.
+    let seller = client();
+    let signup = seller
+        .post(stack.url("/signup"))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[
+            ("email", "flash@example.com"),
+            ("password", "secret1"),
+            ("next", "/orders"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signup.status(), StatusCode::SEE_OTHER);
+    assert!(flash_set(&signup).is_some_and(|c| c.starts_with("flash=ok.welcome;")));
+    let html = page(&stack, &seller, "/orders").await;
+    assert!(
+        element_text(&html, "flash").is_some_and(|m| m.starts_with("Welcome")),
+        "{html}"
+    );
+    assert_eq!(
+        element_text(&page(&stack, &seller, "/").await, "flash"),
+        None
+    );
+
+    // Listing, with a price as people type it: "Listed." on the ticket's page.
+    let listed = seller
+        .post(stack.url("/tickets/new"))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[("title", "Flash Gig"), ("price", " $25,50 ")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::SEE_OTHER);
+    let ticket = listed.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let html = page(&stack, &seller, &ticket).await;
+    assert_eq!(
+        element_text(&html, "flash").as_deref(),
+        Some("Listed. Your ticket is on sale.")
+    );
+    assert_eq!(
+        element_text(&html, "ticket-price").as_deref(),
+        Some("$25.50")
+    );
+
+    // Editing: "Saved."
+    let saved = seller
+        .post(stack.url(&format!("{ticket}/edit")))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[("title", "Flash Gig"), ("price", "1,250.5")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    assert_eq!(saved.headers()[header::LOCATION], ticket.as_str());
+    let html = page(&stack, &seller, &ticket).await;
+    assert_eq!(element_text(&html, "flash").as_deref(), Some("Saved."));
+    assert_eq!(
+        element_text(&html, "ticket-price").as_deref(),
+        Some("$1250.50")
+    );
+
+    // A message in the cookie is shown escaped; a code we do not know says nothing; the
+    // address cannot carry one at all.
+    let forged = client()
+        .get(stack.url("/"))
+        .header(
+            header::COOKIE,
+            "flash=no.%3Cscript%3Ealert(1)%3C%2Fscript%3E%3Cb%3Ehi%3C%2Fb%3E",
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!forged.contains("<script>alert"), "{forged}");
+    assert!(!forged.contains("<b>hi"), "{forged}");
+    let shown = element_text(&forged, "flash").expect("the message is shown");
+    assert_eq!(
+        shown, "&#60;script&#62;alert(1)&#60;/script&#62;&#60;b&#62;hi&#60;/b&#62;",
+        "escaped: {forged}"
+    );
+    let unknown = client()
+        .get(stack.url("/"))
+        .header(header::COOKIE, "flash=ok.You%20won")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(element_text(&unknown, "flash"), None, "{unknown}");
+    let addressed = page(
+        &stack,
+        &client(),
+        "/?flash=ok.paid&message=%3Cscript%3E&notice=Paid",
+    )
+    .await;
+    assert_eq!(element_text(&addressed, "flash"), None, "{addressed}");
+}
+
+#[tokio::test]
+async fn the_sell_form_takes_prices_as_people_type_them_and_explains_what_is_not_a_price() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let seller = signed_up(&stack, "prices@example.com").await;
+
+    for (typed, shown) in [("$25", "$25.00"), ("25,50", "$25.50"), (" 25.5 ", "$25.50")] {
+        let listed = seller
+            .post(stack.url("/tickets/new"))
+            .header(header::ORIGIN, stack.origin())
+            .form(&[("title", "Priced"), ("price", typed)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.status(), StatusCode::SEE_OTHER, "{typed:?}");
+        let ticket = listed.headers()[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let html = page(&stack, &seller, &ticket).await;
+        assert_eq!(
+            element_text(&html, "ticket-price").as_deref(),
+            Some(shown),
+            "{typed:?}"
+        );
+    }
+
+    // Not a number: our sentence under the price, the API's under the title, what was
+    // typed kept, nothing listed.
+    let refused = seller
+        .post(stack.url("/tickets/new"))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[("title", "  "), ("price", "twenty <b>")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let html = refused.text().await.unwrap();
+    assert_eq!(
+        error_text(&html, "price-error").as_deref(),
+        Some("Enter the price as a number of dollars, like 25, 25.50 or $25,50.")
+    );
+    assert!(error_text(&html, "title-error").is_some(), "{html}");
+    assert!(html.contains("value=\"twenty &#60;b&#62;\""), "{html}");
+    // A number the API refuses: its own words.
+    let refused = seller
+        .post(stack.url("/tickets/new"))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[("title", "Too precise"), ("price", "$25.555")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let html = refused.text().await.unwrap();
+    assert!(
+        error_text(&html, "price-error").is_some_and(|m| m.contains("two decimals")),
+        "{html}"
+    );
+    let home = page(&stack, &client(), "/").await;
+    assert_eq!(home.matches("class=\"ticket-row\"").count(), 3, "{home}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Page weights.
+
+/// The most a page may weigh: its HTML plus every style sheet and script it loads.
+const PAGE_BUDGET: usize = 20 * 1024;
+
+/// Every `attr="…"` value in `html`.
+fn attribute_values<'a>(html: &'a str, attr: &str) -> Vec<&'a str> {
+    let needle = format!(" {attr}=\"");
+    html.match_indices(&needle)
+        .filter_map(|(i, _)| {
+            let start = i + needle.len();
+            html[start..].find('"').map(|end| &html[start..start + end])
+        })
+        .collect()
+}
+
+/// The style sheets and scripts a page loads.
+fn subresources(html: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (i, _) in html.match_indices("<link ") {
+        let tag = &html[i..i + html[i..].find('>').unwrap()];
+        if tag.contains("rel=\"stylesheet\"") {
+            found.extend(attribute_values(tag, "href").into_iter().map(str::to_owned));
+        }
+    }
+    for (i, _) in html.match_indices("<script ") {
+        let tag = &html[i..i + html[i..].find('>').unwrap()];
+        found.extend(attribute_values(tag, "src").into_iter().map(str::to_owned));
+    }
+    found
+}
+
+/// What one page weighs: its HTML and each subresource, in bytes.
+async fn weigh(
+    stack: &Stack,
+    browser: &reqwest::Client,
+    path: &str,
+) -> (usize, Vec<(String, usize)>) {
+    let response = browser.get(stack.url(path)).send().await.unwrap();
+    assert!(
+        response.status().is_success() || response.status().is_client_error(),
+        "{path}: {}",
+        response.status()
+    );
+    let html = response.text().await.unwrap();
+    // Nothing from another origin: every address a page loads or sends to is ours.
+    for attr in ["src", "href", "action"] {
+        for value in attribute_values(&html, attr) {
+            assert!(
+                value.starts_with('/') && !value.starts_with("//")
+                    || value.starts_with('#')
+                    || value == "data:,",
+                "{path}: {attr}=\"{value}\" leaves the site"
+            );
+        }
+    }
+    let mut parts = Vec::new();
+    for asset in subresources(&html) {
+        let body = browser.get(stack.url(&asset)).send().await.unwrap();
+        assert_eq!(body.status(), StatusCode::OK, "{path}: {asset}");
+        parts.push((asset, body.bytes().await.unwrap().len()));
+    }
+    (html.len(), parts)
+}
+
+#[tokio::test]
+async fn every_page_weighs_under_20_kb_with_its_styles_and_scripts_and_loads_nothing_from_elsewhere()
+ {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let seller = signed_up(&stack, "weights-seller@example.com").await;
+    for i in 0..25 {
+        let listed = seller
+            .post(stack.url("/api/tickets"))
+            .json(&serde_json::json!({"title": format!("A concert with a fairly long title, number {i:02}"), "price": 19.99}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.status(), StatusCode::CREATED);
+    }
+    let (buyer, order, _) = an_order_page(
+        &stack,
+        "weights-seller2@example.com",
+        "weights-buyer@example.com",
+    )
+    .await;
+    let ticket = ticket_of(&page(&stack, &buyer, &order).await);
+    let (_, paid, _) = an_order_page(
+        &stack,
+        "weights-seller3@example.com",
+        "weights-buyer3@example.com",
+    )
+    .await;
+    let buyer3 = client();
+    buyer3
+        .post(stack.url("/signin"))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[
+            ("email", "weights-buyer3@example.com"),
+            ("password", "secret1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    pay(&stack, &buyer3, &paid).await;
+    let first = page(&stack, &client(), "/").await;
+    let older = attribute_values(&first, "href")
+        .into_iter()
+        .find(|h| h.starts_with("/?before="))
+        .expect("a next page")
+        .to_owned();
+    let operator = signed_up(&stack, OPERATOR_EMAIL).await;
+    let anonymous = client();
+    let listed = seller
+        .post(stack.url("/tickets/new"))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[("title", "To edit"), ("price", "12")])
+        .send()
+        .await
+        .unwrap();
+    let own = listed.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    let pages: Vec<(&str, &reqwest::Client, String)> = vec![
+        ("home", &anonymous, "/".into()),
+        ("home, next page", &anonymous, older),
+        ("sign in", &anonymous, "/signin".into()),
+        ("sign up", &anonymous, "/signup".into()),
+        ("sell form", &seller, "/tickets/new".into()),
+        ("ticket, reserved by the visitor", &buyer, ticket.clone()),
+        ("ticket, the seller's own", &seller, own.clone()),
+        ("edit form", &seller, format!("{own}/edit")),
+        ("order, awaiting payment", &buyer, order.clone()),
+        ("order, cancel question", &buyer, format!("{order}/cancel")),
+        ("order, paid (receipt)", &buyer3, paid.clone()),
+        ("my orders", &buyer, "/orders".into()),
+        ("my listings, a full page", &seller, "/listings".into()),
+        ("withdraw question", &seller, format!("{own}/withdraw")),
+        ("404 page", &buyer, "/no/such/page".into()),
+        ("403 page", &seller, order.clone()),
+        ("refund question", &operator, format!("{paid}/refund")),
+        ("console", &operator, "/admin".into()),
+        ("console queue", &operator, "/admin/queues".into()),
+    ];
+    let mut report = String::from("page\thtml\tcss+js\ttotal (bytes)\n");
+    let mut over = Vec::new();
+    for (name, browser, path) in &pages {
+        let (html, parts) = weigh(&stack, browser, path).await;
+        let assets: usize = parts.iter().map(|(_, n)| n).sum();
+        let total = html + assets;
+        let line = format!(
+            "{name} ({path})\t{html}\t{assets} ({})\t{total}\n",
+            parts
+                .iter()
+                .map(|(a, n)| format!("{a} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        report.push_str(&line);
+        if total > PAGE_BUDGET {
+            over.push(line);
+        }
+    }
+    println!("{report}");
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-output");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("page-weights.tsv"), &report).unwrap();
+    assert!(
+        over.is_empty(),
+        "over {PAGE_BUDGET} bytes:\n{}",
+        over.concat()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The seller's listings, withdrawing, and paging both ways.
+
+/// Lists a ticket through the sell form as `seller`; returns its page's path.
+async fn list_through_form(
+    stack: &Stack,
+    seller: &reqwest::Client,
+    title: &str,
+    price: &str,
+) -> String {
+    let listed = seller
+        .post(stack.url("/tickets/new"))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[("title", title), ("price", price)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::SEE_OTHER, "{title}");
+    listed.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The state badge of a listing on /listings.
+fn listing_state(html: &str, ticket: &str) -> Option<String> {
+    element_text(
+        html,
+        &format!("status-{}", ticket.trim_start_matches("/tickets/")),
+    )
+}
+
+/// Posts `path` (a form's action) as `browser`, from our own page.
+async fn post_form(stack: &Stack, browser: &reqwest::Client, path: &str) -> reqwest::Response {
+    browser
+        .post(stack.url(path))
+        .header(header::ORIGIN, stack.origin())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_seller_sees_every_listing_in_its_state_and_withdraws_an_available_one_after_confirming()
+{
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let seller = signed_up(&stack, "lister@example.com").await;
+    let empty = page(&stack, &seller, "/listings").await;
+    assert!(
+        empty.contains("You have not listed any tickets yet"),
+        "{empty}"
+    );
+    assert!(
+        empty.contains("href=\"/listings\" id=\"listings-link\""),
+        "{empty}"
+    );
+
+    let sold = list_through_form(&stack, &seller, "Sold Show", "10").await;
+    let reserved = list_through_form(&stack, &seller, "Reserved Show", "20").await;
+    let available = list_through_form(&stack, &seller, "Available Show", "30").await;
+    let buyer = signed_up(&stack, "lister-buyer@example.com").await;
+    for ticket in [&sold, &reserved] {
+        let purchased = post_form(&stack, &buyer, &format!("{ticket}/purchase")).await;
+        assert_eq!(purchased.status(), StatusCode::SEE_OTHER);
+        let order = purchased.headers()[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        if ticket == &sold {
+            pay(&stack, &buyer, &order).await;
+        }
+    }
+
+    // Newest first, each in its state; Edit and Withdraw on the available one only.
+    let html = page_until(&stack, &seller, "/listings", "the sale and the hold", |h| {
+        listing_state(h, &sold).as_deref() == Some("Sold")
+            && listing_state(h, &reserved).as_deref() == Some("Reserved")
+    })
+    .await;
+    assert_eq!(
+        listing_state(&html, &available).as_deref(),
+        Some("Available")
+    );
+    let order_on_page = |title: &str| html.find(&format!(">{title}</a>")).unwrap();
+    assert!(order_on_page("Available Show") < order_on_page("Reserved Show"));
+    assert!(order_on_page("Reserved Show") < order_on_page("Sold Show"));
+    assert!(
+        html.contains(&format!(
+            "href=\"{available}/edit\" aria-label=\"Edit Available Show\""
+        )),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(
+            "href=\"{available}/withdraw\" aria-label=\"Withdraw Available Show\""
+        )),
+        "{html}"
+    );
+    for taken in [&sold, &reserved] {
+        assert!(!html.contains(&format!("{taken}/edit")), "{html}");
+        assert!(!html.contains(&format!("{taken}/withdraw")), "{html}");
+    }
+    assert_eq!(html.matches("class=\"listing\"").count(), 3, "{html}");
+
+    // The ticket's own page says its state, and its seller gets no Edit on a taken ticket.
+    let ticket = page(&stack, &seller, &reserved).await;
+    assert!(
+        element_text(&ticket, "ticket-state").is_some_and(|s| s.starts_with("Reserved")),
+        "{ticket}"
+    );
+    assert!(!ticket.contains("id=\"edit\"") && !ticket.contains("id=\"withdraw\""));
+    let ticket = page(&stack, &client(), &sold).await;
+    assert!(
+        element_text(&ticket, "ticket-state").is_some_and(|s| s.starts_with("Sold")),
+        "{ticket}"
+    );
+    // Opening edit or withdraw on a taken ticket says why, before anything is typed.
+    for path in [format!("{reserved}/edit"), format!("{sold}/withdraw")] {
+        let refused = seller.get(stack.url(&path)).send().await.unwrap();
+        let html = layout_page(refused, StatusCode::CONFLICT, Some("lister@example.com")).await;
+        assert!(html.contains("cannot be"), "{path}: {html}");
+        assert!(!html.contains("name=\"price\""), "{path}: no form");
+    }
+    // Someone else's ticket is not theirs to withdraw.
+    let other = buyer
+        .get(stack.url(&format!("{available}/withdraw")))
+        .send()
+        .await
+        .unwrap();
+    layout_page(
+        other,
+        StatusCode::FORBIDDEN,
+        Some("lister-buyer@example.com"),
+    )
+    .await;
+
+    // Withdraw asks first; only its form withdraws.
+    let confirm = page(&stack, &seller, &format!("{available}/withdraw")).await;
+    assert_eq!(
+        element_text(&confirm, "question").as_deref(),
+        Some("Withdraw Available Show?")
+    );
+    assert!(
+        confirm.contains(&format!(
+            "<form method=\"post\" action=\"{available}/withdraw\">"
+        )),
+        "{confirm}"
+    );
+    assert!(
+        page(&stack, &client(), "/")
+            .await
+            .contains("Available Show")
+    );
+    let withdrawn = post_form(&stack, &seller, &format!("{available}/withdraw")).await;
+    assert_eq!(withdrawn.status(), StatusCode::SEE_OTHER);
+    assert_eq!(withdrawn.headers()[header::LOCATION], "/listings");
+    let html = page(&stack, &seller, "/listings").await;
+    assert_eq!(
+        element_text(&html, "flash").as_deref(),
+        Some("Withdrawn. The ticket is no longer on sale.")
+    );
+    assert_eq!(
+        listing_state(&html, &available),
+        None,
+        "gone from the listings"
+    );
+    assert_eq!(html.matches("class=\"listing\"").count(), 2);
+    let gone = client().get(stack.url(&available)).send().await.unwrap();
+    layout_page(gone, StatusCode::NOT_FOUND, None).await;
+    page_until(&stack, &client(), "/", "the ticket off sale", |h| {
+        !h.contains("Available Show")
+    })
+    .await;
+
+    // A second click, or a ticket taken meanwhile: back on the listings with the reason.
+    let again = post_form(&stack, &seller, &format!("{available}/withdraw")).await;
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    let html = page(&stack, &seller, "/listings").await;
+    assert!(
+        element_text(&html, "flash").is_some_and(|m| m.contains("withdrawn already")),
+        "{html}"
+    );
+    let taken = post_form(&stack, &seller, &format!("{reserved}/withdraw")).await;
+    assert_eq!(taken.status(), StatusCode::SEE_OTHER);
+    let html = page(&stack, &seller, "/listings").await;
+    assert!(
+        element_text(&html, "flash").is_some_and(|m| m.starts_with("The ticket was not withdrawn")),
+        "{html}"
+    );
+    assert_eq!(listing_state(&html, &reserved).as_deref(), Some("Reserved"));
+    // A reopened withdraw address leads nowhere new: the question again, or why not.
+    let reopened = seller
+        .get(stack.url(&format!("{available}/withdraw")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reopened.status(), StatusCode::NOT_FOUND);
+}
+
+/// The paths of the `?before=` / `?after=` links on a list's page.
+fn pager_link(html: &str, id: &str) -> Option<String> {
+    let at = html.find(&format!("id=\"{id}\""))?;
+    let tag_start = html[..at].rfind("<a ")?;
+    attribute_values(&html[tag_start..at], "href")
+        .first()
+        .map(|h| (*h).to_owned())
+}
+
+/// The titles listed on a page, in order.
+fn titles(html: &str) -> Vec<String> {
+    html.match_indices(">Paged ")
+        .filter_map(|(i, _)| {
+            let rest = &html[i + 1..];
+            let end = rest.find('<')?;
+            Some(rest[..end].trim().to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_ticket_list_and_the_listings_page_back_to_newer_tickets_as_well_as_on_to_older() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let seller = signed_up(&stack, "pager@example.com").await;
+    for i in 1..=45 {
+        let listed = seller
+            .post(stack.url("/api/tickets"))
+            .json(&serde_json::json!({"title": format!("Paged {i:02}"), "price": 5}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.status(), StatusCode::CREATED);
+    }
+    let expected = |from: u32, to: u32| -> Vec<String> {
+        (to..=from).rev().map(|i| format!("Paged {i:02}")).collect()
+    };
+
+    // Twenty tickets a page on sale, ten listings a page (each row has its buttons).
+    for (base, browser, size) in [("/", client(), 20), ("/listings", seller.clone(), 10)] {
+        let page_of = |n: i64| {
+            let from = 45 - size * n;
+            expected(from as u32, (from - size + 1).max(1) as u32)
+        };
+        let first = page(&stack, &browser, base).await;
+        assert_eq!(titles(&first), page_of(0), "{base}");
+        assert_eq!(
+            pager_link(&first, "previous-page"),
+            None,
+            "{base}: nothing newer"
+        );
+        let second_path = pager_link(&first, "next-page").expect("a next page");
+        assert!(
+            second_path.starts_with(&format!("{base}?before=")),
+            "{second_path}"
+        );
+        let second = page(&stack, &browser, &second_path).await;
+        assert_eq!(titles(&second), page_of(1), "{base}");
+        let third_path = pager_link(&second, "next-page").expect("a third page");
+        let third = page(&stack, &browser, &third_path).await;
+        assert_eq!(titles(&third), page_of(2), "{base}");
+        if size == 20 {
+            assert_eq!(
+                pager_link(&third, "next-page"),
+                None,
+                "{base}: nothing older"
+            );
+        }
+
+        // Back: the third page's previous page is the second, and the second's the first
+        // (which is the list's own address again).
+        let back_path = pager_link(&third, "previous-page").expect("a previous page");
+        assert!(
+            back_path.starts_with(&format!("{base}?after=")),
+            "{back_path}"
+        );
+        let back = page(&stack, &browser, &back_path).await;
+        assert_eq!(titles(&back), page_of(1), "{base}: the second page again");
+        assert!(pager_link(&back, "previous-page").is_some());
+        let top_path = pager_link(&second, "previous-page").expect("a previous page");
+        let top = browser.get(stack.url(&top_path)).send().await.unwrap();
+        assert_eq!(top.status(), StatusCode::SEE_OTHER, "{top_path}");
+        assert_eq!(top.headers()[header::LOCATION], base);
     }
 }

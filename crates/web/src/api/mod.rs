@@ -147,6 +147,65 @@ pub struct Ticket {
     pub user_id: Uuid,
     pub version: i64,
     pub order_id: Option<Uuid>,
+    /// `available`, `reserved` or `sold`. An API without the field (before it named the
+    /// state) leaves it to [`Ticket::state`] to tell from `orderId`.
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// What a ticket is doing, as the pages put it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketState {
+    Available,
+    Reserved,
+    Sold,
+    /// Held by an order, but the API did not say whether it is paid.
+    Taken,
+}
+
+impl Ticket {
+    pub fn state(&self) -> TicketState {
+        match self.status.as_deref() {
+            Some("available") => TicketState::Available,
+            Some("reserved") => TicketState::Reserved,
+            Some("sold") => TicketState::Sold,
+            _ if self.order_id.is_none() => TicketState::Available,
+            _ => TicketState::Taken,
+        }
+    }
+}
+
+/// Which page of a list of tickets: the newest, older than one, or newer than one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Newest,
+    Before(Uuid),
+    After(Uuid),
+}
+
+impl Page {
+    /// The query that asks for `limit` tickets of this page.
+    fn query(self, limit: u32) -> String {
+        match self {
+            Page::Newest => format!("limit={limit}"),
+            Page::Before(id) => format!("limit={limit}&before={id}"),
+            Page::After(id) => format!("limit={limit}&after={id}"),
+        }
+    }
+}
+
+/// One payment attempt for an order, as the receipt shows it: `amount` in the units of a
+/// price, `status` one of `succeeded`, `refunded`, `declined`, `pending`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Payment {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub amount: f64,
+    pub status: String,
+    pub created_at: String,
+    pub card_brand: Option<String>,
+    pub card_last4: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -285,17 +344,38 @@ impl Api {
         .await
     }
 
+    /// Tickets on sale, newest first: `limit` of them on `page`.
     pub async fn tickets(
         &self,
         v: &Visitor,
         limit: u32,
-        before: Option<Uuid>,
+        page: Page,
     ) -> Result<Vec<Ticket>, ApiFailure> {
-        let mut path = format!("/api/tickets?limit={limit}");
-        if let Some(before) = before {
-            path.push_str(&format!("&before={before}"));
-        }
+        let path = format!("/api/tickets?{}", page.query(limit));
         Ok(self.call(v, reqwest::Method::GET, &path, None).await?.body)
+    }
+
+    /// `GET /api/tickets/mine`: the visitor's own listings in every state, newest first.
+    pub async fn my_tickets(
+        &self,
+        v: &Visitor,
+        limit: u32,
+        page: Page,
+    ) -> Result<Vec<Ticket>, ApiFailure> {
+        let path = format!("/api/tickets/mine?{}", page.query(limit));
+        Ok(self.call(v, reqwest::Method::GET, &path, None).await?.body)
+    }
+
+    /// `DELETE /api/tickets/:id`: withdraws an available listing of the visitor's.
+    pub async fn withdraw_ticket(&self, v: &Visitor, id: Uuid) -> Result<(), ApiFailure> {
+        self.call::<Value>(
+            v,
+            reqwest::Method::DELETE,
+            &format!("/api/tickets/{id}"),
+            None,
+        )
+        .await?;
+        Ok(())
     }
 
     pub async fn ticket(&self, v: &Visitor, id: Uuid) -> Result<Ticket, ApiFailure> {
@@ -305,12 +385,14 @@ impl Api {
             .body)
     }
 
-    /// The price goes as the typed string: the API parses numeric strings and says what is wrong.
+    /// The price goes as a numeric string (the API parses them and says what is wrong), or
+    /// as `null` when the form could not make a number of it: the API then still checks the
+    /// title, and refuses the whole request.
     pub async fn create_ticket(
         &self,
         v: &Visitor,
         title: &str,
-        price: &str,
+        price: Option<&str>,
     ) -> Result<Ticket, ApiFailure> {
         let body = serde_json::json!({"title": title, "price": price});
         Ok(self
@@ -324,7 +406,7 @@ impl Api {
         v: &Visitor,
         id: Uuid,
         title: &str,
-        price: &str,
+        price: Option<&str>,
     ) -> Result<Ticket, ApiFailure> {
         let body = serde_json::json!({"title": title, "price": price});
         Ok(self
@@ -382,6 +464,12 @@ impl Api {
             .call(v, reqwest::Method::POST, "/api/payments", Some(body))
             .await?
             .body)
+    }
+
+    /// `GET /api/payments?orderId=X`: the order's payment attempts (its receipt).
+    pub async fn payments(&self, v: &Visitor, order_id: Uuid) -> Result<Vec<Payment>, ApiFailure> {
+        let path = format!("/api/payments?orderId={order_id}");
+        Ok(self.call(v, reqwest::Method::GET, &path, None).await?.body)
     }
 
     /// `POST /api/payments/refunds`: operators only; the order turns `refunded` moments later.

@@ -1,20 +1,21 @@
-//! `/`: tickets on sale, newest first, a page at a time.
+//! `/`: tickets on sale, newest first, a page at a time, with links to the previous (newer)
+//! and next (older) pages.
 
 use askama::Template;
-use askama_web::WebTemplate;
 use axum::{
-    Extension, Router,
+    Router,
     extract::{Query, State as Extract},
     http::StatusCode,
-    response::{IntoResponse, Response},
+    response::{IntoResponse, Redirect, Response},
     routing::get,
 };
-use serde::Deserialize;
-use std::sync::Arc;
-use ticketing_common::session::{CurrentUser, SessionKeys};
 use uuid::Uuid;
 
-use super::{Nav, State, money, render};
+use super::{
+    MaybeSignedIn, Nav, State, money,
+    paging::{Cursor, Paged, Pager, no_such_page, paged},
+    render,
+};
 use crate::api::Visitor;
 
 /// Tickets per page.
@@ -30,58 +31,53 @@ pub struct Row {
     pub price: String,
 }
 
-#[derive(Template, WebTemplate)]
+#[derive(Template)]
 #[template(path = "home.html")]
 struct HomePage {
     nav: Nav,
     tickets: Vec<Row>,
-    next: Option<Uuid>,
-    paged: bool,
+    pager: Pager,
     error: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Paging {
-    before: Option<Uuid>,
 }
 
 async fn home(
     Extract(api): Extract<State>,
-    Extension(keys): Extension<Arc<SessionKeys>>,
-    user: CurrentUser,
+    MaybeSignedIn { nav, .. }: MaybeSignedIn,
     visitor: Visitor,
-    Query(paging): Query<Paging>,
+    Query(cursor): Query<Cursor>,
 ) -> Response {
-    let nav = Nav::of(&user, &keys);
-    match api.tickets(&visitor, PAGE, paging.before).await {
-        Ok(tickets) => {
-            let next = (tickets.len() == PAGE as usize)
-                .then(|| tickets.last().map(|t| t.id))
-                .flatten();
-            let tickets = tickets
-                .into_iter()
-                .map(|t| Row {
-                    id: t.id,
-                    price: money(t.price),
-                    title: t.title,
-                })
-                .collect();
-            HomePage {
-                nav,
-                tickets,
-                next,
-                paged: paging.before.is_some(),
-                error: None,
+    let Some(page) = cursor.page() else {
+        return no_such_page();
+    };
+    match api.tickets(&visitor, PAGE + 1, page).await {
+        Ok(tickets) => match paged(page, tickets, PAGE as usize) {
+            Paged::First => Redirect::to("/").into_response(),
+            Paged::Shown(tickets, pager) => {
+                let tickets = tickets
+                    .into_iter()
+                    .map(|t| Row {
+                        id: t.id,
+                        price: money(t.price),
+                        title: t.title,
+                    })
+                    .collect();
+                render(
+                    StatusCode::OK,
+                    &HomePage {
+                        nav,
+                        tickets,
+                        pager,
+                        error: None,
+                    },
+                )
             }
-            .into_response()
-        }
+        },
         Err(failure) => render(
             StatusCode::BAD_GATEWAY,
             &HomePage {
                 nav,
                 tickets: Vec::new(),
-                next: None,
-                paged: false,
+                pager: Pager::default(),
                 error: Some(failure.sentence()),
             },
         ),

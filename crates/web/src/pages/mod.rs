@@ -5,12 +5,18 @@
 //! nothing the API decides (validation, ownership, state), they only put its answer in words.
 
 mod admin;
+pub mod flash;
 mod home;
+pub mod layout;
+mod listings;
 mod orders;
+mod paging;
+pub mod price;
 mod refunds;
 mod session;
 mod signed_in;
 mod tickets;
+mod time;
 
 use std::sync::Arc;
 
@@ -19,10 +25,13 @@ use axum::{
     Router,
     http::{HeaderValue, StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
+    routing::any,
 };
 use ticketing_common::session::{CurrentUser, SessionKeys};
 
+pub use self::layout::{MaybeSignedIn, PageId};
 pub use self::signed_in::SignedIn;
+use self::{flash::Flash, layout::ErrorPage};
 use crate::api::{Api, ApiFailure};
 
 /// The router's state: the API client.
@@ -35,7 +44,12 @@ pub fn router() -> Router<State> {
         .merge(tickets::router())
         .merge(orders::router())
         .merge(refunds::router())
+        .merge(listings::router())
         .merge(admin::router())
+        // Pages answer a method they do not take with a page, not the API's JSON.
+        .method_not_allowed_fallback(layout::method_not_allowed)
+        // Every other path (the composed router's catch-all): the 404 page, JSON for `/api/`.
+        .route("/{*rest}", any(layout::not_found))
 }
 
 /// How the order page takes a card: Stripe's card element when a publishable key is set,
@@ -45,12 +59,13 @@ pub struct CardForm {
     pub stripe_publishable_key: Option<String>,
 }
 
-/// The signed-in visitor as the layout shows them: the e-mail in the header, and for an
-/// operator a link to the console.
+/// The visitor as the layout shows them: the e-mail in the header, for an operator a link to
+/// the console, and the one-shot message the page opens with.
 #[derive(Debug, Clone, Default)]
 pub struct Nav {
     pub email: Option<String>,
     pub operator: bool,
+    pub flash: Option<Flash>,
 }
 
 impl Nav {
@@ -59,6 +74,7 @@ impl Nav {
         Nav {
             email: user.0.as_ref().map(|u| u.email.clone()),
             operator: user.0.as_ref().is_some_and(|u| keys.is_operator(u)),
+            flash: None,
         }
     }
 }
@@ -86,28 +102,42 @@ struct MessagePage<'a> {
     message: &'a str,
 }
 
-/// A plain page with a heading and a sentence (refusals, unknown pages, API failures).
+/// A plain page with a heading and a sentence (refusals, unknown pages, API failures), in the
+/// site's layout with the visitor's own header ([`layout::layout`] renders it).
 pub fn message_page(status: StatusCode, title: &str, message: &str) -> Response {
-    render(
+    // A page already, should it ever be sent without the layout's middleware.
+    let mut response = render(
         status,
         &MessagePage {
             nav: Nav::default(),
             title,
             message,
         },
-    )
+    );
+    response.extensions_mut().insert(ErrorPage {
+        title: title.to_owned(),
+        message: message.to_owned(),
+    });
+    response
 }
 
 /// The page for an API failure that leaves nothing to show: 404 as "not found", 401 as a
-/// trip to sign-in (or, for a signed-in visitor, "not yours"), anything else in the API's
-/// words.
+/// trip to sign-in, or for a signed-in visitor the 403 "not yours" page (the API answers 401
+/// for someone else's order or ticket; the visitor is signed in, just not as its owner, so
+/// 403 is the truthful status, and the page says to sign in with the right account; a 404
+/// would hide nothing, since the API already tells an unknown id from someone else's). A
+/// 503 stays a 503 (with the API's `Retry-After` advice in words); other failures of the
+/// API are 502, the API's words on the page.
 pub fn failure_page(failure: &ApiFailure, here: &str, signed_in: bool) -> Response {
     match failure.status {
         Some(StatusCode::UNAUTHORIZED) if !signed_in => signin_redirect(here),
         Some(StatusCode::UNAUTHORIZED) => message_page(
             StatusCode::FORBIDDEN,
             "Not yours",
-            &format!("This belongs to someone else. ({})", failure.sentence()),
+            &format!(
+                "This belongs to another account, so it is not shown to you. If it is yours, sign out and sign in with the account that made it. ({})",
+                failure.sentence()
+            ),
         ),
         Some(StatusCode::NOT_FOUND) => {
             message_page(StatusCode::NOT_FOUND, "Not found", &failure.sentence())
@@ -115,6 +145,11 @@ pub fn failure_page(failure: &ApiFailure, here: &str, signed_in: bool) -> Respon
         Some(status) if status.is_client_error() => {
             message_page(status, "That did not work", &failure.sentence())
         }
+        Some(StatusCode::SERVICE_UNAVAILABLE) => message_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Please try again",
+            &failure.sentence(),
+        ),
         _ => message_page(
             StatusCode::BAD_GATEWAY,
             "Please try again",
@@ -165,6 +200,24 @@ pub fn encode(value: &str) -> String {
         }
     }
     out
+}
+
+/// Percent-decodes what [`encode`] made; `None` for anything malformed.
+pub fn decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// A price as people read it.

@@ -1,4 +1,10 @@
-//! `/orders` and `/orders/{id}`: the buyer's orders, the countdown, paying and cancelling.
+//! `/orders` and `/orders/{id}`: the buyer's orders, the countdown, paying and cancelling,
+//! and once paid, the receipt.
+//!
+//! Paying and cancelling are form posts that always end in a `303` back to the order page,
+//! with the outcome as a one-shot message ([`super::flash`]): a declined card leaves no
+//! `/pay` address in the history to reopen. Cancelling asks first, on a page of its own
+//! (`GET /orders/{id}/cancel`), so it needs no script either.
 //!
 //! Operators may read anyone's order (the API lets them): the page then shows it without the
 //! buyer's controls, and with a link to refund it once paid ([`super::refunds`]).
@@ -8,25 +14,34 @@ use std::time::Duration;
 use askama::Template;
 use axum::{
     Extension, Form, Router,
-    extract::{Path, Query, State as Extract},
+    extract::{Query, State as Extract},
     http::StatusCode,
-    response::{IntoResponse, Redirect, Response},
-    routing::{get, post},
+    response::Response,
+    routing::get,
 };
 use serde::Deserialize;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use uuid::Uuid;
 
-use super::{CardForm, Nav, SignedIn, State, failure_page, money, render};
-use crate::api::{Api, Order, Visitor};
+use super::{
+    CardForm, Nav, PageId, SignedIn, State, failure_page,
+    flash::{self, Done, Flash},
+    layout::back_to,
+    money, render,
+    time::{Moment, Precision},
+};
+use crate::api::{Api, ApiFailure, Order, Payment, Visitor};
 
 pub fn router() -> Router<State> {
     Router::new()
         .route("/orders", get(list))
         .route("/orders/{id}", get(show))
-        .route("/orders/{id}/pay", post(pay))
-        .route("/orders/{id}/cancel", post(cancel))
+        .route("/orders/{id}/pay", get(back_to_order).post(pay))
+        .route("/orders/{id}/cancel", get(confirm_cancel).post(cancel))
 }
+
+/// The countdown's warning starts this many seconds before the hold ends.
+pub const WARN_SECONDS: i64 = 60;
 
 /// An order as the pages show it, with its time left computed from the server's clock.
 pub struct OrderView {
@@ -44,8 +59,8 @@ pub struct OrderView {
     pub refunded: bool,
     pub status_label: &'static str,
     pub remaining_seconds: i64,
-    /// When it expires, as a clock time in UTC.
-    pub expires_at: String,
+    /// When it expires (`None` if the API's time could not be read).
+    pub expires_at: Option<Moment>,
 }
 
 impl OrderView {
@@ -82,10 +97,19 @@ impl OrderView {
             refunded,
             status_label,
             remaining_seconds,
-            expires_at: expires.map_or(order.expires_at, |e| {
-                format!("{:02}:{:02}:{:02} UTC", e.hour(), e.minute(), e.second())
-            }),
+            expires_at: expires.map(|e| Moment::of(e, Precision::Time)),
         }
+    }
+
+    /// When the countdown's script starts warning.
+    pub fn warn_seconds(&self) -> i64 {
+        WARN_SECONDS
+    }
+
+    /// Live, with at most [`WARN_SECONDS`] left: the page warns (the script takes over
+    /// from there as the seconds pass).
+    pub fn ending(&self) -> bool {
+        self.live && self.remaining_seconds <= WARN_SECONDS
     }
 
     /// `m:ss`, as the countdown starts before its script runs.
@@ -134,6 +158,96 @@ pub(super) struct OrderPage {
     refund_under_way: bool,
     /// Stripe's publishable key: Stripe's card element instead of the test cards.
     stripe_key: Option<String>,
+    /// A paid (or refunded) order's receipt.
+    receipt: Option<Receipt>,
+}
+
+/// What a paid order's page shows as its receipt. Without the payments (the call failed, or
+/// the charge is not recorded yet), it still shows the order's number, ticket and price, and
+/// says what is missing.
+pub(super) struct Receipt {
+    /// The amount the payment took, or the order's price without one.
+    amount: String,
+    paid_at: Option<Moment>,
+    /// `Visa ending in 4242`, when the provider said.
+    card: Option<String>,
+    /// Why the payment's details are not shown.
+    missing: Option<String>,
+}
+
+impl Receipt {
+    /// The receipt of `order` from its payments, or from the order alone when they could
+    /// not be read.
+    fn of(order: &OrderView, payments: Result<Vec<Payment>, ApiFailure>) -> Receipt {
+        let wanted = if order.refunded {
+            ["refunded", "succeeded"]
+        } else {
+            ["succeeded", "refunded"]
+        };
+        let payments = match payments {
+            Ok(payments) => payments,
+            Err(failure) => {
+                tracing::warn!(order_id = %order.id, error = %failure.sentence(), "the receipt's payments could not be read");
+                return Receipt {
+                    amount: order.price.clone(),
+                    paid_at: None,
+                    card: None,
+                    missing: Some(format!(
+                        "The payment's details (when, which card) cannot be shown right now: {} Reload the page in a moment.",
+                        failure.sentence()
+                    )),
+                };
+            }
+        };
+        // The latest payment in the state the order is in.
+        let payment = wanted.iter().find_map(|status| {
+            payments
+                .iter()
+                .filter(|p| p.status == *status)
+                .max_by(|a, b| a.created_at.cmp(&b.created_at))
+        });
+        match payment {
+            Some(payment) => Receipt {
+                amount: money(payment.amount),
+                paid_at: Moment::parse(&payment.created_at, Precision::DateTime),
+                card: card(payment.card_brand.as_deref(), payment.card_last4.as_deref()),
+                missing: None,
+            },
+            None => Receipt {
+                amount: order.price.clone(),
+                paid_at: None,
+                card: None,
+                missing: Some(
+                    "The payment's details are not recorded yet. Reload the page in a moment."
+                        .into(),
+                ),
+            },
+        }
+    }
+}
+
+/// `Visa ending in 4242`, `Visa`, `Card ending in 4242`, or nothing.
+fn card(brand: Option<&str>, last4: Option<&str>) -> Option<String> {
+    let brand = brand.map(|b| match b.to_ascii_lowercase().as_str() {
+        "amex" | "american_express" => "American Express".to_owned(),
+        "mastercard" => "Mastercard".to_owned(),
+        "diners" => "Diners Club".to_owned(),
+        "jcb" => "JCB".to_owned(),
+        "unionpay" => "UnionPay".to_owned(),
+        other => {
+            let mut chars = other.chars();
+            chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect())
+                .unwrap_or_default()
+        }
+    });
+    match (brand.filter(|b| !b.is_empty()), last4) {
+        (Some(brand), Some(last4)) => Some(format!("{brand} ending in {last4}")),
+        (Some(brand), None) => Some(brand),
+        (None, Some(last4)) => Some(format!("Card ending in {last4}")),
+        (None, None) => None,
+    }
 }
 
 impl OrderPage {
@@ -151,7 +265,17 @@ impl OrderPage {
             refund_done: false,
             refund_under_way: false,
             stripe_key: card_form.stripe_publishable_key.clone(),
+            receipt: None,
         }
+    }
+
+    /// Adds the receipt of a paid or refunded order, from its payments.
+    pub(super) async fn with_receipt(mut self, api: &Api, visitor: &Visitor) -> Self {
+        if self.order.complete || self.order.refunded {
+            let payments = api.payments(visitor, self.order.id).await;
+            self.receipt = Some(Receipt::of(&self.order, payments));
+        }
+        self
     }
 }
 
@@ -167,13 +291,15 @@ async fn show(
     Extract(api): Extract<State>,
     Extension(card_form): Extension<CardForm>,
     viewer: SignedIn,
-    Path(id): Path<Uuid>,
+    PageId(id): PageId,
     Query(shown): Query<Shown>,
 ) -> Response {
     let here = format!("/orders/{id}");
     match api.order(&viewer.visitor, id).await {
         Ok(order) => {
-            let mut page = OrderPage::new(&viewer, order, &card_form);
+            let mut page = OrderPage::new(&viewer, order, &card_form)
+                .with_receipt(&api, &viewer.visitor)
+                .await;
             page.confirming = shown.paid.is_some() && !page.order.complete && !page.order.refunded;
             if shown.refunded.is_some() && viewer.operator {
                 page.refund_done = page.order.refunded;
@@ -187,7 +313,7 @@ async fn show(
 }
 
 #[derive(Deserialize)]
-pub struct Payment {
+pub struct PayForm {
     #[serde(default)]
     card: String,
     /// A provider token typed by hand; wins over the test-card choice when filled in.
@@ -198,13 +324,17 @@ pub struct Payment {
 /// How long paying waits for the order to turn `complete` before showing "confirming".
 const CONFIRM_WAIT: Duration = Duration::from_secs(5);
 
+/// A reopened `/pay` or `/cancel` address: the order's page.
+async fn back_to_order(PageId(id): PageId) -> Response {
+    back_to(&format!("/orders/{id}"))
+}
+
 #[tracing::instrument(skip_all, fields(order_id = %id))]
 async fn pay(
     Extract(api): Extract<State>,
-    Extension(card_form): Extension<CardForm>,
     viewer: SignedIn,
-    Path(id): Path<Uuid>,
-    Form(payment): Form<Payment>,
+    PageId(id): PageId,
+    Form(payment): Form<PayForm>,
 ) -> Response {
     let here = format!("/orders/{id}");
     let visitor = &viewer.visitor;
@@ -216,31 +346,27 @@ async fn pay(
     };
     match api.pay(visitor, id, token).await {
         Ok(_) => {
-            if wait_for_status(&api, visitor, id, "complete").await {
-                Redirect::to(&here).into_response()
+            let to = if wait_for_status(&api, visitor, id, "complete").await {
+                here
             } else {
-                Redirect::to(&format!("{here}?paid=1")).into_response()
-            }
+                format!("{here}?paid=1")
+            };
+            flash::redirect(&to, Flash::Done(Done::Paid))
         }
         Err(failure)
             if failure.is(StatusCode::UNAUTHORIZED) || failure.is(StatusCode::NOT_FOUND) =>
         {
             failure_page(&failure, &here, true)
         }
+        // Declined, refused (cancelled, already paid, expired, too many attempts) or not
+        // answered: back to the order, which shows what it is now, with the reason on top.
         Err(failure) => {
             let message = if failure.is(StatusCode::PAYMENT_REQUIRED) {
                 format!("{} Try another card.", failure.sentence())
             } else {
                 failure.sentence()
             };
-            match api.order(visitor, id).await {
-                Ok(order) => {
-                    let mut page = OrderPage::new(&viewer, order, &card_form);
-                    page.error = Some(message);
-                    render(failure.status.unwrap_or(StatusCode::BAD_GATEWAY), &page)
-                }
-                Err(other) => failure_page(&other, &here, true),
-            }
+            flash::redirect(&here, Flash::Refused(message))
         }
     }
 }
@@ -263,26 +389,156 @@ pub(super) async fn wait_for_status(api: &Api, visitor: &Visitor, id: Uuid, stat
     false
 }
 
-#[tracing::instrument(skip_all, fields(order_id = %id))]
-async fn cancel(
+#[derive(Template)]
+#[template(path = "cancel.html")]
+struct CancelPage {
+    nav: Nav,
+    order: OrderView,
+}
+
+/// "Cancel this order?", for the buyer's live order; any other order has nothing to cancel,
+/// and its own page says what became of it.
+async fn confirm_cancel(
     Extract(api): Extract<State>,
-    Extension(card_form): Extension<CardForm>,
     viewer: SignedIn,
-    Path(id): Path<Uuid>,
+    PageId(id): PageId,
 ) -> Response {
     let here = format!("/orders/{id}");
-    let visitor = &viewer.visitor;
-
-    match api.cancel_order(visitor, id).await {
-        Ok(()) => Redirect::to(&here).into_response(),
-        Err(failure) if failure.is(StatusCode::CONFLICT) => match api.order(visitor, id).await {
-            Ok(order) => {
-                let mut page = OrderPage::new(&viewer, order, &card_form);
-                page.error = Some(failure.sentence());
-                render(StatusCode::CONFLICT, &page)
+    match api.order(&viewer.visitor, id).await {
+        Ok(order) if order.user_id == viewer.me.id => {
+            let order = OrderView::of(order, OffsetDateTime::now_utc());
+            if !order.live {
+                return back_to(&here);
             }
-            Err(other) => failure_page(&other, &here, true),
-        },
+            render(
+                StatusCode::OK,
+                &CancelPage {
+                    nav: viewer.nav,
+                    order,
+                },
+            )
+        }
+        // An operator reading someone's order: cancelling is the buyer's.
+        Ok(_) => back_to(&here),
+        Err(failure) => failure_page(&failure, &format!("{here}/cancel"), true),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(order_id = %id))]
+async fn cancel(Extract(api): Extract<State>, viewer: SignedIn, PageId(id): PageId) -> Response {
+    let here = format!("/orders/{id}");
+    match api.cancel_order(&viewer.visitor, id).await {
+        Ok(()) => flash::redirect(&here, Flash::Done(Done::Cancelled)),
+        Err(failure) if failure.is(StatusCode::CONFLICT) => {
+            flash::redirect(&here, Flash::Refused(failure.sentence()))
+        }
         Err(failure) => failure_page(&failure, &here, true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::api::{FieldError, OrderTicket};
+
+    fn order(status: &str) -> OrderView {
+        OrderView::of(
+            Order {
+                id: Uuid::from_u128(1),
+                user_id: Uuid::from_u128(2),
+                status: status.into(),
+                expires_at: "2026-03-01T12:15:00Z".into(),
+                ticket: OrderTicket {
+                    id: Uuid::from_u128(3),
+                    title: "Rust Conf".into(),
+                    price: 25.5,
+                },
+            },
+            datetime!(2026-03-01 12:00 UTC),
+        )
+    }
+
+    fn payment(status: &str, at: &str, brand: Option<&str>, last4: Option<&str>) -> Payment {
+        Payment {
+            id: Uuid::now_v7(),
+            order_id: Uuid::from_u128(1),
+            amount: 25.5,
+            status: status.into(),
+            created_at: at.into(),
+            card_brand: brand.map(str::to_owned),
+            card_last4: last4.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_receipt_names_the_successful_payment_its_time_and_card() {
+        let payments = vec![
+            payment("declined", "2026-03-01T12:01:00Z", None, None),
+            payment(
+                "succeeded",
+                "2026-03-01T12:02:30Z",
+                Some("visa"),
+                Some("4242"),
+            ),
+        ];
+        let receipt = Receipt::of(&order("complete"), Ok(payments));
+        assert_eq!(receipt.amount, "$25.50");
+        assert_eq!(receipt.card.as_deref(), Some("Visa ending in 4242"));
+        assert_eq!(
+            receipt.paid_at.map(|m| m.utc),
+            Some("2026-03-01 12:02 UTC".to_owned())
+        );
+        assert_eq!(receipt.missing, None);
+    }
+
+    #[test]
+    fn without_its_payments_a_receipt_shows_the_order_and_says_what_is_missing() {
+        let failure = ApiFailure {
+            status: Some(StatusCode::INTERNAL_SERVER_ERROR),
+            errors: vec![FieldError {
+                message: "Something went wrong.".into(),
+                field: None,
+            }],
+        };
+        let receipt = Receipt::of(&order("complete"), Err(failure));
+        assert_eq!(receipt.amount, "$25.50");
+        assert_eq!((receipt.paid_at, receipt.card), (None, None));
+        assert!(
+            receipt
+                .missing
+                .is_some_and(|m| m.contains("cannot be shown right now")),
+        );
+        let pending = vec![payment("pending", "2026-03-01T12:01:00Z", None, None)];
+        let receipt = Receipt::of(&order("complete"), Ok(pending));
+        assert!(
+            receipt
+                .missing
+                .is_some_and(|m| m.contains("not recorded yet"))
+        );
+    }
+
+    #[test]
+    fn cards_read_as_people_name_them() {
+        assert_eq!(
+            card(Some("visa"), Some("4242")).unwrap(),
+            "Visa ending in 4242"
+        );
+        assert_eq!(card(Some("amex"), None).unwrap(), "American Express");
+        assert_eq!(card(None, Some("0005")).unwrap(), "Card ending in 0005");
+        assert_eq!(card(None, None), None);
+        assert_eq!(card(Some(""), None), None);
+    }
+
+    #[test]
+    fn the_countdown_warns_in_the_last_minute_only() {
+        let mut view = order("created");
+        view.remaining_seconds = 61;
+        assert!(!view.ending());
+        view.remaining_seconds = 60;
+        assert!(view.ending());
+        view.live = false;
+        assert!(!view.ending());
     }
 }

@@ -8,16 +8,15 @@
 use askama::Template;
 use axum::{
     Extension, Router,
-    extract::{Path, State as Extract},
+    extract::State as Extract,
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::{
-    CardForm, Nav, SignedIn, State, failure_page, message_page,
+    CardForm, Nav, PageId, SignedIn, State, failure_page, message_page,
     orders::{OrderPage, OrderView, wait_for_status},
     render,
 };
@@ -36,7 +35,7 @@ struct ConfirmPage {
 
 /// "Refund $25.99 to the buyer?", for a paid order; any other order has nothing to refund,
 /// and its own page says what became of it.
-async fn confirm(Extract(api): Extract<State>, viewer: SignedIn, Path(id): Path<Uuid>) -> Response {
+async fn confirm(Extract(api): Extract<State>, viewer: SignedIn, PageId(id): PageId) -> Response {
     if !viewer.operator {
         return operators_only(None);
     }
@@ -61,7 +60,7 @@ async fn refund(
     Extract(api): Extract<State>,
     Extension(card_form): Extension<CardForm>,
     viewer: SignedIn,
-    Path(id): Path<Uuid>,
+    PageId(id): PageId,
 ) -> Response {
     let here = format!("/orders/{id}");
     let visitor = &viewer.visitor;
@@ -83,7 +82,9 @@ async fn refund(
         {
             match api.order(visitor, id).await {
                 Ok(order) => {
-                    let mut page = OrderPage::new(&viewer, order, &card_form);
+                    let mut page = OrderPage::new(&viewer, order, &card_form)
+                        .with_receipt(&api, visitor)
+                        .await;
                     page.error = Some(failure.sentence());
                     // A provider that did not answer refunded nothing and may be asked
                     // again: the page is the order as it is, with the API's word on it.

@@ -1,20 +1,23 @@
 //! `/signup`, `/signin`, `/signout`: forms that call auth and hand its session cookie to the
-//! browser, then send the visitor back where they were going.
-
-use std::sync::Arc;
+//! browser, then send the visitor back where they were going (a new account with a welcome
+//! on top).
 
 use askama::Template;
 use axum::{
-    Extension, Form, Router,
+    Form, Router,
     extract::{Query, State as Extract},
     http::StatusCode,
     response::Response,
-    routing::{get, post},
+    routing::get,
 };
 use serde::Deserialize;
-use ticketing_common::session::{CurrentUser, SessionKeys};
 
-use super::{Nav, State, redirect_with_cookies, render, safe_next};
+use super::{
+    MaybeSignedIn, Nav, State,
+    flash::{Done, Flash},
+    layout::back_to,
+    redirect_with_cookies, render, safe_next,
+};
 use crate::api::ApiFailure;
 use crate::api::Visitor;
 
@@ -22,7 +25,8 @@ pub fn router() -> Router<State> {
     Router::new()
         .route("/signup", get(signup_form).post(signup))
         .route("/signin", get(signin_form).post(signin))
-        .route("/signout", post(signout))
+        // A reopened sign-out address signs nothing out: only the header's button does.
+        .route("/signout", get(|| async { back_to("/") }).post(signout))
 }
 
 #[derive(Template)]
@@ -80,52 +84,34 @@ pub struct Credentials {
     next: Option<String>,
 }
 
-async fn signup_form(
-    Extension(keys): Extension<Arc<SessionKeys>>,
-    user: CurrentUser,
-    Query(q): Query<Next>,
-) -> Response {
-    let page = AuthPage::blank(
-        Nav::of(&user, &keys),
-        "signup",
-        safe_next(q.next.as_deref()),
-    );
+async fn signup_form(MaybeSignedIn { nav, .. }: MaybeSignedIn, Query(q): Query<Next>) -> Response {
+    let page = AuthPage::blank(nav, "signup", safe_next(q.next.as_deref()));
     render(StatusCode::OK, &page)
 }
 
-async fn signin_form(
-    Extension(keys): Extension<Arc<SessionKeys>>,
-    user: CurrentUser,
-    Query(q): Query<Next>,
-) -> Response {
-    let page = AuthPage::blank(
-        Nav::of(&user, &keys),
-        "signin",
-        safe_next(q.next.as_deref()),
-    );
+async fn signin_form(MaybeSignedIn { nav, .. }: MaybeSignedIn, Query(q): Query<Next>) -> Response {
+    let page = AuthPage::blank(nav, "signin", safe_next(q.next.as_deref()));
     render(StatusCode::OK, &page)
 }
 
 #[tracing::instrument(skip_all)]
 async fn signup(
     Extract(api): Extract<State>,
-    Extension(keys): Extension<Arc<SessionKeys>>,
-    user: CurrentUser,
+    MaybeSignedIn { nav, .. }: MaybeSignedIn,
     visitor: Visitor,
     Form(form): Form<Credentials>,
 ) -> Response {
-    submit(&api, Nav::of(&user, &keys), &visitor, form, "signup").await
+    submit(&api, nav, &visitor, form, "signup").await
 }
 
 #[tracing::instrument(skip_all)]
 async fn signin(
     Extract(api): Extract<State>,
-    Extension(keys): Extension<Arc<SessionKeys>>,
-    user: CurrentUser,
+    MaybeSignedIn { nav, .. }: MaybeSignedIn,
     visitor: Visitor,
     Form(form): Form<Credentials>,
 ) -> Response {
-    submit(&api, Nav::of(&user, &keys), &visitor, form, "signin").await
+    submit(&api, nav, &visitor, form, "signin").await
 }
 
 /// Sends the credentials to auth's `mode` (`signup` or `signin`): on success hands its session
@@ -143,7 +129,14 @@ async fn submit(
         .authenticate(visitor, mode, &form.email, &form.password)
         .await
     {
-        Ok(answer) => redirect_with_cookies(&next, answer.set_cookies),
+        Ok(answer) => {
+            let mut response = redirect_with_cookies(&next, answer.set_cookies);
+            if mode == "signup" {
+                // Set on the way out with the session cookie; the next page says it.
+                response.extensions_mut().insert(Flash::Done(Done::Welcome));
+            }
+            response
+        }
         Err(failure) => refused(AuthPage::blank(nav, mode, next), form.email, &failure),
     }
 }

@@ -19,7 +19,7 @@ use axum::{
 };
 use ticketing_common::session::{CurrentUser, SessionKeys, SessionUser};
 
-use super::{Nav, signin_redirect};
+use super::{Nav, flash::Flash, signin_redirect};
 use crate::{api::Visitor, csrf::referring_page};
 
 /// A signed-in visitor: who they are, what the layout shows, and what API calls forward.
@@ -52,6 +52,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
             nav: Nav {
                 email: Some(me.email.clone()),
                 operator,
+                flash: parts.extensions.get::<Flash>().cloned(),
             },
             me,
             visitor,

@@ -1,29 +1,40 @@
 //! `/tickets/new`, `/tickets/{id}`, `/tickets/{id}/edit`, `/tickets/{id}/purchase`: selling,
 //! looking at, editing and buying one ticket.
+//!
+//! The forms take prices as people type them (`$25`, `25,50`) and send the API a plain
+//! decimal ([`super::price`]); a listing or an edit that goes through lands on the ticket's
+//! page with "Listed." or "Saved." on top ([`super::flash`]).
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use askama::Template;
 use axum::{
-    Extension, Form, Router,
-    extract::{Path, State as Extract},
+    Form, Router,
+    extract::State as Extract,
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
-    routing::{get, post},
+    routing::get,
 };
 use serde::Deserialize;
-use ticketing_common::session::{CurrentUser, SessionKeys};
+use ticketing_common::session::CurrentUser;
 use uuid::Uuid;
 
-use super::{Nav, SignedIn, State, failure_page, money, render, signin_redirect};
-use crate::api::{Api, ApiFailure, Ticket, Visitor};
+use super::{
+    MaybeSignedIn, Nav, PageId, SignedIn, State, failure_page,
+    flash::{self, Done, Flash},
+    layout::back_to,
+    message_page, money,
+    price::{self, NotAPrice},
+    render, signin_redirect,
+};
+use crate::api::{Api, ApiFailure, Ticket, TicketState, Visitor};
 
 pub fn router() -> Router<State> {
     Router::new()
         .route("/tickets/new", get(new_form).post(create))
         .route("/tickets/{id}", get(show))
         .route("/tickets/{id}/edit", get(edit_form).post(update))
-        .route("/tickets/{id}/purchase", post(purchase))
+        .route("/tickets/{id}/purchase", get(back_to_ticket).post(purchase))
 }
 
 #[derive(Deserialize)]
@@ -50,9 +61,15 @@ struct FormPage {
 }
 
 impl FormPage {
-    fn refused(mut self, failure: &ApiFailure) -> Response {
+    /// The form again with the API's refusal next to each field; `price` says whether the
+    /// typed price was a number at all (if not, the API was sent none, and the message
+    /// under the price is ours).
+    fn refused(mut self, failure: &ApiFailure, price: &Result<String, NotAPrice>) -> Response {
         self.title_error = failure.for_field("title");
-        self.price_error = failure.for_field("price");
+        self.price_error = match price {
+            Ok(_) => failure.for_field("price"),
+            Err(_) => Some(NotAPrice::MESSAGE.to_owned()),
+        };
         self.general = failure.general(&["title", "price"]);
         let status = failure
             .status
@@ -103,10 +120,15 @@ async fn create(
     SignedIn { nav, visitor, .. }: SignedIn,
     Form(form): Form<TicketForm>,
 ) -> Response {
-    match api.create_ticket(&visitor, &form.title, &form.price).await {
-        Ok(ticket) => Redirect::to(&format!("/tickets/{}", ticket.id)).into_response(),
+    let price = price::normalise(&form.price);
+    let sent = price.as_deref().ok();
+    match api.create_ticket(&visitor, &form.title, sent).await {
+        Ok(ticket) => flash::redirect(
+            &format!("/tickets/{}", ticket.id),
+            Flash::Done(Done::Listed),
+        ),
         Err(failure) if failure.is(StatusCode::UNAUTHORIZED) => signin_redirect("/tickets/new"),
-        Err(failure) => sell_page(nav, form.title, form.price).refused(&failure),
+        Err(failure) => sell_page(nav, form.title, form.price).refused(&failure, &price),
     }
 }
 
@@ -121,6 +143,38 @@ struct TicketPage {
     /// The viewer's own order holding this ticket, if any.
     my_order: Option<(Uuid, String)>,
     notice: Option<String>,
+}
+
+impl TicketPage {
+    fn available(&self) -> bool {
+        self.ticket.state() == TicketState::Available
+    }
+
+    /// The ticket's state, in words, for anyone but its buyer.
+    fn state_text(&self) -> &'static str {
+        match (self.ticket.state(), self.is_seller) {
+            (TicketState::Available, _) => "Available",
+            (TicketState::Reserved, true) => {
+                "Reserved: a buyer is paying for it now. If they do not pay in time, it goes back on sale."
+            }
+            (TicketState::Reserved, false) => {
+                "Reserved: someone is paying for this ticket right now. It goes back on sale if they do not pay in time."
+            }
+            (TicketState::Sold, true) => "Sold: a buyer has paid for it.",
+            (TicketState::Sold, false) => "Sold: this ticket is no longer on sale.",
+            (TicketState::Taken, _) => "Reserved or sold: this ticket is not available right now.",
+        }
+    }
+
+    /// `available`, `reserved`, `sold` or `taken`, for the style.
+    fn state_class(&self) -> &'static str {
+        match self.ticket.state() {
+            TicketState::Available => "available",
+            TicketState::Reserved => "reserved",
+            TicketState::Sold => "sold",
+            TicketState::Taken => "taken",
+        }
+    }
 }
 
 async fn ticket_page(
@@ -165,14 +219,12 @@ async fn ticket_page(
 
 async fn show(
     Extract(api): Extract<State>,
-    Extension(keys): Extension<Arc<SessionKeys>>,
-    user: CurrentUser,
+    MaybeSignedIn { user, nav }: MaybeSignedIn,
     visitor: Visitor,
-    Path(id): Path<Uuid>,
+    PageId(id): PageId,
 ) -> Response {
     match api.ticket(&visitor, id).await {
         Ok(ticket) => {
-            let nav = Nav::of(&user, &keys);
             let page = ticket_page(&api, &visitor, nav, &user, ticket, None).await;
             render(StatusCode::OK, &page)
         }
@@ -183,11 +235,16 @@ async fn show(
 /// How long a purchase waits for the orders service to learn of a brand-new ticket.
 const NEW_TICKET_GRACE: Duration = Duration::from_secs(5);
 
+/// A reopened `/purchase` address: the ticket's page.
+async fn back_to_ticket(PageId(id): PageId) -> Response {
+    back_to(&format!("/tickets/{id}"))
+}
+
 #[tracing::instrument(skip_all, fields(ticket_id = %id))]
 async fn purchase(
     Extract(api): Extract<State>,
     signed_in: SignedIn,
-    Path(id): Path<Uuid>,
+    PageId(id): PageId,
 ) -> Response {
     let here = format!("/tickets/{id}");
     let user = signed_in.user();
@@ -235,20 +292,44 @@ async fn edit_form(
     SignedIn {
         me, nav, visitor, ..
     }: SignedIn,
-    Path(id): Path<Uuid>,
+    PageId(id): PageId,
 ) -> Response {
     let here = format!("/tickets/{id}/edit");
     match api.ticket(&visitor, id).await {
-        Ok(ticket) if ticket.user_id == me.id => {
-            let price = format!("{:.2}", ticket.price);
-            render(StatusCode::OK, &edit_page(nav, id, ticket.title, price))
-        }
-        Ok(_) => super::message_page(
+        Ok(ticket) if ticket.user_id != me.id => message_page(
             StatusCode::FORBIDDEN,
             "Not your ticket",
             "Only the seller can edit this ticket.",
         ),
+        Ok(ticket) => match not_editable(ticket.state()) {
+            // Said before the seller types anything, rather than as a refusal on save.
+            Some(why) => message_page(
+                StatusCode::CONFLICT,
+                "This ticket cannot be edited now",
+                why,
+            ),
+            None => {
+                let price = format!("{:.2}", ticket.price);
+                render(StatusCode::OK, &edit_page(nav, id, ticket.title, price))
+            }
+        },
         Err(failure) => failure_page(&failure, &here, true),
+    }
+}
+
+/// Why a ticket in `state` cannot be edited, if it cannot.
+pub(super) fn not_editable(state: TicketState) -> Option<&'static str> {
+    match state {
+        TicketState::Available => None,
+        TicketState::Reserved => Some(
+            "A buyer is paying for it right now, and they pay the price they saw. If they do not pay in time, it is back on sale and yours to edit again.",
+        ),
+        TicketState::Sold => {
+            Some("It has been sold: its title and price are what the buyer paid for.")
+        }
+        TicketState::Taken => Some(
+            "It is reserved by a buyer or sold. If the buyer does not pay in time, it is back on sale and yours to edit again.",
+        ),
     }
 }
 
@@ -256,20 +337,19 @@ async fn edit_form(
 async fn update(
     Extract(api): Extract<State>,
     SignedIn { nav, visitor, .. }: SignedIn,
-    Path(id): Path<Uuid>,
+    PageId(id): PageId,
     Form(form): Form<TicketForm>,
 ) -> Response {
     let here = format!("/tickets/{id}/edit");
-    match api
-        .update_ticket(&visitor, id, &form.title, &form.price)
-        .await
-    {
-        Ok(_) => Redirect::to(&format!("/tickets/{id}")).into_response(),
+    let price = price::normalise(&form.price);
+    let sent = price.as_deref().ok();
+    match api.update_ticket(&visitor, id, &form.title, sent).await {
+        Ok(_) => flash::redirect(&format!("/tickets/{id}"), Flash::Done(Done::Saved)),
         Err(failure)
             if failure.is(StatusCode::UNAUTHORIZED) || failure.is(StatusCode::NOT_FOUND) =>
         {
             failure_page(&failure, &here, true)
         }
-        Err(failure) => edit_page(nav, id, form.title, form.price).refused(&failure),
+        Err(failure) => edit_page(nav, id, form.title, form.price).refused(&failure, &price),
     }
 }

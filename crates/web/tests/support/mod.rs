@@ -226,6 +226,39 @@ impl Stack {
         &self.dbs[2]
     }
 
+    /// The payments service's database.
+    pub fn payments_db(&self) -> &TestDb {
+        &self.dbs[3]
+    }
+
+    /// Breaks one service's database under the running stack (renames `table`), so its API
+    /// answers 500 from then on: a backend failing as it would in production. Through
+    /// `psql` (PostgreSQL's client, installed with the server): the web crate does not
+    /// depend on a database driver.
+    pub async fn break_table(&self, db: &TestDb, table: &str) {
+        let name = db.target.options.get_database().expect("a database name");
+        let server = testing::database_url();
+        let (base, query) = server.split_once('?').unwrap_or((&server, ""));
+        let base = &base[..base.rfind('/').expect("a database in the URL")];
+        let url = if query.is_empty() {
+            format!("{base}/{name}")
+        } else {
+            format!("{base}/{name}?{query}")
+        };
+        let status = tokio::process::Command::new("psql")
+            .args([
+                url.as_str(),
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qc",
+                &format!("ALTER TABLE {table} RENAME TO {table}_gone"),
+            ])
+            .status()
+            .await
+            .expect("psql runs");
+        assert!(status.success(), "psql renamed {table} in {name}");
+    }
+
     /// The bus every service of the stack reads and writes.
     pub fn bus(&self) -> &Bus {
         &self.bus.bus

@@ -26,7 +26,7 @@ use crate::{
         ApiFailure, Forwarding,
         operations::{JobAction, JobState, Service},
     },
-    pages::{Nav, SignedIn, State, encode, failure_page, message_page, render, safe_next},
+    pages::{Nav, SignedIn, State, decode, encode, failure_page, message_page, render, safe_next},
 };
 
 /// The cookie that carries an action's outcome to the page shown next.
@@ -96,24 +96,6 @@ pub fn take_notice(headers: &HeaderMap) -> (Option<Notice>, Option<HeaderValue>)
     ))
     .ok();
     (Notice::from_cookie_value(value), clear)
-}
-
-/// Percent-decodes what [`encode`] made; `None` for anything malformed.
-fn decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Back to `back` (a console page) with `notice` to show at its top, where the page opens
