@@ -2,6 +2,12 @@
 //! `ticketing up`. Reports orders/s and the latency of every answer (wins and refusals), and
 //! checks the outcome: 100 sold, none oversold, no 5xx.
 //!
+//! Then, in the same run, the event mode: an event of 5,000 seats with `maxPerBuyer` 2, and
+//! 1,500 buyers each trying three times at one instant (`POST /api/orders {eventId}`): every
+//! seat sold at most once, exactly 3,000 sold, each buyer's third try refused, no 5xx. And
+//! how long creating a 100,000-seat event takes. (`EVENT_SEATS`, `EVENT_BUYERS`,
+//! `EVENT_TRIES`, `EVENT_MAX_PER_BUYER`, `BIG_EVENT_SEATS` change those numbers.)
+//!
 //! Run through `scripts/bench-flash-sale.sh`, which starts `ticketing up` with a known
 //! `JWT_KEY` so buyers' sessions can be signed here instead of paying 2,000 argon2 sign-ups:
 //! `cargo bench -p ticketing --bench flash_sale -- http://127.0.0.1:PORT [BUYERS TICKETS IN_FLIGHT]`
@@ -27,9 +33,245 @@ fn main() {
     let in_flight: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(buyers);
     let key = std::env::var("JWT_KEY").expect("JWT_KEY: the key the server signs sessions with");
     let keys = Arc::new(SessionKeys::new(key.as_bytes(), false).expect("valid JWT_KEY"));
-    tokio::runtime::Runtime::new()
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let single = runtime.block_on(run(base.clone(), buyers, tickets, in_flight, keys.clone()));
+    let event = runtime.block_on(event_mode(base.clone(), keys.clone()));
+    let big = runtime.block_on(big_event(base, keys));
+    println!();
+    println!("| mode | requests | orders/s | p50 | p99 | max |");
+    println!("|---|---|---|---|---|---|");
+    for (name, stats) in [("single tickets", single), ("event seats", event)] {
+        println!(
+            "| {name} | {} | {:.0} | {:.1?} | {:.1?} | {:.1?} |",
+            stats.requests, stats.per_second, stats.p50, stats.p99, stats.max
+        );
+    }
+    println!(
+        "creating a {}-seat event: {big:.2?}",
+        env_number("BIG_EVENT_SEATS", 100_000)
+    );
+}
+
+/// Throughput and latency of one mode.
+struct Stats {
+    requests: usize,
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+impl Stats {
+    fn of(mut latencies: Vec<Duration>, elapsed: Duration) -> Stats {
+        latencies.sort();
+        let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize];
+        Stats {
+            requests: latencies.len(),
+            per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+            p50: pct(0.5),
+            p99: pct(0.99),
+            max: pct(1.0),
+        }
+    }
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// An event starting in a week, as `organiser`; its id once orders knows it.
+async fn create_event(
+    client: &reqwest::Client,
+    base: &str,
+    organiser: &str,
+    seats: usize,
+    max_per_buyer: usize,
+) -> (String, Duration) {
+    let starts_at = time::OffsetDateTime::now_utc() + time::Duration::days(7);
+    let starts_at = starts_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let sent = Instant::now();
+    let response = client
+        .post(format!("{base}/api/events"))
+        .header("cookie", organiser)
+        .json(
+            &json!({"title": "Flash sale show", "venue": "Arena", "startsAt": starts_at,
+                      "price": 49.99, "seats": seats, "maxPerBuyer": max_per_buyer}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let took = sent.elapsed();
+    assert_eq!(response.status(), 201, "create the event");
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
         .unwrap()
-        .block_on(run(base, buyers, tickets, in_flight, keys));
+        .to_owned();
+    (id, took)
+}
+
+/// Waits until orders knows the event: a probe order for its last seat is no longer 404;
+/// the probe order is cancelled at once.
+async fn wait_until_orders_knows(
+    client: &reqwest::Client,
+    base: &str,
+    prober: &str,
+    event: &str,
+    seats: usize,
+) {
+    let event_id = Uuid::parse_str(event).unwrap();
+    let last = ticketing_events::seat_id(event_id, &seats.to_string());
+    let started = Instant::now();
+    loop {
+        let response = client
+            .post(format!("{base}/api/orders"))
+            .header("cookie", prober)
+            .json(&json!({"ticketId": last}))
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            404 if started.elapsed() < Duration::from_secs(60) => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            201 => {
+                let order = response.json::<Value>().await.unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                let cancelled = client
+                    .delete(format!("{base}/api/orders/{order}"))
+                    .header("cookie", prober)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(cancelled.status(), 204);
+                return;
+            }
+            status => panic!("probe order for the event's last seat: {status}"),
+        }
+    }
+}
+
+/// The event mode: buyers each try several times at one instant for the best seat.
+async fn event_mode(base: String, keys: Arc<SessionKeys>) -> Stats {
+    let seats = env_number("EVENT_SEATS", 5_000);
+    let buyers = env_number("EVENT_BUYERS", 1_500);
+    let tries = env_number("EVENT_TRIES", 3);
+    let max_per_buyer = env_number("EVENT_MAX_PER_BUYER", 2);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .build()
+        .unwrap();
+    let organiser = cookie(&keys, "organiser@example.com");
+    let (event, _) = create_event(&client, &base, &organiser, seats, max_per_buyer).await;
+    wait_until_orders_knows(
+        &client,
+        &base,
+        &cookie(&keys, "prober@example.com"),
+        &event,
+        seats,
+    )
+    .await;
+    println!();
+    println!(
+        "event of {seats} seats (at most {max_per_buyer} per buyer) known to orders; {buyers} buyers trying {tries} times each at one instant"
+    );
+    let cookies: Vec<String> = (0..buyers)
+        .map(|i| cookie(&keys, &format!("fan{i}@example.com")))
+        .collect();
+    let barrier = Arc::new(tokio::sync::Barrier::new(buyers * tries));
+    let started = Instant::now();
+    let mut handles = Vec::with_capacity(buyers * tries);
+    for (buyer, cookie) in cookies.iter().enumerate() {
+        for _ in 0..tries {
+            let (client, base, barrier, cookie, event) = (
+                client.clone(),
+                base.clone(),
+                barrier.clone(),
+                cookie.clone(),
+                event.clone(),
+            );
+            handles.push(tokio::spawn(async move {
+                barrier.wait().await;
+                let sent = Instant::now();
+                let response = client
+                    .post(format!("{base}/api/orders"))
+                    .header("cookie", cookie)
+                    .json(&json!({"eventId": event}))
+                    .send()
+                    .await;
+                let took = sent.elapsed();
+                let (status, seat) = match response {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let body = r.json::<Value>().await.unwrap_or_default();
+                        (status, body["ticket"]["id"].as_str().map(str::to_owned))
+                    }
+                    Err(_) => (0, None),
+                };
+                (buyer, status, seat, took)
+            }));
+        }
+    }
+    let mut results = Vec::with_capacity(handles.len());
+    for handle in handles {
+        results.push(handle.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+
+    let mut by_status: HashMap<u16, usize> = HashMap::new();
+    let mut seats_sold: HashMap<String, usize> = HashMap::new();
+    let mut per_buyer: HashMap<usize, usize> = HashMap::new();
+    for (buyer, status, seat, _) in &results {
+        *by_status.entry(*status).or_default() += 1;
+        if *status == 201 {
+            *seats_sold
+                .entry(seat.clone().unwrap_or_default())
+                .or_default() += 1;
+            *per_buyer.entry(*buyer).or_default() += 1;
+        }
+    }
+    let sold: usize = seats_sold.values().sum();
+    let twice = seats_sold.values().filter(|n| **n > 1).count();
+    let over_limit = per_buyer.values().filter(|n| **n > max_per_buyer).count();
+    let errors: usize = by_status
+        .iter()
+        .filter(|(s, _)| **s >= 500 || **s == 0)
+        .map(|(_, n)| n)
+        .sum();
+    let stats = Stats::of(results.iter().map(|r| r.3).collect(), elapsed);
+    println!(
+        "{} orders answered in {elapsed:.2?}: {:.0} orders/s; latency p50 {:.1?}  p99 {:.1?}  max {:.1?}",
+        stats.requests, stats.per_second, stats.p50, stats.p99, stats.max
+    );
+    let mut statuses: Vec<_> = by_status.into_iter().collect();
+    statuses.sort();
+    println!("answers by status: {statuses:?}");
+    let expected = (buyers * max_per_buyer.min(tries)).min(seats);
+    println!(
+        "sold {sold} seats (expected {expected}), sold twice {twice}, buyers over the limit {over_limit}, 5xx or failed {errors}"
+    );
+    assert!(
+        sold == expected && twice == 0 && over_limit == 0 && errors == 0,
+        "the event sale went wrong"
+    );
+    stats
+}
+
+/// How long `POST /api/events` takes for a 100,000-seat event.
+async fn big_event(base: String, keys: Arc<SessionKeys>) -> Duration {
+    let seats = env_number("BIG_EVENT_SEATS", 100_000);
+    let client = reqwest::Client::new();
+    let organiser = cookie(&keys, "big-organiser@example.com");
+    let (_, took) = create_event(&client, &base, &organiser, seats, 4).await;
+    println!();
+    println!("created a {seats}-seat event in {took:.2?} (answered 201)");
+    took
 }
 
 fn cookie(keys: &SessionKeys, email: &str) -> String {
@@ -42,7 +284,7 @@ async fn run(
     tickets: usize,
     in_flight: usize,
     keys: Arc<SessionKeys>,
-) {
+) -> Stats {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(512)
         .build()
@@ -141,9 +383,7 @@ async fn run(
     }
     let elapsed = started.elapsed();
 
-    let mut latencies: Vec<Duration> = results.iter().map(|(_, _, d)| *d).collect();
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize];
+    let stats = Stats::of(results.iter().map(|(_, _, d)| *d).collect(), elapsed);
     let mut by_status: HashMap<u16, usize> = HashMap::new();
     let mut wins: HashMap<&str, usize> = HashMap::new();
     for (ticket, status, _) in &results {
@@ -161,10 +401,7 @@ async fn run(
         .sum();
     println!(
         "{buyers} orders answered in {elapsed:.2?}: {:.0} orders/s; latency p50 {:.1?}  p99 {:.1?}  max {:.1?}",
-        buyers as f64 / elapsed.as_secs_f64(),
-        pct(0.5),
-        pct(0.99),
-        pct(1.0)
+        stats.per_second, stats.p50, stats.p99, stats.max
     );
     let mut statuses: Vec<_> = by_status.into_iter().collect();
     statuses.sort();
@@ -174,4 +411,5 @@ async fn run(
         sold == tickets && oversold == 0 && errors == 0,
         "the sale went wrong"
     );
+    stats
 }

@@ -697,6 +697,238 @@ async fn a_withdrawal_racing_an_order_wins_and_the_order_ends_cancelled() {
     );
 }
 
+/// `startsAt` a week from now, RFC 3339.
+fn next_week() -> String {
+    (time::OffsetDateTime::now_utc() + time::Duration::days(7))
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// Creates an event and waits until orders knows it (an order for its last seat is no longer
+/// 404; that probe order is cancelled at once). Returns the event's JSON.
+async fn create_event(target: &Target, organiser: &User, seats: u32, max_per_buyer: u32) -> Value {
+    let created = post(
+        target,
+        "/api/events",
+        Some(organiser),
+        Some(
+            json!({"title": "Show", "venue": "Arena", "startsAt": next_week(), "price": 30,
+                    "seats": seats, "maxPerBuyer": max_per_buyer}),
+        ),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let event = created.json();
+    let event_id = Uuid::parse_str(event["id"].as_str().unwrap()).unwrap();
+    let last = ticketing_events::seat_id(event_id, &seats.to_string());
+    let prober = target.user();
+    let probe = eventually(Duration::from_secs(30), || async {
+        let reply = post(
+            target,
+            "/api/orders",
+            Some(&prober),
+            Some(json!({"ticketId": last})),
+        )
+        .await;
+        (reply.status == StatusCode::CREATED).then(|| reply.json())
+    })
+    .await
+    .expect("orders learnt the event");
+    let cancelled = call(
+        target,
+        Method::DELETE,
+        &format!("/api/orders/{}", probe["id"].as_str().unwrap()),
+        Some(&prober),
+        None,
+    )
+    .await;
+    assert_eq!(
+        cancelled.status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        cancelled.text
+    );
+    event
+}
+
+/// Waits until the event reads `available` seats left; `None` if it never does.
+async fn event_reads_available(target: &Target, event: &Value, available: i64) -> Option<()> {
+    let path = format!("/api/events/{}", event["id"].as_str().unwrap());
+    eventually(Duration::from_secs(10), || async {
+        let e = get_json(target, &path, None).await;
+        (e["available"] == json!(available)).then_some(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_event_sells_its_best_seats_and_available_follows_every_order_cancellation_expiry_and_refund()
+ {
+    let target = Target::start().await;
+    let (organiser, alice, bob) = (target.user(), target.user(), target.user());
+    let event = create_event(&target, &organiser, 4, 2).await;
+    let event_id = event["id"].as_str().unwrap().to_owned();
+    let order_event = |buyer: &User| {
+        let (target, buyer, event_id) = (&target, buyer.clone(), event_id.clone());
+        async move {
+            post(
+                target,
+                "/api/orders",
+                Some(&buyer),
+                Some(json!({"eventId": event_id})),
+            )
+            .await
+        }
+    };
+
+    let paid = order_event(&alice).await;
+    let expiring = order_event(&alice).await;
+    let refused = order_event(&alice).await;
+    let cancelled = order_event(&bob).await;
+    let after_three = event_reads_available(&target, &event, 1).await;
+    let seats: Vec<Value> = [&paid, &expiring, &cancelled]
+        .iter()
+        .map(|r| r.json()["ticket"]["seat"].clone())
+        .collect();
+
+    let paid_id = paid.json()["id"].as_str().unwrap().to_owned();
+    let payment = eventually(Duration::from_secs(10), || async {
+        let reply = post(
+            &target,
+            "/api/payments",
+            Some(&alice),
+            Some(json!({"orderId": paid_id, "token": "tok_visa"})),
+        )
+        .await;
+        (reply.status != StatusCode::NOT_FOUND).then_some(reply.status)
+    })
+    .await;
+    let cancelled_id = cancelled.json()["id"].as_str().unwrap().to_owned();
+    let cancel = call(
+        &target,
+        Method::DELETE,
+        &format!("/api/orders/{cancelled_id}"),
+        Some(&bob),
+        None,
+    )
+    .await;
+    let after_cancel = event_reads_available(&target, &event, 2).await;
+    let last_seat = order_event(&bob).await; // seat 3 again, the lowest free one
+    let sold_out_probe = order_event(&target.user()).await; // seat 4
+    let sold_out = order_event(&target.user()).await;
+    let after_expiry = eventually(target.window + Duration::from_secs(20), || async {
+        let e = get_json(&target, &format!("/api/events/{event_id}"), None).await;
+        (e["available"] == json!(3)).then_some(())
+    })
+    .await;
+    let complete = eventually(Duration::from_secs(10), || async {
+        let o = get_json(&target, &format!("/api/orders/{paid_id}"), Some(&alice)).await;
+        (o["status"] == "complete").then_some(())
+    })
+    .await;
+    let refund = post(
+        &target,
+        "/api/payments/refunds",
+        Some(&target.operator()),
+        Some(json!({"orderId": paid_id})),
+    )
+    .await;
+    let after_refund = event_reads_available(&target, &event, 4).await;
+    target.stop().await;
+
+    assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.text);
+    assert_eq!(
+        seats,
+        [json!("1"), json!("2"), json!("3")],
+        "best seats first"
+    );
+    assert_eq!(paid.json()["ticket"]["eventId"], json!(event_id));
+    assert_eq!(
+        refused.status,
+        StatusCode::CONFLICT,
+        "the third try is over the limit: {}",
+        refused.text
+    );
+    assert!(after_three.is_some(), "available 1 after three orders");
+    assert_eq!(payment, Some(StatusCode::CREATED));
+    assert_eq!(cancel.status, StatusCode::NO_CONTENT);
+    assert!(after_cancel.is_some(), "available 2 after a cancellation");
+    assert_eq!(
+        last_seat.json()["ticket"]["seat"],
+        json!("3"),
+        "{}",
+        last_seat.text
+    );
+    assert_eq!(
+        sold_out_probe.json()["ticket"]["seat"],
+        json!("4"),
+        "{}",
+        sold_out_probe.text
+    );
+    assert_eq!(sold_out.status, StatusCode::CONFLICT, "{}", sold_out.text);
+    assert!(sold_out.text.contains("Sold out"), "{}", sold_out.text);
+    assert!(
+        after_expiry.is_some(),
+        "the unpaid orders expired: available 1 (the paid seat... and the expired ones freed)"
+    );
+    assert!(complete.is_some());
+    assert_eq!(refund.status, StatusCode::CREATED, "{}", refund.text);
+    assert!(after_refund.is_some(), "every seat free after the refund");
+}
+
+#[tokio::test]
+async fn a_100000_seat_event_sells_its_last_seat_through_orders_and_payments() {
+    let target = Target::start().await;
+    let (organiser, buyer) = (target.user(), target.user());
+    let started = Instant::now();
+    let event = create_event(&target, &organiser, 100_000, 4).await;
+    eprintln!(
+        "100,000-seat event created and learnt by orders in {:.2?}",
+        started.elapsed()
+    );
+    let event_id = Uuid::parse_str(event["id"].as_str().unwrap()).unwrap();
+    let last = ticketing_events::seat_id(event_id, "100000");
+
+    let order = post(
+        &target,
+        "/api/orders",
+        Some(&buyer),
+        Some(json!({"ticketId": last})),
+    )
+    .await;
+    let order_id = order.json()["id"].as_str().unwrap_or_default().to_owned();
+    let paid = eventually(Duration::from_secs(10), || async {
+        let reply = post(
+            &target,
+            "/api/payments",
+            Some(&buyer),
+            Some(json!({"orderId": order_id, "token": "tok_visa"})),
+        )
+        .await;
+        (reply.status != StatusCode::NOT_FOUND).then_some(reply.status)
+    })
+    .await;
+    let sold = eventually(Duration::from_secs(15), || async {
+        let t = get_json(&target, &format!("/api/tickets/{last}"), None).await;
+        (t["status"] == "sold").then_some(t)
+    })
+    .await;
+    let available = event_reads_available(&target, &event, 99_999).await;
+    target.stop().await;
+
+    assert_eq!(order.status, StatusCode::CREATED, "{}", order.text);
+    assert_eq!(order.json()["ticket"]["seat"], json!("100000"));
+    assert_eq!(
+        paid,
+        Some(StatusCode::CREATED),
+        "payments learnt the seat's order and charged it"
+    );
+    assert!(sold.is_some(), "the last seat reads sold");
+    assert!(available.is_some(), "99,999 seats left");
+}
+
 /// Posts a form to the web pages from `origin`; returns the status and where it redirects.
 async fn post_form(
     browser: &reqwest::Client,
