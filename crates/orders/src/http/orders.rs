@@ -16,11 +16,11 @@ use crate::{
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderInput {
-    /// The id of a ticket (or of one seat of an event).
-    #[schema(value_type = String, format = Uuid)]
+    /// The id of a ticket (or of one seat of an event). `null` counts as absent.
+    #[schema(value_type = Option<String>, format = Uuid)]
     pub ticket_id: Option<Value>,
-    /// The id of an event: its lowest free seat is ordered.
-    #[schema(value_type = String, format = Uuid)]
+    /// The id of an event: its lowest free seat is ordered. `null` counts as absent.
+    #[schema(value_type = Option<String>, format = Uuid)]
     pub event_id: Option<Value>,
 }
 

@@ -194,7 +194,11 @@ pub async fn create_ticket(
 /// Tickets on sale (not reserved or sold) that belong to no event, newest first, served from
 /// the cache; or, with `eventId`, that event's free seats in seat order.
 #[utoipa::path(get, path = "/api/tickets", tag = "tickets", params(ListParams),
-    responses((status = 200, body = [Ticket]), (status = 400, body = ErrorBody)))]
+    responses(
+        (status = 200, body = [Ticket]),
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "Unknown eventId", body = ErrorBody),
+    ))]
 pub async fn list_tickets(
     State(app): State<Tickets>,
     RawQuery(query): RawQuery,
@@ -231,7 +235,11 @@ pub async fn list_mine(
 
 /// The same list at the singular path the seed report's clients call (`GET /api/ticket`).
 #[utoipa::path(get, path = "/api/ticket", tag = "tickets", params(ListParams),
-    responses((status = 200, body = [Ticket]), (status = 400, body = ErrorBody)))]
+    responses(
+        (status = 200, body = [Ticket]),
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "Unknown eventId", body = ErrorBody),
+    ))]
 pub async fn list_tickets_singular(
     state: State<Tickets>,
     query: RawQuery,
