@@ -2,10 +2,9 @@
 
 use axum::{
     extract::{RawQuery, State},
-    http::{StatusCode, header::CONTENT_TYPE},
-    response::{IntoResponse, Response},
+    http::StatusCode,
+    response::Response,
 };
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use ticketing_common::{
@@ -17,6 +16,7 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::json_bytes;
 use crate::{
     app::Tickets,
     domain::event::{self, Event, FieldError},
@@ -138,10 +138,6 @@ impl EventListParams {
             Err(ApiError::Validation(errors))
         }
     }
-}
-
-fn json_bytes(status: StatusCode, body: Bytes) -> Response {
-    (status, [(CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 fn validation(errors: Vec<FieldError>) -> ApiError {

@@ -4,6 +4,11 @@
 mod events;
 mod tickets;
 
+use axum::{
+    http::{StatusCode, header::CONTENT_TYPE},
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::app::Tickets;
@@ -22,4 +27,9 @@ pub fn router(app: Tickets) -> OpenApiRouter {
         .routes(routes!(events::list_my_events))
         .routes(routes!(events::show_event, events::update_event))
         .with_state(app)
+}
+
+/// A JSON body the cache already holds as bytes.
+fn json_bytes(status: StatusCode, body: Bytes) -> Response {
+    (status, [(CONTENT_TYPE, "application/json")], body).into_response()
 }

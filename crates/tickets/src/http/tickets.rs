@@ -2,10 +2,9 @@
 
 use axum::{
     extract::{RawQuery, State},
-    http::{StatusCode, header::CONTENT_TYPE},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 use ticketing_common::{
@@ -17,6 +16,7 @@ use ticketing_events::Cents;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::json_bytes;
 use crate::{
     app::Tickets,
     domain::{Cursor, Ticket, Title, parse_price},
@@ -168,10 +168,6 @@ impl ListParams {
             .map(Cursor::Before)
             .or(self.after.map(Cursor::After))
     }
-}
-
-fn json_bytes(status: StatusCode, body: Bytes) -> Response {
-    (status, [(CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Lists a ticket for sale.
