@@ -114,23 +114,15 @@ async fn create_event(
     (id, took)
 }
 
-/// Waits until orders knows the event: a probe order for its last seat is no longer 404;
-/// the probe order is cancelled at once.
-async fn wait_until_orders_knows(
-    client: &reqwest::Client,
-    base: &str,
-    prober: &str,
-    event: &str,
-    seats: usize,
-) {
-    let event_id = Uuid::parse_str(event).unwrap();
-    let last = ticketing_events::seat_id(event_id, &seats.to_string());
+/// Waits until orders knows a ticket (a probe order for it is no longer 404: orders learns
+/// tickets and events from events), then cancels the probe order, which frees it at once.
+async fn probe_order(client: &reqwest::Client, base: &str, prober: &str, ticket: &str) {
     let started = Instant::now();
     loop {
         let response = client
             .post(format!("{base}/api/orders"))
             .header("cookie", prober)
-            .json(&json!({"ticketId": last}))
+            .json(&json!({"ticketId": ticket}))
             .send()
             .await
             .unwrap();
@@ -152,7 +144,7 @@ async fn wait_until_orders_knows(
                 assert_eq!(cancelled.status(), 204);
                 return;
             }
-            status => panic!("probe order for the event's last seat: {status}"),
+            status => panic!("probe order for {ticket}: {status}"),
         }
     }
 }
@@ -169,14 +161,10 @@ async fn event_mode(base: String, keys: Arc<SessionKeys>) -> Stats {
         .unwrap();
     let organiser = cookie(&keys, "organiser@example.com");
     let (event, _) = create_event(&client, &base, &organiser, seats, max_per_buyer).await;
-    wait_until_orders_knows(
-        &client,
-        &base,
-        &cookie(&keys, "prober@example.com"),
-        &event,
-        seats,
-    )
-    .await;
+    // Orders knows the event once it knows its last seat.
+    let last = ticketing_events::seat_id(Uuid::parse_str(&event).unwrap(), &seats.to_string());
+    let prober = cookie(&keys, "prober@example.com");
+    probe_order(&client, &base, &prober, &last.to_string()).await;
     println!();
     println!(
         "event of {seats} seats (at most {max_per_buyer} per buyer) known to orders; {buyers} buyers trying {tries} times each at one instant"
@@ -307,41 +295,9 @@ async fn run(
                 .to_owned(),
         );
     }
-    // The orders service learns tickets from events: wait until it knows every one by
-    // ordering each with a probe buyer (404 until it does), then cancel the probe order, which
-    // frees the ticket at once.
     let prober = cookie(&keys, "prober@example.com");
     for id in &ids {
-        let started = Instant::now();
-        loop {
-            let response = client
-                .post(format!("{base}/api/orders"))
-                .header("cookie", &prober)
-                .json(&json!({"ticketId": id}))
-                .send()
-                .await
-                .unwrap();
-            match response.status().as_u16() {
-                404 if started.elapsed() < Duration::from_secs(30) => {
-                    tokio::time::sleep(Duration::from_millis(20)).await
-                }
-                201 => {
-                    let order = response.json::<Value>().await.unwrap()["id"]
-                        .as_str()
-                        .unwrap()
-                        .to_owned();
-                    let cancelled = client
-                        .delete(format!("{base}/api/orders/{order}"))
-                        .header("cookie", &prober)
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(cancelled.status(), 204);
-                    break;
-                }
-                status => panic!("probe order for {id}: {status}"),
-            }
-        }
+        probe_order(&client, &base, &prober, id).await;
     }
     let cookies: Vec<String> = (0..buyers)
         .map(|i| cookie(&keys, &format!("buyer{i}@example.com")))
