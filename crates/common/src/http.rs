@@ -85,14 +85,36 @@ impl ReadyCheck {
 }
 
 /// The `key=value` pairs of a query string, as sent (a pair without `=` has an empty value).
-/// The parameters our routes read are plain words, numbers and ids, so nothing is
-/// percent-decoded; each route checks the values it reads and names the field it refuses.
+/// The parameters our routes read are mostly plain words, numbers and ids, so nothing is
+/// percent-decoded here; a route reading free text decodes it with [`decode_query_value`].
+/// Each route checks the values it reads and names the field it refuses.
 pub fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {
     query
         .unwrap_or_default()
         .split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
+/// A query value a person typed (a search), decoded as a form sends it: `+` is a space and
+/// `%XX` a byte. `None` if the bytes are not UTF-8 or an escape is broken.
+pub fn decode_query_value(value: &str) -> Option<String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Wraps component routes with the operational endpoints and middleware.
@@ -375,4 +397,27 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
             .insert(telemetry::REQUEST_ID_HEADER, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_query_values_are_decoded_as_forms_send_them() {
+        assert_eq!(
+            decode_query_value("jazz+night").as_deref(),
+            Some("jazz night")
+        );
+        assert_eq!(
+            decode_query_value("jazz%20night").as_deref(),
+            Some("jazz night")
+        );
+        assert_eq!(decode_query_value("caf%C3%A9").as_deref(), Some("café"));
+        assert_eq!(decode_query_value("café").as_deref(), Some("café"));
+        assert_eq!(decode_query_value("100%25").as_deref(), Some("100%"));
+        for broken in ["%", "%4", "%zz", "%FF", "a%C3"] {
+            assert_eq!(decode_query_value(broken), None, "{broken}");
+        }
+    }
 }

@@ -13,9 +13,11 @@ use crate::domain::Order;
 /// violation on it means "someone else holds this ticket".
 pub const ONE_ACTIVE_PER_TICKET: &str = "orders_one_active_per_ticket";
 
-/// An order joined with its ticket, as `Order`'s `FromRow` reads it; `o` is the order row.
+/// An order joined with its ticket (and, for a seat, its event, whose current title it shows),
+/// as `Order`'s `FromRow` reads it; `o` is the order row.
 /// The price is the one the order was created at (the replica's for older orders).
-const COLUMNS: &str = "o.id, o.user_id, o.status, o.expires_at, o.version, o.ticket_id, t.title,
+const COLUMNS: &str = "o.id, o.user_id, o.status, o.expires_at, o.version, o.ticket_id,
+    COALESCE(e.title, t.title) AS title,
     COALESCE(o.price_cents, t.price_cents) AS price_cents, t.event_id, t.seat::text AS seat";
 
 /// A statement's CTE that frees the seats held by the orders in the CTE `o` (which a
@@ -53,7 +55,8 @@ pub async fn insert(
              FOR SHARE
              RETURNING *
          )
-         SELECT {COLUMNS} FROM o JOIN tickets t ON t.id = o.ticket_id"
+         SELECT {COLUMNS} FROM o JOIN tickets t ON t.id = o.ticket_id
+         LEFT JOIN events e ON e.id = t.event_id"
     )))
     .bind(id)
     .bind(user_id)
@@ -99,7 +102,8 @@ pub async fn count_live_for_user(conn: &mut PgConnection, user_id: Uuid) -> sqlx
 
 pub async fn find(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Order>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM orders o JOIN tickets t ON t.id = o.ticket_id WHERE o.id = $1"
+        "SELECT {COLUMNS} FROM orders o JOIN tickets t ON t.id = o.ticket_id
+         LEFT JOIN events e ON e.id = t.event_id WHERE o.id = $1"
     )))
     .bind(id)
     .fetch_optional(conn)
@@ -110,6 +114,7 @@ pub async fn find(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Orde
 pub async fn list_for_user(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<Vec<Order>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM orders o JOIN tickets t ON t.id = o.ticket_id
+         LEFT JOIN events e ON e.id = t.event_id
          WHERE o.user_id = $1
          ORDER BY o.id DESC"
     )))
@@ -131,7 +136,8 @@ pub async fn cancel_if_live(
              WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2) AND status IN {LIVE}
              RETURNING *
          ), {FREE_SEATS}
-         SELECT {COLUMNS} FROM o JOIN tickets t ON t.id = o.ticket_id"
+         SELECT {COLUMNS} FROM o JOIN tickets t ON t.id = o.ticket_id
+         LEFT JOIN events e ON e.id = t.event_id"
     )))
     .bind(id)
     .bind(owner)
@@ -148,7 +154,8 @@ pub async fn cancel_holding(conn: &mut PgConnection, ticket_id: Uuid) -> sqlx::R
              WHERE ticket_id = $1 AND status IN ('created', 'awaiting:payment', 'complete')
              RETURNING *
          ), {FREE_SEATS}
-         SELECT {COLUMNS} FROM o JOIN tickets t ON t.id = o.ticket_id"
+         SELECT {COLUMNS} FROM o JOIN tickets t ON t.id = o.ticket_id
+         LEFT JOIN events e ON e.id = t.event_id"
     )))
     .bind(ticket_id)
     .fetch_all(conn)
@@ -163,7 +170,8 @@ pub async fn complete_if_live(conn: &mut PgConnection, id: Uuid) -> sqlx::Result
              WHERE id = $1 AND status IN {LIVE}
              RETURNING *
          )
-         SELECT {COLUMNS} FROM o JOIN tickets t ON t.id = o.ticket_id"
+         SELECT {COLUMNS} FROM o JOIN tickets t ON t.id = o.ticket_id
+         LEFT JOIN events e ON e.id = t.event_id"
     )))
     .bind(id)
     .fetch_optional(conn)
@@ -179,7 +187,8 @@ pub async fn refund_if_complete(conn: &mut PgConnection, id: Uuid) -> sqlx::Resu
              WHERE id = $1 AND status = 'complete'
              RETURNING *
          ), {FREE_SEATS}
-         SELECT {COLUMNS} FROM o JOIN tickets t ON t.id = o.ticket_id"
+         SELECT {COLUMNS} FROM o JOIN tickets t ON t.id = o.ticket_id
+         LEFT JOIN events e ON e.id = t.event_id"
     )))
     .bind(id)
     .fetch_optional(conn)
@@ -208,6 +217,7 @@ pub async fn cancel_overdue(
              RETURNING orders.*
          ), {FREE_SEATS}
          SELECT {COLUMNS} FROM o JOIN tickets t ON t.id = o.ticket_id
+         LEFT JOIN events e ON e.id = t.event_id
          ORDER BY o.expires_at"
     )))
     .bind(grace.as_secs_f64())

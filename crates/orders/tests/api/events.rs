@@ -151,10 +151,15 @@ async fn selling_stops_when_the_event_starts_and_unknown_or_double_targets_are_r
         .assert_error(StatusCode::CONFLICT);
 
     details.version = 2;
+    details.title = "Show (moved)".into();
     details.starts_at = time::OffsetDateTime::now_utc() + time::Duration::days(1);
     app.publish(&Envelope::new(EventUpdated(details))).await;
     app.wait_until_handled(Subject::EventUpdated).await;
-    app.order_event(&buyer, event).await.order();
+    let order = app.order_event(&buyer, event).await.order();
+    assert_eq!(
+        order.ticket.title, "Show (moved)",
+        "a seat's order shows the event's title"
+    );
 
     app.order_event(&buyer, Uuid::now_v7())
         .await

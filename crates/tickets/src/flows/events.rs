@@ -73,6 +73,7 @@ pub async fn update_event(
     let event = events::update_text(&mut tx, id, user, &text)
         .await?
         .ok_or(EventError::NotFound)?;
+    events::rename_seats(&mut tx, id, &event.title).await?;
     outbox::enqueue(&mut tx, &Envelope::new(EventUpdated(event.details()))).await?;
     tx.commit().await?;
     app.cache.event_changed(Some(id)).await;
@@ -115,14 +116,16 @@ pub async fn list_events_json(
     Ok(page.unwrap_or_else(|| Bytes::from_static(b"[]")))
 }
 
-/// An organiser's events, newest first (read from PostgreSQL: each reads only their own).
+/// An organiser's events, newest first, older than `after` when given (read from PostgreSQL:
+/// each reads only their own).
 pub async fn list_owned_events(
     app: &Tickets,
     owner: Uuid,
     limit: i64,
+    after: Option<Uuid>,
 ) -> anyhow::Result<Vec<Event>> {
     let mut conn = app.pool.acquire().await?;
-    Ok(events::owned(&mut conn, owner, limit).await?)
+    Ok(events::owned(&mut conn, owner, limit, after).await?)
 }
 
 /// An event's free seats in seat order; `None` if there is no such event.

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use ticketing_common::{
     ApiError, Json, PathId, RequireAuth,
     error::{ErrorBody, ErrorItem},
-    http::query_pairs,
+    http::{decode_query_value, query_pairs},
 };
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -114,7 +114,11 @@ impl EventListParams {
                     Err(_) => errors.push(ErrorItem::field("after", "After must be an event id")),
                 },
                 "q" => {
-                    let q = value.trim();
+                    let Some(q) = decode_query_value(value) else {
+                        errors.push(ErrorItem::field("q", "Search must be UTF-8 text"));
+                        continue;
+                    };
+                    let q = q.trim();
                     if q.chars().count() > MAX_QUERY {
                         errors.push(ErrorItem::field(
                             "q",
@@ -179,7 +183,8 @@ pub async fn list_events(
     Ok(json_bytes(StatusCode::OK, body))
 }
 
-/// The caller's events, newest first.
+/// The caller's events, newest first (`after`: the next page, older than that event; `q` is
+/// not read here).
 #[utoipa::path(get, path = "/api/events/mine", tag = "events", params(EventListParams),
     responses(
         (status = 200, body = [Event]),
@@ -193,7 +198,9 @@ pub async fn list_my_events(
 ) -> Result<Json<Vec<Event>>, ApiError> {
     let params = EventListParams::parse(query.as_deref())?;
     let limit = params.limit.unwrap_or(MAX_LIMIT);
-    Ok(Json(flows::list_owned_events(&app, user.id, limit).await?))
+    Ok(Json(
+        flows::list_owned_events(&app, user.id, limit, params.after).await?,
+    ))
 }
 
 /// One event, with its seats left. Served from the cache.

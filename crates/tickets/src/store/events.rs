@@ -94,13 +94,31 @@ pub async fn upcoming(
     .await
 }
 
-/// An organiser's events, newest first.
-pub async fn owned(conn: &mut PgConnection, owner: Uuid, limit: i64) -> sqlx::Result<Vec<Event>> {
+/// An organiser's events, newest first, older than `after` when given.
+pub async fn owned(
+    conn: &mut PgConnection,
+    owner: Uuid,
+    limit: i64,
+    after: Option<Uuid>,
+) -> sqlx::Result<Vec<Event>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM events WHERE user_id = $1 ORDER BY id DESC LIMIT $2"
+        "SELECT {COLUMNS} FROM events WHERE user_id = $1 AND ($3::uuid IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $2"
     )))
     .bind(owner)
     .bind(limit)
+    .bind(after)
     .fetch_all(conn)
     .await
+}
+
+/// Gives an event's seats its new title (their versions do not move: a seat's version moves
+/// only with its own reservations).
+pub async fn rename_seats(conn: &mut PgConnection, id: Uuid, title: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE tickets SET title = $2 WHERE event_id = $1 AND title <> $2")
+        .bind(id)
+        .bind(title)
+        .execute(conn)
+        .await
+        .map(drop)
 }

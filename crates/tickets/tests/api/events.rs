@@ -225,6 +225,7 @@ async fn upcoming_events_are_listed_soonest_first_paged_and_searchable() {
     let soon = create_event(&app, &organiser, event_input("Opera gala", 2, 3)).await;
     let mut middle_input = event_input("Rock show", 2, 10);
     middle_input["venue"] = json!("Harbour Arena");
+    middle_input["description"] = json!("Café concert. Bring a coat.");
     let middle = create_event(&app, &organiser, middle_input).await;
     // One that has started: never listed.
     sqlx::query("UPDATE events SET starts_at = now() - interval '1 hour' WHERE id = $1")
@@ -260,6 +261,15 @@ async fn upcoming_events_are_listed_soonest_first_paged_and_searchable() {
     assert_eq!(found, [middle["id"].clone()], "venue words, any case");
     let found = ids(app.get("/api/events?q=opera").await.json());
     assert_eq!(found, [soon["id"].clone()]);
+    let found = ids(app.get("/api/events?q=rock%20SHOW").await.json());
+    assert_eq!(found, [middle["id"].clone()], "percent-encoded words");
+    let found = ids(app.get("/api/events?q=harbour+arena").await.json());
+    assert_eq!(found, [middle["id"].clone()], "form-encoded words");
+    app.get("/api/events?q=%FF")
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
+    let found = ids(app.get("/api/events?q=caf%C3%A9").await.json());
+    assert_eq!(found, [middle["id"].clone()], "words beyond ASCII");
     let found = ids(app.get("/api/events?q=coat").await.json());
     assert_eq!(found.len(), 2, "description words");
     assert_eq!(
@@ -291,6 +301,20 @@ async fn upcoming_events_are_listed_soonest_first_paged_and_searchable() {
     app.get("/api/events/mine")
         .await
         .assert_status(StatusCode::UNAUTHORIZED);
+    let newest = mine.json()[0]["id"].as_str().unwrap().to_owned();
+    let older = app
+        .send(
+            Method::GET,
+            &format!("/api/events/mine?limit=5&after={newest}"),
+            Some(&organiser),
+            None,
+        )
+        .await;
+    assert_eq!(
+        older.json().as_array().unwrap().len(),
+        2,
+        "the next page of mine"
+    );
     let other = app
         .send(Method::GET, "/api/events/mine", Some(&app.user()), None)
         .await;
@@ -363,6 +387,13 @@ async fn the_organiser_edits_text_and_start_but_never_price_seats_or_limit() {
         event(&app, &created["id"]).await["version"],
         1,
         "refused edits change nothing"
+    );
+
+    // Its seats carry the new title (their versions do not move).
+    let seat_ticket = app.show(seat_id(event_id, "2")).await;
+    assert_eq!(
+        (seat_ticket.title.as_str(), seat_ticket.version),
+        ("Show (moved)", 0)
     );
 
     // A seat cannot be edited or withdrawn on its own.
