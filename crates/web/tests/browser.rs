@@ -194,7 +194,32 @@ impl Browser {
     /// `{name}-phone.png`, the phone `phone_height` tall so a longer page fits); the window
     /// is back to its own size afterwards.
     async fn shots(&self, name: &str, phone_height: u32) -> anyhow::Result<()> {
-        self.driver.set_window_rect(0, 0, 1280, 900).await?;
+        self.shots_at(name, 900, phone_height).await
+    }
+
+    /// [`Browser::shots`] from the top of the page, the desktop `desktop_height` tall (for a
+    /// form taller than a screen).
+    async fn shots_sized(
+        &self,
+        name: &str,
+        desktop_height: u32,
+        phone_height: u32,
+    ) -> anyhow::Result<()> {
+        self.driver
+            .execute("window.scrollTo(0, 0);", Vec::new())
+            .await?;
+        self.shots_at(name, desktop_height, phone_height).await
+    }
+
+    async fn shots_at(
+        &self,
+        name: &str,
+        desktop_height: u32,
+        phone_height: u32,
+    ) -> anyhow::Result<()> {
+        self.driver
+            .set_window_rect(0, 0, 1280, desktop_height)
+            .await?;
         self.shot(&format!("{name}-desktop")).await?;
         self.driver.set_window_rect(0, 0, 390, phone_height).await?;
         self.shot(&format!("{name}-phone")).await?;
@@ -319,6 +344,20 @@ impl Browser {
     /// Whether the page has an element with this id.
     async fn has(&self, id: &str) -> anyhow::Result<bool> {
         Ok(!self.driver.find_all(By::Id(id)).await?.is_empty())
+    }
+
+    /// Sets an input's value as a person would leave it (a `datetime-local` takes keys in
+    /// the browser's locale order, which a test should not depend on) and fires `change`.
+    async fn set_value(&self, id: &str, value: &str) -> anyhow::Result<()> {
+        let input = self.element(id).await?;
+        self.driver
+            .execute(
+                "arguments[0].value = arguments[1]; \
+                 arguments[0].dispatchEvent(new Event('change', {bubbles: true}));",
+                vec![input.to_json()?, serde_json::json!(value)],
+            )
+            .await?;
+        Ok(())
     }
 
     /// Buys the ticket at `ticket` and returns the order page's path.
@@ -1252,6 +1291,381 @@ async fn the_ticket_list_goes_back_a_page_and_the_sell_form_explains_a_price_tha
         Stack::start(Duration::from_secs(900)).await,
         (1280, 900),
         paging_back_and_prices,
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Events with many seats.
+
+/// A moment `days` days from now at 20:00 in India (UTC+5:30 all year): the wall-clock
+/// value typed into the form there, and the UTC moment it is.
+fn evening_in_india(days: i64) -> (String, time::OffsetDateTime) {
+    let date = (time::OffsetDateTime::now_utc() + time::Duration::days(days)).date();
+    let typed = format!(
+        "{}-{:02}-{:02}T20:00",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    );
+    let utc = date
+        .with_time(time::macros::time!(20:00))
+        .assume_offset(time::macros::offset!(+5:30))
+        .to_offset(time::UtcOffset::UTC);
+    (typed, utc)
+}
+
+/// Creates an event through the API as a fresh organiser; returns its page's path.
+async fn api_event(stack: &Stack, email: &str, body: serde_json::Value) -> anyhow::Result<String> {
+    let api = support::client();
+    let signup = api
+        .post(stack.url("/api/users/signup"))
+        .json(&serde_json::json!({"email": email, "password": "secret1"}))
+        .send()
+        .await?;
+    ensure!(signup.status().is_success());
+    let created = api
+        .post(stack.url("/api/events"))
+        .json(&body)
+        .send()
+        .await?;
+    ensure!(created.status().is_success(), "{}", created.text().await?);
+    let event: serde_json::Value = created.json().await?;
+    Ok(format!(
+        "/events/{}",
+        event["id"].as_str().context("an id")?
+    ))
+}
+
+async fn organise_an_event(
+    stack: &Stack,
+    organiser: &Browser,
+    buyer: &Browser,
+) -> anyhow::Result<()> {
+    organiser.sign_up(stack, "organiser@example.com").await?;
+    organiser.element("my-events-link").await?.click().await?;
+    organiser.wait_for_path("/events/mine").await?;
+    ensure!(
+        organiser
+            .text("empty")
+            .await?
+            .contains("You have not created any events yet")
+    );
+    organiser.element("create-event").await?.click().await?;
+    organiser.wait_for_path("/events/new").await?;
+    // The script says whose time the form takes (ICU may name India's zone by its older
+    // name).
+    let note = organiser.text("zone-note").await?;
+    ensure!(
+        [
+            "In your time zone (Asia/Kolkata).",
+            "In your time zone (Asia/Calcutta)."
+        ]
+        .contains(&note.as_str()),
+        "{note}"
+    );
+
+    // A field the API refuses: the form again, the message under it, everything kept.
+    let (typed, utc) = evening_in_india(45);
+    organiser.fill("title", "Lantern Festival Concert").await?;
+    organiser.fill("venue", "Riverside Amphitheatre").await?;
+    organiser.set_value("starts-at", &typed).await?;
+    organiser
+        .fill(
+            "description",
+            "Lanterns at dusk.\nBring a blanket: <b>it gets cold</b>.",
+        )
+        .await?;
+    organiser.fill("price", "$18,50").await?;
+    organiser.fill("seats", "0").await?;
+    organiser.shots_sized("49-event-form", 1300, 1300).await?;
+    organiser.click("submit").await?;
+    organiser.wait_for_path("/events/new").await?;
+    ensure!(organiser.status().await? == 400);
+    let error = organiser.text("seats-error").await?;
+    ensure!(error.contains("whole number from 1 to 100000"), "{error}");
+    ensure!(organiser.element("seats").await?.value().await?.as_deref() == Some("0"));
+    ensure!(
+        organiser
+            .element("starts-at")
+            .await?
+            .value()
+            .await?
+            .as_deref()
+            == Some(typed.as_str()),
+        "the time as typed, still in the organiser's zone"
+    );
+    ensure!(organiser.element("price").await?.value().await?.as_deref() == Some("$18,50"));
+    organiser
+        .shots_sized("50-event-form-field-error", 1350, 1350)
+        .await?;
+
+    // Created: the event's page, its start in the organiser's zone, written in UTC.
+    organiser.fill("seats", "120").await?;
+    organiser.click("submit").await?;
+    let event = organiser.wait_for_path("/events/").await?;
+    ensure!(event != "/events/new", "{}", organiser.body().await?);
+    ensure!(organiser.text("flash").await? == "Event created. Its seats are on sale.");
+    let when = localised(organiser, "event-when", "GMT+5:30").await?;
+    ensure!(when.contains("8:00"), "{when}");
+    let datetime = organiser
+        .element("event-when")
+        .await?
+        .find(By::Tag("time"))
+        .await?
+        .attr("datetime")
+        .await?;
+    ensure!(
+        datetime.as_deref()
+            == Some(
+                utc.format(&time::format_description::well_known::Rfc3339)?
+                    .as_str()
+            ),
+        "{datetime:?} for {typed} in India"
+    );
+    ensure!(organiser.text("event-price").await? == "$18.50");
+    ensure!(organiser.text("seats-left").await? == "120 of 120 left");
+    ensure!(
+        organiser.text("event-description").await?
+            == "Lanterns at dusk.\nBring a blanket: <b>it gets cold</b>.",
+        "{}",
+        organiser.text("event-description").await?
+    );
+    organiser.shots("51-event-created", 1000).await?;
+
+    // Editing: the form shows the start in the organiser's zone again.
+    organiser.click("edit").await?;
+    organiser.wait_for_path(&format!("{event}/edit")).await?;
+    ensure!(
+        organiser
+            .element("starts-at")
+            .await?
+            .value()
+            .await?
+            .as_deref()
+            == Some(typed.as_str()),
+        "the UTC start shown as the organiser typed it"
+    );
+    ensure!(organiser.has("fixed").await? && !organiser.has("price").await?);
+    organiser.fill("title", "Lantern Festival Gala").await?;
+    organiser
+        .shots_sized("52-event-edit-form", 1200, 1250)
+        .await?;
+    organiser.click("submit").await?;
+    organiser.wait_for_path(&event).await?;
+    ensure!(organiser.path().await == event);
+    ensure!(organiser.text("flash").await? == "Saved.");
+    ensure!(organiser.text("event-title").await? == "Lantern Festival Gala");
+    localised(organiser, "event-when", "GMT+5:30").await?;
+    ensure!(
+        organiser
+            .element("event-when")
+            .await?
+            .find(By::Tag("time"))
+            .await?
+            .attr("datetime")
+            .await?
+            == datetime,
+        "saving kept the start"
+    );
+
+    // A buyer takes a seat; the organiser's events say so.
+    buyer.sign_up(stack, "festival-goer@example.com").await?;
+    buyer.go(&stack.url(&event)).await?;
+    buyer.click("buy").await?;
+    buyer.wait_for_path("/orders/").await?;
+    ensure!(buyer.text("seat").await? == "Seat 1");
+    let id = event.trim_start_matches("/events/");
+    organiser.go(&stack.url("/")).await?;
+    organiser.element("my-events-link").await?.click().await?;
+    organiser.wait_for_path("/events/mine").await?;
+    let body = organiser
+        .reload_until(&stack.url("/events/mine"), "the seat sold", |b| {
+            b.contains("1 of 120 sold")
+        })
+        .await?;
+    ensure!(
+        organiser.text(&format!("sold-{id}")).await? == "1 of 120 sold",
+        "{body}"
+    );
+    ensure!(body.contains("Lantern Festival Gala") && body.contains("On sale"));
+    localised(organiser, "my-events", "GMT+5:30").await?;
+    organiser.shots("53-my-events", 844).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organiser_creates_an_event_in_their_own_time_zone_fixes_a_field_edits_it_and_reads_their_events()
+ {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    // India: +05:30 all year, so the zone's label is known.
+    let chromedriver = Chromedriver::start_in(Some("Asia/Kolkata")).await;
+    let organiser = chromedriver.browser(1280, 900).await.expect("organiser");
+    let buyer = chromedriver.browser(390, 844).await.expect("buyer");
+    let outcome = organise_an_event(&stack, &organiser, &buyer).await;
+    organiser.close().await;
+    buyer.close().await;
+    outcome.unwrap();
+}
+
+async fn find_and_buy_a_seat(
+    stack: &Stack,
+    other: &Browser,
+    visitor: &Browser,
+) -> anyhow::Result<()> {
+    let start = |days: i64| {
+        (time::OffsetDateTime::now_utc() + time::Duration::days(days))
+            .replace_time(time::macros::time!(19:30))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let organiser = "jazz-organiser@example.com";
+    let jazz = api_event(
+        stack,
+        organiser,
+        serde_json::json!({"title": "Jazz at the Lighthouse", "venue": "Lighthouse Café",
+            "startsAt": start(9), "price": 22, "seats": 2, "maxPerBuyer": 1,
+            "description": "Two sets.\nThe bar opens at 19:00."}),
+    )
+    .await?;
+    for (i, (title, venue)) in [
+        ("Symphony No. 9", "Concert Hall"),
+        ("Stand-up Comedy Night", "The Basement"),
+        ("Chamber Jazz Trio", "Old Library"),
+        ("Puppet Theatre", "Town Square"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = serde_json::json!({"title": title, "venue": venue,
+            "startsAt": start(3 + 2 * i as i64), "price": 15, "seats": 100});
+        api_event(stack, &format!("organiser-{i}@example.com"), body).await?;
+    }
+
+    // Anyone finds the events from the header, soonest first, and searches them.
+    visitor.go(&stack.url("/")).await?;
+    visitor.element("events-link").await?.click().await?;
+    visitor.wait_for_path("/events").await?;
+    let body = visitor.body().await?;
+    ensure!(body.contains("Symphony No. 9") && body.contains("Jazz at the Lighthouse"));
+    ensure!(
+        body.find("Symphony No. 9") < body.find("Jazz at the Lighthouse"),
+        "{body}"
+    );
+    ensure!(
+        body.contains("2 seats left") && body.contains("Lighthouse Café"),
+        "{body}"
+    );
+    visitor.shots("54-events", 1000).await?;
+    visitor.fill("q", "jazz").await?;
+    visitor.click("search").await?;
+    visitor.wait_for_path("/events").await?;
+    let titles: Vec<String> = {
+        let mut titles = Vec::new();
+        for link in visitor
+            .driver
+            .find_all(By::Css("#events .ticket-title"))
+            .await?
+        {
+            titles.push(link.text().await?);
+        }
+        titles
+    };
+    ensure!(
+        titles == ["Chamber Jazz Trio", "Jazz at the Lighthouse"],
+        "{titles:?}"
+    );
+    ensure!(
+        visitor
+            .text("search-summary")
+            .await?
+            .contains("matching “jazz”")
+    );
+    ensure!(visitor.element("q").await?.value().await?.as_deref() == Some("jazz"));
+    visitor.shots("55-events-search", 844).await?;
+
+    // The event's page: signed out, the way to buy is to sign in first.
+    follow(visitor, &jazz).await?;
+    ensure!(visitor.text("event-venue").await? == "Lighthouse Café");
+    ensure!(visitor.text("seats-left").await? == "2 of 2 left");
+    ensure!(visitor.text("event-description").await? == "Two sets.\nThe bar opens at 19:00.");
+    ensure!(visitor.text("buy").await? == "Sign in to buy");
+    visitor.shots("56-event-signed-out", 1000).await?;
+    visitor.click("buy").await?;
+    visitor.wait_for_path("/signin").await?;
+    visitor
+        .driver
+        .find(By::LinkText("Create an account"))
+        .await?
+        .click()
+        .await?;
+    visitor.wait_for_path("/signup").await?;
+    visitor.fill("email", "seat-buyer@example.com").await?;
+    visitor.fill("password", "secret1").await?;
+    visitor.click("submit").await?;
+    ensure!(
+        visitor.wait_for_path("/events/").await? == jazz,
+        "back on the event after signing up"
+    );
+
+    // Buying: the order's page names the seat, and paying keeps it.
+    ensure!(visitor.text("buy").await?.starts_with("Buy a seat"));
+    visitor.click("buy").await?;
+    let order = visitor.wait_for_path("/orders/").await?;
+    ensure!(
+        visitor.text("flash").await?
+            == "Your seat is held. Pay before the time runs out to keep it."
+    );
+    ensure!(visitor.text("seat").await? == "Seat 1");
+    ensure!(visitor.text("status").await? == "Awaiting payment");
+    visitor.shots("57-order-seat", 1100).await?;
+    visitor.click("card-success").await?;
+    visitor.click("pay").await?;
+    visitor
+        .reload_until(&stack.url(&order), "the receipt", |b| b.contains("Paid on"))
+        .await?;
+    ensure!(visitor.text("receipt-seat").await? == "1");
+
+    // My orders: the seat, and the way back to the event.
+    visitor.go(&stack.url("/orders")).await?;
+    let id = order.trim_start_matches("/orders/");
+    ensure!(visitor.text(&format!("seat-{id}")).await? == "Seat 1");
+    visitor.shots("58-my-orders-seat", 844).await?;
+    follow(visitor, &jazz).await?;
+    ensure!(
+        visitor.text("my-seats").await?.contains("Seat 1 Paid"),
+        "{}",
+        visitor.text("my-seats").await?
+    );
+    ensure!(
+        visitor.text("event-state").await?
+            == "You hold 1 seat of this event, the most one buyer may have."
+    );
+    ensure!(!visitor.has("buy").await?);
+    visitor.shots("59-event-your-seat", 1000).await?;
+
+    // Someone else takes the last seat: sold out, for everyone.
+    other.sign_up(stack, "late-buyer@example.com").await?;
+    other.go(&stack.url(&jazz)).await?;
+    other.click("buy").await?;
+    other.wait_for_path("/orders/").await?;
+    ensure!(other.text("seat").await? == "Seat 2");
+    let body = other
+        .reload_until(&stack.url(&jazz), "sold out", |b| {
+            b.contains("Sold out: every seat")
+        })
+        .await?;
+    ensure!(!other.has("buy").await?, "{body}");
+    other.shots("60-event-sold-out", 1000).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_searches_the_events_buys_a_seat_and_finds_it_on_the_order_and_in_my_orders() {
+    two_browsers(
+        Stack::start(Duration::from_secs(900)).await,
+        (390, 844),
+        find_and_buy_a_seat,
     )
     .await;
 }

@@ -400,7 +400,16 @@ async fn pages_send_security_headers_and_no_inline_script() {
         "{html}"
     );
 
-    for path in ["/", "/signin", "/orders", order.as_str(), "/tickets/new"] {
+    for path in [
+        "/",
+        "/signin",
+        "/orders",
+        order.as_str(),
+        "/tickets/new",
+        "/events",
+        "/events/new",
+        "/events/mine",
+    ] {
         let page = buyer.get(stack.url(path)).send().await.unwrap();
         assert_eq!(page.status(), StatusCode::OK, "{path}");
         assert_secure_page(path, page.headers());
@@ -2063,6 +2072,26 @@ async fn every_page_weighs_under_20_kb_with_its_styles_and_scripts_and_loads_not
         .to_str()
         .unwrap()
         .to_owned();
+    // A full page of events with long titles and venues, one with a long description; a
+    // buyer holding a seat of it.
+    let mut events = Vec::new();
+    for i in 0..12 {
+        events.push(
+            api_event(
+                &stack,
+                &seller,
+                &format!("A festival evening with a fairly long title, number {i:02}"),
+                serde_json::json!({
+                    "venue": "The Grand Municipal Concert Hall of the Old Town, East Wing",
+                    "startsAt": rfc3339(days_ahead(10 + i)),
+                    "description": "An evening of music.\n".repeat(60),
+                }),
+            )
+            .await,
+        );
+    }
+    let event = events[0].clone();
+    let seat_order = location(&buy_seat(&stack, &buyer, &event).await);
 
     let pages: Vec<(&str, &reqwest::Client, String)> = vec![
         ("home", &anonymous, "/".into()),
@@ -2076,7 +2105,7 @@ async fn every_page_weighs_under_20_kb_with_its_styles_and_scripts_and_loads_not
         ("order, awaiting payment", &buyer, order.clone()),
         ("order, cancel question", &buyer, format!("{order}/cancel")),
         ("order, paid (receipt)", &buyer3, paid.clone()),
-        ("my orders", &buyer, "/orders".into()),
+        ("my orders, one of them a seat", &buyer, "/orders".into()),
         ("my listings, a full page", &seller, "/listings".into()),
         ("withdraw question", &seller, format!("{own}/withdraw")),
         ("404 page", &buyer, "/no/such/page".into()),
@@ -2084,6 +2113,24 @@ async fn every_page_weighs_under_20_kb_with_its_styles_and_scripts_and_loads_not
         ("refund question", &operator, format!("{paid}/refund")),
         ("console", &operator, "/admin".into()),
         ("console queue", &operator, "/admin/queues".into()),
+        ("events, a full page", &anonymous, "/events".into()),
+        (
+            "events, a search",
+            &anonymous,
+            "/events?q=festival+evening".into(),
+        ),
+        ("event, signed out", &anonymous, event.clone()),
+        ("event, a buyer holding a seat", &buyer, event.clone()),
+        ("event, the organiser's", &seller, event.clone()),
+        ("create event form", &seller, "/events/new".into()),
+        ("edit event form", &seller, format!("{event}/edit")),
+        ("my events, a full page", &seller, "/events/mine".into()),
+        ("order of a seat", &buyer, seat_order.clone()),
+        (
+            "event 404 page",
+            &buyer,
+            format!("/events/{}", Uuid::now_v7()),
+        ),
     ];
     let mut report = String::from("page\thtml\tcss+js\ttotal (bytes)\n");
     let mut over = Vec::new();
@@ -2397,4 +2444,796 @@ async fn the_ticket_list_and_the_listings_page_back_to_newer_tickets_as_well_as_
         assert_eq!(top.status(), StatusCode::SEE_OTHER, "{top_path}");
         assert_eq!(top.headers()[header::LOCATION], base);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Events with many seats: the list and its search, an event's page, buying a seat, the
+// organiser's forms and their events.
+
+/// A moment `days` days from now, at 20:00 UTC.
+fn days_ahead(days: i64) -> time::OffsetDateTime {
+    (time::OffsetDateTime::now_utc() + time::Duration::days(days))
+        .replace_time(time::macros::time!(20:00))
+}
+
+/// `at` as RFC 3339.
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// `at` as a `datetime-local` value (its wall-clock date and time, to the minute).
+fn local_value(at: time::OffsetDateTime) -> String {
+    format!(
+        "{}-{:02}-{:02}T{:02}:{:02}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute()
+    )
+}
+
+/// Creates an event through the API as `organiser` (signed in); `fields` add to or replace
+/// a valid event's. Returns its page's path.
+async fn api_event(
+    stack: &Stack,
+    organiser: &reqwest::Client,
+    title: &str,
+    fields: serde_json::Value,
+) -> String {
+    let mut body = serde_json::json!({
+        "title": title,
+        "venue": "Town Hall",
+        "startsAt": rfc3339(days_ahead(30)),
+        "price": 20,
+        "seats": 50,
+    });
+    for (key, value) in fields.as_object().unwrap() {
+        body[key] = value.clone();
+    }
+    let created = organiser
+        .post(stack.url("/api/events"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED, "{title}");
+    let event: serde_json::Value = created.json().await.unwrap();
+    format!("/events/{}", event["id"].as_str().unwrap())
+}
+
+/// The event at a page's path, as the API shows it.
+async fn api_event_json(stack: &Stack, event: &str) -> serde_json::Value {
+    client()
+        .get(stack.url(&format!("/api{event}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Posts the event page's "Buy a seat" form as `buyer`.
+async fn buy_seat(stack: &Stack, buyer: &reqwest::Client, event: &str) -> reqwest::Response {
+    post_form(stack, buyer, &format!("{event}/buy")).await
+}
+
+/// Where a `303` leads.
+fn location(response: &reqwest::Response) -> String {
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        response.url()
+    );
+    response.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A pager link's address as the browser follows it (the HTML writes `&` as `&#38;`).
+fn link(html: &str, id: &str) -> Option<String> {
+    pager_link(html, id).map(|h| h.replace("&#38;", "&"))
+}
+
+/// The event titles a list shows, in order.
+fn event_titles(html: &str) -> Vec<String> {
+    html.match_indices("class=\"ticket-title\">")
+        .map(|(i, m)| {
+            let start = i + m.len();
+            html[start..start + html[start..].find('<').unwrap()].to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_events_page_lists_upcoming_events_soonest_first_finds_them_by_their_words_and_pages_on()
+ {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let organiser = signed_up(&stack, "events-list@example.com").await;
+    // Twelve evenings, created latest first, so the order shown is the start's.
+    for day in (1..=12).rev() {
+        api_event(
+            &stack,
+            &organiser,
+            &format!("Evening {day:02}"),
+            serde_json::json!({"startsAt": rfc3339(days_ahead(day)), "seats": 10 + day}),
+        )
+        .await;
+    }
+    let jazz = api_event(
+        &stack,
+        &organiser,
+        "Jazz Night",
+        serde_json::json!({"venue": "Blue Note Hall", "description": "A trio plays late.",
+                           "startsAt": rfc3339(days_ahead(40)), "seats": 1, "price": "12.50"}),
+    )
+    .await;
+
+    // Anyone finds the list from the header: ten a page, soonest first, each with its start
+    // (in UTC, inside <time>), venue, price and seats left.
+    let anonymous = client();
+    let home = page(&stack, &anonymous, "/").await;
+    assert!(
+        home.contains("<a href=\"/events\" id=\"events-link\">Events</a>"),
+        "{home}"
+    );
+    let first = page(&stack, &anonymous, "/events").await;
+    let expected: Vec<String> = (1..=10).map(|d| format!("Evening {d:02}")).collect();
+    assert_eq!(event_titles(&first), expected, "{first}");
+    let day1 = days_ahead(1);
+    assert!(
+        first.contains(&format!(
+            "<time datetime=\"{}\" data-local=\"day\">",
+            rfc3339(day1)
+        )),
+        "{first}"
+    );
+    assert!(first.contains("· Town Hall</span>"), "{first}");
+    assert!(first.contains(">11 seats left</span>"), "{first}");
+    assert!(first.contains("<span class=\"price\">$20.00</span>"));
+    assert_eq!(link(&first, "first-page"), None);
+    let next = link(&first, "next-page").expect("a next page");
+    assert!(next.starts_with("/events?after="), "{next}");
+    let second = page(&stack, &anonymous, &next).await;
+    assert_eq!(
+        event_titles(&second),
+        ["Evening 11", "Evening 12", "Jazz Night"],
+        "{second}"
+    );
+    assert_eq!(link(&second, "next-page"), None, "nothing further");
+    assert_eq!(link(&second, "first-page").as_deref(), Some("/events"));
+
+    // Searching: a title's word, a venue's two words (as a GET form sends them), a
+    // description's word, in any case; the box keeps what was typed.
+    for (q, what) in [
+        ("jazz", "title"),
+        ("Blue+Note", "venue"),
+        ("TRIO", "description"),
+        ("blue%2C+note%21", "venue, with punctuation"),
+    ] {
+        let found = page(&stack, &anonymous, &format!("/events?q={q}")).await;
+        assert_eq!(event_titles(&found), ["Jazz Night"], "{what}: {found}");
+        assert!(
+            element_text(&found, "search-summary").is_some_and(|s| s.contains("matching")),
+            "{what}"
+        );
+    }
+    let kept = page(&stack, &anonymous, "/events?q=Blue+Note").await;
+    assert!(kept.contains("value=\"Blue Note\""), "{kept}");
+    let none = page(&stack, &anonymous, "/events?q=opera").await;
+    assert!(event_titles(&none).is_empty());
+    assert!(
+        element_text(&none, "empty").is_some_and(|s| s.contains("No upcoming event matches")),
+        "{none}"
+    );
+    // A search over more than a page pages on within the search.
+    let evenings = page(&stack, &anonymous, "/events?q=evening").await;
+    assert_eq!(event_titles(&evenings), expected);
+    let more = link(&evenings, "next-page").expect("a second page of evenings");
+    assert!(more.starts_with("/events?q=evening&after="), "{more}");
+    let more = page(&stack, &anonymous, &more).await;
+    assert_eq!(event_titles(&more), ["Evening 11", "Evening 12"], "{more}");
+    assert_eq!(
+        link(&more, "first-page").as_deref(),
+        Some("/events?q=evening")
+    );
+
+    // A search the API refuses is said next to the box; an address naming no page is a 404.
+    let long = client()
+        .get(stack.url(&format!("/events?q={}", "a".repeat(201))))
+        .send()
+        .await
+        .unwrap();
+    let html = layout_page(long, StatusCode::BAD_REQUEST, None).await;
+    assert!(error_text(&html, "search-error").is_some(), "{html}");
+    for path in ["/events?after=not-an-id", "/events?q=a&q=b"] {
+        layout_page(
+            client().get(stack.url(path)).send().await.unwrap(),
+            StatusCode::NOT_FOUND,
+            None,
+        )
+        .await;
+    }
+
+    // Once its one seat is taken, Jazz Night reads "Sold out" in the list.
+    let buyer = signed_up(&stack, "events-list-buyer@example.com").await;
+    location(&buy_seat(&stack, &buyer, &jazz).await);
+    let id = jazz.trim_start_matches("/events/");
+    page_until(&stack, &anonymous, &next, "Jazz Night sold out", |h| {
+        element_text(h, &format!("seats-{id}")).as_deref() == Some("Sold out")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn creating_an_event_without_script_takes_its_time_as_utc_its_price_as_typed_and_names_each_refused_field()
+ {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    for path in ["/events/new", "/events/mine"] {
+        let response = client().get(stack.url(path)).send().await.unwrap();
+        assert_eq!(location(&response), format!("/signin?next={path}"));
+    }
+    let organiser = signed_up(&stack, "creator@example.com").await;
+    let form = page(&stack, &organiser, "/events/new").await;
+    assert!(form.contains("<form method=\"post\" action=\"/events/new\""));
+    assert!(form.contains("type=\"datetime-local\""), "{form}");
+    assert!(form.contains("name=\"utcOffset\" type=\"hidden\" value=\"\""));
+    assert!(
+        element_text(&form, "zone-note").is_some_and(|n| n.starts_with("In UTC")),
+        "without script the form says its time is UTC: {form}"
+    );
+    assert!(
+        form.contains("<option selected>4</option>"),
+        "four per buyer"
+    );
+    assert!(
+        form.contains("<script src=\"/assets/event-form.js\" defer></script>"),
+        "{form}"
+    );
+    assert_eq!(inline_scripts(&form), Vec::<String>::new());
+
+    // A form sent from another site creates nothing.
+    let forged = organiser
+        .post(stack.url("/events/new"))
+        .header(header::ORIGIN, "http://evil.example")
+        .form(&[
+            ("title", "Forged Fest"),
+            ("venue", "Nowhere"),
+            ("startsAt", &local_value(days_ahead(5))),
+            ("price", "10"),
+            ("seats", "10"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    layout_page(forged, StatusCode::FORBIDDEN, Some("creator@example.com")).await;
+
+    // Everything wrong at once: each message under its field, what was typed kept, nothing
+    // created.
+    let refused = organiser
+        .post(stack.url("/events/new"))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[
+            ("title", " "),
+            ("venue", ""),
+            ("startsAt", "2020-01-01T10:00"),
+            ("utcOffset", ""),
+            ("description", ""),
+            ("price", "twenty"),
+            ("seats", "0"),
+            ("maxPerBuyer", "4"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let html = refused.text().await.unwrap();
+    for id in ["title-error", "venue-error", "seats-error"] {
+        assert!(error_text(&html, id).is_some(), "{id}: {html}");
+    }
+    assert!(
+        error_text(&html, "starts-at-error").is_some_and(|m| m.contains("future")),
+        "{html}"
+    );
+    assert_eq!(
+        error_text(&html, "price-error").as_deref(),
+        Some("Enter the price as a number of dollars, like 25, 25.50 or $25,50.")
+    );
+    assert!(html.contains("value=\"twenty\"") && html.contains("value=\"0\""));
+    assert!(html.contains("value=\"2020-01-01T10:00\""), "{html}");
+    let refused = organiser
+        .post(stack.url("/events/new"))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[
+            ("title", "Typo Fest"),
+            ("venue", "Hall"),
+            ("startsAt", "next friday"),
+            ("price", "10"),
+            ("seats", "10"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let html = refused.text().await.unwrap();
+    assert_eq!(
+        error_text(&html, "starts-at-error").as_deref(),
+        Some("Enter the date and time the event starts, like 2027-03-10 20:00.")
+    );
+    assert_eq!(error_text(&html, "title-error"), None, "{html}");
+    let mine: serde_json::Value = organiser
+        .get(stack.url("/api/events/mine"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine, serde_json::json!([]), "nothing was created");
+
+    // Without the script's offset the typed time is UTC; the price and seats as people type
+    // them; line breaks kept and markup escaped on the event's page.
+    let at = days_ahead(20);
+    let created = organiser
+        .post(stack.url("/events/new"))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[
+            ("title", "Harbour Lights"),
+            ("venue", "Pier 4"),
+            ("startsAt", &local_value(at)),
+            ("utcOffset", ""),
+            ("description", "Doors 19:00\r\n<b>Bring a coat</b>"),
+            ("price", "$25,50"),
+            ("seats", "1,000"),
+            ("maxPerBuyer", "2"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let event = location(&created);
+    assert!(flash_set(&created).is_some_and(|c| c.starts_with("flash=ok.event;")));
+    let json = api_event_json(&stack, &event).await;
+    assert_eq!(json["startsAt"], rfc3339(at));
+    assert_eq!(
+        (&json["price"], &json["seats"], &json["maxPerBuyer"]),
+        (
+            &serde_json::json!(25.5),
+            &serde_json::json!(1000),
+            &serde_json::json!(2)
+        )
+    );
+    let html = page(&stack, &organiser, &event).await;
+    assert_eq!(
+        element_text(&html, "flash").as_deref(),
+        Some("Event created. Its seats are on sale.")
+    );
+    assert_eq!(
+        element_text(&html, "event-title").as_deref(),
+        Some("Harbour Lights")
+    );
+    assert_eq!(
+        element_text(&html, "event-venue").as_deref(),
+        Some("Pier 4")
+    );
+    assert_eq!(
+        element_text(&html, "event-price").as_deref(),
+        Some("$25.50")
+    );
+    assert_eq!(
+        element_text(&html, "seats-left").as_deref(),
+        Some("1000 of 1000 left")
+    );
+    assert!(
+        html.contains(&format!("<time datetime=\"{}\"", rfc3339(at))),
+        "{html}"
+    );
+    assert!(
+        html.contains(
+            "<p class=\"description\" id=\"event-description\">Doors 19:00\n&#60;b&#62;Bring a coat&#60;/b&#62;</p>"
+        ),
+        "{html}"
+    );
+    assert!(
+        element_text(&html, "organiser").is_some_and(|s| s.contains("0 of 1000 seats sold")),
+        "{html}"
+    );
+    assert!(html.contains(&format!("href=\"{event}/edit\" id=\"edit\"")));
+    assert!(!html.contains("/buy\""), "the organiser is offered no seat");
+
+    // With the script's offset (India, UTC+5:30), the typed time is India's.
+    let created = organiser
+        .post(stack.url("/events/new"))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[
+            ("title", "Monsoon Ragas"),
+            ("venue", "Bandra"),
+            ("startsAt", &local_value(at)),
+            ("utcOffset", "330"),
+            ("price", "15"),
+            ("seats", "30"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let event = location(&created);
+    let json = api_event_json(&stack, &event).await;
+    assert_eq!(json["startsAt"], rfc3339(at - time::Duration::minutes(330)));
+    assert_eq!(json["maxPerBuyer"], 4, "the API's default");
+}
+
+#[tokio::test]
+async fn buying_a_seat_without_script_holds_the_best_one_says_which_and_stops_at_the_limit_and_when_sold_out()
+ {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let organiser = signed_up(&stack, "seats-organiser@example.com").await;
+    let event = api_event(
+        &stack,
+        &organiser,
+        "Quartet Evening",
+        serde_json::json!({"seats": 3, "maxPerBuyer": 2, "price": 30}),
+    )
+    .await;
+    let event_id = event.trim_start_matches("/events/").to_owned();
+
+    // Signed out: the way to buy is signing in first, and back.
+    let html = page(&stack, &client(), &event).await;
+    assert!(
+        html.contains(&format!(
+            "href=\"/signin?next={event}\" id=\"buy\">Sign in to buy</a>"
+        )),
+        "{html}"
+    );
+    let anonymous = client()
+        .post(stack.url(&format!("{event}/buy")))
+        .header(header::ORIGIN, stack.origin())
+        .header(header::REFERER, stack.url(&event))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&anonymous), format!("/signin?next={event}"));
+
+    // The first buyer gets seat 1, then seat 2, each on its order's page with a message.
+    let alice = signed_up(&stack, "seats-alice@example.com").await;
+    let html = page(&stack, &alice, &event).await;
+    assert!(
+        html.contains(&format!("<form method=\"post\" action=\"{event}/buy\">")),
+        "{html}"
+    );
+    let mut alices = Vec::new();
+    for seat in ["1", "2"] {
+        let bought = buy_seat(&stack, &alice, &event).await;
+        assert!(flash_set(&bought).is_some_and(|c| c.starts_with("flash=ok.seat;")));
+        let order = location(&bought);
+        assert!(order.starts_with("/orders/"), "{order}");
+        let html = page(&stack, &alice, &order).await;
+        assert_eq!(
+            element_text(&html, "flash").as_deref(),
+            Some("Your seat is held. Pay before the time runs out to keep it.")
+        );
+        assert_eq!(
+            element_text(&html, "seat"),
+            Some(format!("Seat {seat}")),
+            "{html}"
+        );
+        assert!(
+            html.contains(&format!("<h1><a href=\"{event}\">Quartet Evening</a></h1>")),
+            "{html}"
+        );
+        assert!(html.contains("id=\"pay\""), "payable as any order");
+        alices.push(order);
+    }
+
+    // At the limit, the event's page says so instead of offering a third; a stale form
+    // comes back to it with the API's reason.
+    let html = page(&stack, &alice, &event).await;
+    assert_eq!(
+        element_text(&html, "event-state").as_deref(),
+        Some("You hold 2 seats of this event, the most one buyer may have.")
+    );
+    assert!(!html.contains("id=\"buy\""), "{html}");
+    let my_seats = element_text(&html, "my-seats").unwrap_or_default();
+    assert!(
+        html.contains(&format!("href=\"{}\">Seat 1</a>", alices[0]))
+            && html.contains(&format!("href=\"{}\">Seat 2</a>", alices[1])),
+        "{my_seats}: {html}"
+    );
+    let refused = buy_seat(&stack, &alice, &event).await;
+    assert_eq!(location(&refused), event);
+    let html = page(&stack, &alice, &event).await;
+    assert_eq!(
+        element_text(&html, "flash").as_deref(),
+        Some("You already hold 2 seats of this event, the most one buyer may have.")
+    );
+
+    // My orders: each seat, with the event's page.
+    let list = page(&stack, &alice, "/orders").await;
+    for (order, seat) in alices.iter().zip(["Seat 1", "Seat 2"]) {
+        let id = order.trim_start_matches("/orders/");
+        assert_eq!(
+            element_text(&list, &format!("seat-{id}")).as_deref(),
+            Some(seat),
+            "{list}"
+        );
+        assert!(list.contains(&format!(
+            "href=\"{order}\" class=\"ticket-title\">Quartet Evening</a>"
+        )));
+    }
+    assert_eq!(
+        list.matches(&format!("<a href=\"{event}\">Event page</a>"))
+            .count(),
+        2,
+        "{list}"
+    );
+
+    // The last seat goes to another buyer; then the event is sold out for everyone.
+    let bob = signed_up(&stack, "seats-bob@example.com").await;
+    let bobs = location(&buy_seat(&stack, &bob, &event).await);
+    assert_eq!(
+        element_text(&page(&stack, &bob, &bobs).await, "seat").as_deref(),
+        Some("Seat 3")
+    );
+    let carol = signed_up(&stack, "seats-carol@example.com").await;
+    let html = page_until(&stack, &carol, &event, "sold out", |h| {
+        element_text(h, "seats-left").as_deref() == Some("Sold out")
+    })
+    .await;
+    assert_eq!(
+        element_text(&html, "event-state").as_deref(),
+        Some("Sold out: every seat is taken.")
+    );
+    assert!(!html.contains("id=\"buy\""));
+    let refused = buy_seat(&stack, &carol, &event).await;
+    assert_eq!(location(&refused), event);
+    let html = page(&stack, &carol, &event).await;
+    assert_eq!(
+        element_text(&html, "flash").as_deref(),
+        Some("Sold out: every seat of this event is taken.")
+    );
+    let mine = page(&stack, &organiser, "/events/mine").await;
+    assert_eq!(
+        element_text(&mine, &format!("sold-{event_id}")).as_deref(),
+        Some("3 of 3 sold"),
+        "{mine}"
+    );
+
+    // Alice lets seat 1 go: the best seat is seat 1 again, and Carol gets it.
+    let cancelled = post_form(&stack, &alice, &format!("{}/cancel", alices[0])).await;
+    assert_eq!(cancelled.status(), StatusCode::SEE_OTHER);
+    page_until(&stack, &carol, &event, "a seat free again", |h| {
+        element_text(h, "seats-left").as_deref() == Some("1 of 3 left")
+    })
+    .await;
+    let carols = location(&buy_seat(&stack, &carol, &event).await);
+    assert_eq!(
+        element_text(&page(&stack, &carol, &carols).await, "seat").as_deref(),
+        Some("Seat 1")
+    );
+}
+
+#[tokio::test]
+async fn the_organiser_edits_an_event_and_reads_the_seats_sold_of_each_of_their_events() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let organiser = signed_up(&stack, "editor@example.com").await;
+    let html = page(&stack, &organiser, "/events/mine").await;
+    assert!(
+        element_text(&html, "empty").is_some_and(|s| s.contains("not created any events")),
+        "{html}"
+    );
+    assert!(html.contains("href=\"/events/mine\" id=\"my-events-link\""));
+    let at = days_ahead(12);
+    let older = api_event(
+        &stack,
+        &organiser,
+        "Spring Gala",
+        serde_json::json!({"startsAt": rfc3339(at), "seats": 4, "description": "Black tie."}),
+    )
+    .await;
+    let newer = api_event(&stack, &organiser, "Summer Fair", serde_json::json!({})).await;
+    let buyer = signed_up(&stack, "editor-buyer@example.com").await;
+    location(&buy_seat(&stack, &buyer, &older).await);
+
+    // Newest first, each with its seats sold and a link to edit it.
+    let id = |e: &str| e.trim_start_matches("/events/").to_owned();
+    let html = page_until(&stack, &organiser, "/events/mine", "the seat sold", |h| {
+        element_text(h, &format!("sold-{}", id(&older))).as_deref() == Some("1 of 4 sold")
+    })
+    .await;
+    assert_eq!(event_titles(&html), ["Summer Fair", "Spring Gala"]);
+    assert_eq!(
+        element_text(&html, &format!("sold-{}", id(&newer))).as_deref(),
+        Some("0 of 50 sold")
+    );
+    assert!(html.contains(&format!(
+        "href=\"{older}/edit\" aria-label=\"Edit Spring Gala\""
+    )));
+    for path in [
+        "/events/mine?page=2",
+        "/events/mine?page=0",
+        "/events/mine?page=x",
+    ] {
+        layout_page(
+            organiser.get(stack.url(path)).send().await.unwrap(),
+            StatusCode::NOT_FOUND,
+            Some("editor@example.com"),
+        )
+        .await;
+    }
+
+    // The edit form: the start in UTC, marked for the script; the fixed fields as facts.
+    let form = page(&stack, &organiser, &format!("{older}/edit")).await;
+    assert!(
+        form.contains(&format!("value=\"{}\" data-utc required", local_value(at))),
+        "{form}"
+    );
+    assert!(form.contains("value=\"Spring Gala\""));
+    assert!(form.contains(">Black tie.</textarea>"), "{form}");
+    assert!(element_text(&form, "fixed").is_some(), "{form}");
+    assert!(!form.contains("name=\"price\""), "the price cannot change");
+
+    // Someone else: not theirs to edit, by the form or by posting.
+    let stranger = signed_up(&stack, "editor-stranger@example.com").await;
+    let html = layout_page(
+        stranger
+            .get(stack.url(&format!("{older}/edit")))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::FORBIDDEN,
+        Some("editor-stranger@example.com"),
+    )
+    .await;
+    assert!(html.contains("Only the organiser"), "{html}");
+    let forged = stranger
+        .post(stack.url(&format!("{older}/edit")))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[
+            ("title", "Mine now"),
+            ("venue", "Here"),
+            ("startsAt", &local_value(at)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    layout_page(
+        forged,
+        StatusCode::FORBIDDEN,
+        Some("editor-stranger@example.com"),
+    )
+    .await;
+    let html = page(&stack, &stranger, &older).await;
+    assert!(!html.contains("id=\"edit\""), "{html}");
+    let anonymous = client()
+        .get(stack.url(&format!("{older}/edit")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&anonymous), format!("/signin?next={older}/edit"));
+
+    // A refused edit names the field and keeps what was typed.
+    let refused = organiser
+        .post(stack.url(&format!("{older}/edit")))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[
+            ("title", ""),
+            ("venue", "Grand Hall"),
+            ("startsAt", &local_value(at)),
+            ("utcOffset", "0"),
+            ("description", "Black tie."),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let html = refused.text().await.unwrap();
+    assert!(error_text(&html, "title-error").is_some(), "{html}");
+    assert!(html.contains("value=\"Grand Hall\""));
+    assert!(element_text(&html, "fixed").is_some(), "{html}");
+
+    // Saved: a new title, venue and start, typed where the script found UTC-5.
+    let saved = organiser
+        .post(stack.url(&format!("{older}/edit")))
+        .header(header::ORIGIN, stack.origin())
+        .form(&[
+            ("title", "Spring Gala, moved"),
+            ("venue", "Grand Hall"),
+            ("startsAt", &local_value(at)),
+            ("utcOffset", "-300"),
+            ("description", "Black tie.\r\nDinner at eight."),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&saved), older);
+    let html = page(&stack, &organiser, &older).await;
+    assert_eq!(element_text(&html, "flash").as_deref(), Some("Saved."));
+    assert_eq!(
+        element_text(&html, "event-title").as_deref(),
+        Some("Spring Gala, moved")
+    );
+    assert_eq!(
+        element_text(&html, "event-venue").as_deref(),
+        Some("Grand Hall")
+    );
+    let json = api_event_json(&stack, &older).await;
+    assert_eq!(json["startsAt"], rfc3339(at + time::Duration::hours(5)));
+    assert_eq!(json["description"], "Black tie.\nDinner at eight.");
+    assert_eq!(
+        (&json["seats"], &json["price"]),
+        (&serde_json::json!(4), &serde_json::json!(20))
+    );
+}
+
+#[tokio::test]
+async fn unknown_events_are_404_pages_and_a_started_event_sells_no_more_seats() {
+    let stack = Stack::start(Duration::from_secs(900)).await;
+    let visitor = signed_up(&stack, "events-lost@example.com").await;
+    let unknown = format!("/events/{}", Uuid::now_v7());
+    for path in [
+        "/events/not-an-id".to_owned(),
+        unknown.clone(),
+        format!("{unknown}/edit"),
+        "/events/42/edit".to_owned(),
+    ] {
+        let html = layout_page(
+            visitor.get(stack.url(&path)).send().await.unwrap(),
+            StatusCode::NOT_FOUND,
+            Some("events-lost@example.com"),
+        )
+        .await;
+        assert!(element_text(&html, "message").is_some(), "{path}: {html}");
+    }
+    layout_page(
+        client().get(stack.url(&unknown)).send().await.unwrap(),
+        StatusCode::NOT_FOUND,
+        None,
+    )
+    .await;
+    let html = layout_page(
+        buy_seat(&stack, &visitor, &unknown).await,
+        StatusCode::NOT_FOUND,
+        Some("events-lost@example.com"),
+    )
+    .await;
+    assert!(html.contains("Event not found"), "{html}");
+    // A reopened /buy address is the event's page.
+    let reopened = visitor
+        .get(stack.url(&format!("{unknown}/buy")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&reopened), unknown);
+
+    // An event starting in a moment: once it has, its page says so and buying is refused.
+    let starts = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let soon = api_event(
+        &stack,
+        &visitor,
+        "Right Now Show",
+        serde_json::json!({"startsAt": rfc3339(starts.replace_nanosecond(0).unwrap() + time::Duration::seconds(1))}),
+    )
+    .await;
+    let buyer = signed_up(&stack, "events-late@example.com").await;
+    let html = page_until(&stack, &buyer, &soon, "the start", |h| {
+        h.contains("id=\"event-state\">This event has started")
+    })
+    .await;
+    assert!(!html.contains("id=\"buy\""), "{html}");
+    let refused = buy_seat(&stack, &buyer, &soon).await;
+    assert_eq!(location(&refused), soon);
+    let html = page(&stack, &buyer, &soon).await;
+    assert_eq!(
+        element_text(&html, "flash").as_deref(),
+        Some("The event has started: its seats are no longer sold.")
+    );
+    let mine = page(&stack, &visitor, "/events/mine").await;
+    assert!(mine.contains(">Started</span>"), "{mine}");
+    let list = page(&stack, &client(), "/events").await;
+    assert!(
+        !list.contains("Right Now Show"),
+        "upcoming events only: {list}"
+    );
 }

@@ -1,8 +1,9 @@
 //! The API client the pages use: every call carries the visitor's `Cookie` header and the
 //! request's `x-request-id`, and every refusal comes back as the contract's error list, so a
 //! page can put each message next to its field. [`operations`] holds the operators' routes
-//! the console reads.
+//! the console reads; [`events`] the events with many seats, and ordering a seat of one.
 
+pub mod events;
 pub mod operations;
 
 use std::{net::IpAddr, time::Duration};
@@ -209,10 +210,17 @@ pub struct Payment {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct OrderTicket {
     pub id: Uuid,
     pub title: String,
     pub price: f64,
+    /// The event, for a seat of an event.
+    #[serde(default)]
+    pub event_id: Option<Uuid>,
+    /// The seat's label (`"1"`…`"N"`), for a seat of an event.
+    #[serde(default)]
+    pub seat: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

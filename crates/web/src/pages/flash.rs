@@ -1,5 +1,6 @@
 //! One-shot messages shown at the top of the next page: "Welcome…", "Listed.", "Saved.",
-//! "Withdrawn.", "Paid.", "Cancelled.", or the API's refusal of a card.
+//! "Withdrawn.", "Paid.", "Cancelled.", "Event created.", "Your seat is held…", or the API's
+//! refusal of a card or a seat.
 //!
 //! A form that succeeds redirects (`303`) and the message rides along in a short-lived
 //! cookie (`flash`, `HttpOnly`, 60 s), which the page that shows it clears ([`super::layout`]
@@ -31,16 +32,20 @@ pub enum Done {
     Withdrawn,
     Paid,
     Cancelled,
+    EventCreated,
+    SeatHeld,
 }
 
 impl Done {
-    const ALL: [Done; 6] = [
+    const ALL: [Done; 8] = [
         Done::Welcome,
         Done::Listed,
         Done::Saved,
         Done::Withdrawn,
         Done::Paid,
         Done::Cancelled,
+        Done::EventCreated,
+        Done::SeatHeld,
     ];
 
     fn code(self) -> &'static str {
@@ -51,6 +56,8 @@ impl Done {
             Done::Withdrawn => "withdrawn",
             Done::Paid => "paid",
             Done::Cancelled => "cancelled",
+            Done::EventCreated => "event",
+            Done::SeatHeld => "seat",
         }
     }
 
@@ -62,6 +69,8 @@ impl Done {
             Done::Withdrawn => "Withdrawn. The ticket is no longer on sale.",
             Done::Paid => "Paid. Thank you!",
             Done::Cancelled => "Cancelled. The ticket is back on sale.",
+            Done::EventCreated => "Event created. Its seats are on sale.",
+            Done::SeatHeld => "Your seat is held. Pay before the time runs out to keep it.",
         }
     }
 }

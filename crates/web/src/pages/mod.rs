@@ -5,6 +5,7 @@
 //! nothing the API decides (validation, ownership, state), they only put its answer in words.
 
 mod admin;
+mod events;
 pub mod flash;
 mod home;
 pub mod layout;
@@ -45,6 +46,7 @@ pub fn router() -> Router<State> {
         .merge(orders::router())
         .merge(refunds::router())
         .merge(listings::router())
+        .merge(events::router())
         .merge(admin::router())
         // Pages answer a method they do not take with a page, not the API's JSON.
         .method_not_allowed_fallback(layout::method_not_allowed)

@@ -47,6 +47,9 @@ pub const WARN_SECONDS: i64 = 60;
 pub struct OrderView {
     pub id: Uuid,
     pub ticket_id: Uuid,
+    /// For a seat of an event: the event, and the seat's label.
+    pub event_id: Option<Uuid>,
+    pub seat: Option<String>,
     pub title: String,
     pub price: String,
     /// `created` or `awaiting:payment` and not yet past `expiresAt`.
@@ -88,6 +91,8 @@ impl OrderView {
         OrderView {
             id: order.id,
             ticket_id: order.ticket.id,
+            event_id: order.ticket.event_id,
+            seat: order.ticket.seat,
             price: money(order.ticket.price),
             title: order.ticket.title,
             live: open && !past,
@@ -98,6 +103,23 @@ impl OrderView {
             status_label,
             remaining_seconds,
             expires_at: expires.map(|e| Moment::of(e, Precision::Time)),
+        }
+    }
+
+    /// The page of what was ordered: the event for a seat, otherwise the ticket.
+    pub fn item_href(&self) -> String {
+        match self.event_id {
+            Some(event) => format!("/events/{event}"),
+            None => format!("/tickets/{}", self.ticket_id),
+        }
+    }
+
+    /// `seat` or `ticket`, for the sentences that say what goes back on sale.
+    pub fn item(&self) -> &'static str {
+        if self.seat.is_some() {
+            "seat"
+        } else {
+            "ticket"
         }
     }
 
@@ -454,6 +476,8 @@ mod tests {
                     id: Uuid::from_u128(3),
                     title: "Rust Conf".into(),
                     price: 25.5,
+                    event_id: None,
+                    seat: None,
                 },
             },
             datetime!(2026-03-01 12:00 UTC),

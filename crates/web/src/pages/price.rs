@@ -6,6 +6,9 @@
 //! and leaves every rule about the amount (greater than 0, at most 1,000,000, at most two
 //! decimals) to the API, which words its own refusals: `-5` and `25.555` go through as
 //! numbers and come back refused.
+//!
+//! [`count`] does the same for a whole number of things (an event's seats): `1,000` and
+//! `1 000` are a thousand.
 
 /// Why a typed price is not a number at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +50,17 @@ pub fn normalise(typed: &str) -> Result<String, NotAPrice> {
     } else {
         number
     })
+}
+
+/// A count as typed, its thousands separators taken out (`1,000` → `1000`); anything else
+/// goes as typed (trimmed), for the API to say what is wrong with it; `None` when nothing
+/// was typed.
+pub fn count(typed: &str) -> Option<String> {
+    let typed = typed.trim();
+    if typed.is_empty() {
+        return None;
+    }
+    Some(thousands(typed).unwrap_or_else(|| typed.to_owned()))
 }
 
 /// `text` (digits and marks) as `digits[.digits]`.
@@ -144,6 +158,18 @@ mod tests {
         assert_eq!(normalise("1 000").unwrap(), "1000");
         assert_eq!(normalise("1.000.000").unwrap(), "1000000");
         assert_eq!(normalise("1'000.50").unwrap(), "1000.50");
+    }
+
+    #[test]
+    fn a_count_loses_its_thousands_separators_and_keeps_the_rest_for_the_api() {
+        assert_eq!(count(" 250 ").as_deref(), Some("250"));
+        assert_eq!(count("1,000").as_deref(), Some("1000"));
+        assert_eq!(count("100 000").as_deref(), Some("100000"));
+        assert_eq!(count("1.000").as_deref(), Some("1000"));
+        assert_eq!(count("2.5").as_deref(), Some("2.5"));
+        assert_eq!(count("-5").as_deref(), Some("-5"));
+        assert_eq!(count("lots").as_deref(), Some("lots"));
+        assert_eq!(count("   "), None);
     }
 
     #[test]
