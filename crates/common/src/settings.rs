@@ -188,7 +188,8 @@ pub struct CommonSettings {
         value_parser = parse_jetstream_replicas, global = true)]
     pub jetstream_replicas: usize,
 
-    /// Redis; the default for the cache and the job queue.
+    /// Redis; the default for the cache and the job queue (`redis://…`, or
+    /// `redis+sentinel://…` as for `REDIS_QUEUE_URL`).
     #[arg(
         long,
         env = "REDIS_URL",
@@ -201,6 +202,9 @@ pub struct CommonSettings {
     /// Redis for what must not be evicted or lost: the delayed jobs, revoked sessions and
     /// sign-in attempt counts; defaults to `REDIS_URL`. Must persist (appendonly yes) and
     /// must not evict (maxmemory-policy noeviction); keep it apart from the cache's Redis.
+    /// Under Sentinel: `redis+sentinel://[:password@]host:port,host:port,host:port/<master
+    /// name>[/<db>]` (the password is the master's); the processes follow a failover to the
+    /// promoted replica by themselves.
     #[arg(long, env = "REDIS_QUEUE_URL", hide_env_values = true, global = true)]
     pub redis_queue_url: Option<Secret<String>>,
 

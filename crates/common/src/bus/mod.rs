@@ -80,6 +80,8 @@ pub struct Bus {
     prefix: String,
     /// The stream's replicas as configured (`JETSTREAM_REPLICAS`).
     replicas: usize,
+    /// Whether NATS is a cluster (several servers listed, or replicas asked for).
+    clustered: bool,
 }
 
 impl std::fmt::Debug for Bus {
@@ -108,6 +110,7 @@ impl Bus {
         replicas: usize,
     ) -> anyhow::Result<Bus> {
         let servers = nats_servers(url)?;
+        let clustered = servers.len() > 1 || replicas > 1;
         let client = async_nats::ConnectOptions::new()
             // Names this process in the servers' connection lists (`/connz`).
             .name(format!("ticketing[{}]", std::process::id()))
@@ -141,6 +144,7 @@ impl Bus {
             stream: namespace.stream(),
             prefix: namespace.subject_prefix().to_owned(),
             replicas: replicas.max(1),
+            clustered,
         };
         bus.ensure_stream().await?;
         Ok(bus)
@@ -192,10 +196,31 @@ impl Bus {
     /// only ever go up: an existing stream with fewer than the configured replicas is raised
     /// (the new replicas copy what it holds), one with more keeps them.
     pub async fn ensure_stream(&self) -> anyhow::Result<()> {
+        if !self.clustered {
+            return self.try_ensure_stream().await;
+        }
+        // A cluster answers slowly (or times out) while the stream is being made or grown by
+        // another process starting at the same moment, or while it elects a leader: keep
+        // trying for a while before start-up gives up.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.try_ensure_stream().await {
+                Ok(()) => return Ok(()),
+                Err(error) if tokio::time::Instant::now() < deadline => {
+                    tracing::info!(stream = %self.stream, error = format!("{error:#}"), "stream not ready yet; trying again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn try_ensure_stream(&self) -> anyhow::Result<()> {
         let mut config = self.stream_config();
         match self.jetstream.get_stream(&self.stream).await {
             Ok(existing) => {
-                let has = existing.cached_info().config.num_replicas.max(1);
+                let current = &existing.cached_info().config;
+                let has = current.num_replicas.max(1);
                 if self.replicas < has {
                     // Lowering drops copies of every event; an operator does that on purpose
                     // with the NATS tools, never through a setting left at its default.
@@ -206,6 +231,17 @@ impl Bus {
                         "JETSTREAM_REPLICAS is lower than the stream's replicas: not lowered, the stream keeps {has}"
                     );
                     config.num_replicas = has;
+                }
+                let same = current.subjects == config.subjects
+                    && current.retention == config.retention
+                    && current.storage == config.storage
+                    && current.discard == config.discard
+                    && current.max_age == config.max_age
+                    && current.duplicate_window == config.duplicate_window
+                    && has == config.num_replicas;
+                if same {
+                    // Every replica of every service starts here: no request when nothing changes.
+                    return Ok(());
                 }
                 self.jetstream
                     .update_stream(config)
