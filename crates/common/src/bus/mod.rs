@@ -273,25 +273,40 @@ impl Bus {
         floor: u64,
         config: pull::Config,
     ) -> anyhow::Result<jetstream::consumer::PullConsumer> {
-        let _ = stream.delete_consumer(durable).await;
+        let replicas = config.num_replicas;
         let config = pull::Config {
             deliver_policy: DeliverPolicy::ByStartSequence {
                 start_sequence: floor + 1,
             },
             ..config
         };
-        // Until it exists again: given up here, the next lookup would make it from the
-        // stream's first event (no event lost, but every one delivered again). The stream's
-        // raft group is busy growing just now, so a request may time out and still succeed.
+        // Until it exists again at the new count: given up here, the next lookup would make
+        // it from the stream's first event (no event lost, but every one delivered again).
+        // The stream's raft group is busy growing just now: a request may time out and still
+        // take effect later, so each step checks what the server holds before the next.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let error = match stream.create_consumer(config.clone()).await {
-                Ok(consumer) => return Ok(consumer),
-                Err(error) => error,
+            use async_nats::jetstream::context::ConsumerInfoErrorKind;
+            let error = match stream.consumer_info(durable).await {
+                // Made anew already (by us on an earlier turn, or by another replica).
+                Ok(info) if info.config.num_replicas >= replicas => {
+                    match stream.get_consumer(durable).await {
+                        Ok(consumer) => return Ok(consumer),
+                        Err(error) => error.to_string(),
+                    }
+                }
+                Ok(_) => match stream.delete_consumer(durable).await {
+                    Ok(_) => continue,
+                    Err(error) => error.to_string(),
+                },
+                Err(error) if error.kind() == ConsumerInfoErrorKind::NotFound => {
+                    match stream.create_consumer(config.clone()).await {
+                        Ok(consumer) => return Ok(consumer),
+                        Err(error) => error.to_string(),
+                    }
+                }
+                Err(error) => error.to_string(),
             };
-            if let Ok(consumer) = stream.get_consumer(durable).await {
-                return Ok(consumer);
-            }
             if tokio::time::Instant::now() > deadline {
                 bail!("cannot make consumer {durable} anew: {error}");
             }
