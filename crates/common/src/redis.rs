@@ -66,11 +66,14 @@ struct Shared {
 
 enum Source {
     Direct,
-    Sentinel {
-        sentinel: tokio::sync::Mutex<Sentinel>,
-        master: String,
-        node: SentinelNodeConnectionInfo,
-    },
+    Sentinel(Box<Sentinels>),
+}
+
+/// Where to ask for the master, and how to talk to it.
+struct Sentinels {
+    sentinel: tokio::sync::Mutex<Sentinel>,
+    master: String,
+    node: SentinelNodeConnectionInfo,
 }
 
 /// One server and the connection to it.
@@ -175,11 +178,11 @@ impl Redis {
                 if let Some(password) = &parsed.password {
                     info = info.set_password(password);
                 }
-                let source = Source::Sentinel {
+                let source = Source::Sentinel(Box::new(Sentinels {
                     sentinel: tokio::sync::Mutex::new(sentinel),
                     master: parsed.master,
                     node: SentinelNodeConnectionInfo::default().set_redis_connection_info(info),
-                };
+                }));
                 (source, None, parsed.db)
             }
             None => {
@@ -211,7 +214,7 @@ impl Redis {
 
     /// Whether the master is found through Sentinel.
     pub fn is_sentinel(&self) -> bool {
-        matches!(self.shared.source, Source::Sentinel { .. })
+        matches!(self.shared.source, Source::Sentinel(_))
     }
 
     /// `host:port` of the server in use, once one is (the master found last, under Sentinel).
@@ -236,14 +239,14 @@ impl Redis {
         if let Some(node) = self.shared.current.lock().expect("redis lock").clone() {
             return Ok(node);
         }
-        let Source::Sentinel {
+        let Source::Sentinel(sentinels) = &self.shared.source else {
+            unreachable!("a plain URL always has its node");
+        };
+        let Sentinels {
             sentinel,
             master,
             node,
-        } = &self.shared.source
-        else {
-            unreachable!("a plain URL always has its node");
-        };
+        } = sentinels.as_ref();
         let _lookup = self.shared.lookup.lock().await;
         // Someone else may have found it while this one waited.
         if let Some(node) = self.shared.current.lock().expect("redis lock").clone() {

@@ -148,7 +148,7 @@ async fn a_stream_holding_events_is_raised_to_three_replicas_with_its_consumers_
         async move {
             let info = consumer.info().await.ok()?;
             let leader = info.cluster.as_ref()?.leader.clone()?;
-            (leader != gone).then(|| (info.num_pending, info.config.num_replicas))
+            (leader != gone).then_some((info.num_pending, info.config.num_replicas))
         }
     })
     .await;

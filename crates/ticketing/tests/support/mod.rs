@@ -48,8 +48,6 @@ enum Kind {
     Up {
         child: tokio::process::Child,
         addr: String,
-        /// The settings it was started with besides the usual ones.
-        env: Vec<(String, String)>,
     },
     /// `scripts/stack`, running from this `STACK_DIR`.
     Stack { dir: PathBuf },
@@ -70,6 +68,8 @@ pub struct Target {
     /// Behind a lock so a kill can run while a burst reads the target.
     kind: tokio::sync::Mutex<Kind>,
     distributed: bool,
+    /// The settings a `ticketing up` started here got besides the usual ones.
+    up_env: Vec<(String, String)>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -117,12 +117,9 @@ impl Target {
                 client,
                 nats_url,
                 keys: SessionKeys::new(UP_KEY.as_bytes(), false).expect("session key"),
-                kind: tokio::sync::Mutex::new(Kind::Up {
-                    child,
-                    addr,
-                    env: env_vars,
-                }),
+                kind: tokio::sync::Mutex::new(Kind::Up { child, addr }),
                 distributed: false,
+                up_env: env_vars,
             };
         };
         let key = env("TICKETING_E2E_JWT_KEY")
@@ -153,6 +150,7 @@ impl Target {
             keys: SessionKeys::new(key.as_bytes(), false).expect("TICKETING_E2E_JWT_KEY"),
             kind: tokio::sync::Mutex::new(kind),
             distributed: true,
+            up_env: Vec::new(),
         }
     }
 
@@ -187,10 +185,11 @@ impl Target {
     /// was killed.
     pub async fn kill_replicas(&self) -> Vec<String> {
         match &mut *self.kind.lock().await {
-            Kind::Up { child, addr, env } => {
+            Kind::Up { child, addr } => {
                 child.start_kill().expect("SIGKILL ticketing up");
                 let _ = child.wait().await;
-                let (fresh, _) = start_up(self.namespace.as_str(), addr, self.window, env).await;
+                let (fresh, _) =
+                    start_up(self.namespace.as_str(), addr, self.window, &self.up_env).await;
                 *child = fresh;
                 vec!["ticketing up (restarted on the same port)".to_owned()]
             }
