@@ -243,12 +243,25 @@ impl Bus {
                     // Every replica of every service starts here: no request when nothing changes.
                     return Ok(());
                 }
+                // The consumers' progress is read before the stream grows: while it does,
+                // nats-server 2.9 may report a consumer's ack floor as 0.
+                let floors = match self.replicas > has {
+                    true => self.consumer_floors(&existing).await?,
+                    false => Vec::new(),
+                };
                 self.jetstream
                     .update_stream(config)
                     .await
                     .with_context(|| format!("cannot update stream {}", self.stream))?;
                 if self.replicas > has {
                     tracing::info!(stream = %self.stream, from = has, to = self.replicas, "stream's replicas raised");
+                    let stream = self.jetstream.get_stream(&self.stream).await?;
+                    for (durable, filter, floor) in floors {
+                        let config = self.pull_config(&durable, &filter, self.replicas);
+                        self.recreate_consumer(&stream, &durable, floor, config)
+                            .await?;
+                        tracing::info!(consumer = %durable, replicas = self.replicas, from = floor + 1, "consumer made anew with the stream's replicas");
+                    }
                 }
             }
             Err(_) => {
@@ -261,6 +274,48 @@ impl Bus {
             }
         }
         Ok(())
+    }
+
+    /// (durable name, filter subject, ack floor) of every pull consumer of the stream with
+    /// fewer replicas than configured.
+    async fn consumer_floors(
+        &self,
+        stream: &jetstream::stream::Stream,
+    ) -> anyhow::Result<Vec<(String, String, u64)>> {
+        use futures::TryStreamExt;
+        let infos: Vec<jetstream::consumer::Info> = stream
+            .consumers()
+            .try_collect()
+            .await
+            .context("cannot list the stream's consumers")?;
+        Ok(infos
+            .into_iter()
+            .filter(|info| info.config.num_replicas.max(1) < self.replicas)
+            .filter_map(|info| {
+                let durable = info.config.durable_name.clone()?;
+                Some((
+                    durable,
+                    info.config.filter_subject.clone(),
+                    info.ack_floor.stream_sequence,
+                ))
+            })
+            .collect())
+    }
+
+    /// The configuration of a durable pull consumer of ours.
+    fn pull_config(&self, durable: &str, filter: &str, replicas: usize) -> pull::Config {
+        pull::Config {
+            durable_name: Some(durable.to_owned()),
+            filter_subject: filter.to_owned(),
+            ack_policy: AckPolicy::Explicit,
+            deliver_policy: DeliverPolicy::All,
+            ack_wait: ACK_WAIT,
+            // Poison messages are stopped by the listener, which logs and counts them.
+            max_deliver: -1,
+            max_ack_pending: 10_000,
+            num_replicas: replicas,
+            ..Default::default()
+        }
     }
 
     /// Replaces the consumer `durable` with one made from `config` that starts after stream
@@ -338,18 +393,7 @@ impl Bus {
         // The stream's own count, not the setting: a stream that kept more replicas than
         // configured keeps its consumers as safe as its events.
         let replicas = stream.cached_info().config.num_replicas.max(1);
-        let config = pull::Config {
-            durable_name: Some(durable.clone()),
-            filter_subject: filter.clone(),
-            ack_policy: AckPolicy::Explicit,
-            deliver_policy: DeliverPolicy::All,
-            ack_wait: ACK_WAIT,
-            // Poison messages are stopped by the listener, which logs and counts them.
-            max_deliver: -1,
-            max_ack_pending: 10_000,
-            num_replicas: replicas,
-            ..Default::default()
-        };
+        let config = self.pull_config(&durable, &filter, replicas);
         let mut consumer = stream
             .get_or_create_consumer::<pull::Config>(&durable, config.clone())
             .await
@@ -357,7 +401,8 @@ impl Bus {
         // (The server's answer to the create or lookup is cached on the consumer: no round trip.)
         let had = consumer.cached_info().config.clone();
         if had.num_replicas.max(1) < replicas {
-            // Made before the stream's replicas were raised. nats-server 2.9 raises a
+            // Made before the stream's replicas were raised (by a process that did not raise
+            // its consumers: one stopped half-way, or an older release). nats-server 2.9 raises a
             // consumer's replicas in place without handing its progress to the new replicas,
             // so one of them elected later would start again from the stream's first event.
             // Make it anew at the stream's replicas from its ack floor instead: every replica
