@@ -8,12 +8,12 @@
 //! what and when in the acting service's own store ([`ActionLog`]): a table made with the
 //! service's schema, or a capped list in the queue Redis for expiration.
 
+use crate::redis::Redis;
 use anyhow::Context;
 use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -43,10 +43,7 @@ pub enum ActionLog {
     /// The `operator_actions` table of the service's database.
     Postgres(PgPool),
     /// A list in Redis, newest first, capped at [`ACTIONS_SHOWN`] × 10 entries.
-    Redis {
-        redis: ConnectionManager,
-        key: String,
-    },
+    Redis { redis: Redis, key: String },
 }
 
 impl std::fmt::Debug for ActionLog {

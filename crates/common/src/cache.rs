@@ -39,10 +39,7 @@ use futures::{
     FutureExt, StreamExt,
     future::{BoxFuture, Shared},
 };
-use redis::{
-    Script,
-    aio::{ConnectionManager, ConnectionManagerConfig},
-};
+use redis::{Script, aio::ConnectionManagerConfig};
 use tokio_util::sync::CancellationToken;
 
 /// How a cache behaves.
@@ -204,8 +201,7 @@ struct Inner {
     prefix: String,
     channel: String,
     settings: CacheSettings,
-    client: redis::Client,
-    redis: ConnectionManager,
+    redis: crate::redis::Redis,
     lookup: Script,
     fill: Script,
     invalidate: Script,
@@ -236,7 +232,6 @@ impl ReadCache {
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
         let redis = crate::redis::lazy_with(redis_url, config)?;
-        let client = redis::Client::open(redis_url)?;
         let memory = Memory::new(settings.memory_bytes, settings.memory_ttl);
         Ok(ReadCache {
             inner: Arc::new(Inner {
@@ -244,7 +239,6 @@ impl ReadCache {
                 prefix: format!("{prefix}:"),
                 channel: format!("{prefix}:invalidate"),
                 settings,
-                client,
                 redis,
                 lookup: Script::new(LOOKUP),
                 fill: Script::new(FILL),
@@ -507,7 +501,7 @@ impl ReadCache {
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_cancelled() {
             let subscribed = async {
-                let mut pubsub = self.inner.client.get_async_pubsub().await?;
+                let mut pubsub = self.inner.redis.pubsub().await?;
                 pubsub.subscribe(&self.inner.channel).await?;
                 redis::RedisResult::Ok(pubsub.into_on_message())
             };

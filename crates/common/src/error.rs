@@ -200,8 +200,14 @@ pub fn is_transient(error: &anyhow::Error) -> bool {
         }
         if let Some(error) = cause.downcast_ref::<redis::RedisError>() {
             // Connection trouble, and a server that says "not now": loading, read-only (a
-            // replica mid-failover), master down, try again, out of memory.
+            // replica mid-failover), master down, try again, out of memory; and sentinels
+            // that name no usable master yet (mid-failover).
             return error.is_io_error()
+                || matches!(
+                    error.kind(),
+                    redis::ErrorKind::MasterNameNotFoundBySentinel
+                        | redis::ErrorKind::NoValidReplicasFoundBySentinel
+                )
                 || error.is_timeout()
                 || error.is_connection_dropped()
                 || error.is_connection_refusal()

@@ -14,12 +14,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::redis::Redis;
 use axum::{
     extract::{Request, State},
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 
 use crate::{error::ApiError, forwarded::Proxies, redis::Breaker, settings::Namespace};
@@ -174,7 +174,7 @@ pub async fn limit(State(limiter): State<RateLimiter>, request: Request, next: N
 /// the limit then holds per replica rather than not at all.
 #[derive(Clone)]
 pub struct SharedLimit {
-    redis: ConnectionManager,
+    redis: Redis,
     prefix: String,
     limit: u32,
     window: Duration,
@@ -226,7 +226,7 @@ static GIVE_BACK_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Scrip
 impl SharedLimit {
     /// A limit named `name` (part of its Redis keys: `<ns>:limit:<name>:<hash>`).
     pub fn new(
-        redis: ConnectionManager,
+        redis: Redis,
         namespace: &Namespace,
         name: &str,
         limit: u32,

@@ -52,6 +52,17 @@ pub fn parse_proxy_range(s: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("{s:?} is not an address or a CIDR range like 10.0.0.0/8"))
 }
 
+/// A `JETSTREAM_REPLICAS`: 1, 3 or 5 (an even count gains no fault tolerance over the odd
+/// count below it, and JetStream allows at most 5).
+pub fn parse_jetstream_replicas(s: &str) -> Result<usize, String> {
+    match s.trim() {
+        "1" => Ok(1),
+        "3" => Ok(3),
+        "5" => Ok(5),
+        other => Err(format!("{other:?} is not 1, 3 or 5")),
+    }
+}
+
 /// Names everything one instance owns on shared infrastructure: databases `<ns>_<service>`,
 /// the JetStream stream (`<NS>`) and subject prefix (`<ns>.`), Redis keys (`<ns>:`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -147,7 +158,9 @@ pub struct CommonSettings {
     #[arg(long, env = "DATABASE_POOL_SIZE", value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub database_pool_size: Option<u32>,
 
-    /// NATS server with JetStream.
+    /// NATS with JetStream: one server, or a comma-separated list of a cluster's servers
+    /// (`nats://nats-0:4222,nats://nats-1:4222,nats://nats-2:4222`). The client connects to
+    /// any of them and fails over to the others (and to servers the cluster announces).
     #[arg(
         long,
         env = "NATS_URL",
@@ -157,7 +170,16 @@ pub struct CommonSettings {
     )]
     pub nats_url: String,
 
-    /// Redis; the default for the cache and the job queue.
+    /// Replicas of the JetStream stream and of the consumers on it: 1, 3 or 5 (3 or 5 need a
+    /// NATS cluster of at least that many servers). At start-up an existing stream with fewer
+    /// replicas is raised to this; a lower setting than the stream has is refused with a log
+    /// line, and the stream keeps its replicas.
+    #[arg(long, env = "JETSTREAM_REPLICAS", default_value_t = 1,
+        value_parser = parse_jetstream_replicas, global = true)]
+    pub jetstream_replicas: usize,
+
+    /// Redis; the default for the cache and the job queue (`redis://…`, or
+    /// `redis+sentinel://…` as for `REDIS_QUEUE_URL`).
     #[arg(
         long,
         env = "REDIS_URL",
@@ -170,6 +192,9 @@ pub struct CommonSettings {
     /// Redis for what must not be evicted or lost: the delayed jobs, revoked sessions and
     /// sign-in attempt counts; defaults to `REDIS_URL`. Must persist (appendonly yes) and
     /// must not evict (maxmemory-policy noeviction); keep it apart from the cache's Redis.
+    /// Under Sentinel: `redis+sentinel://[:password@]host:port,host:port,host:port/<master
+    /// name>[/<db>]` (the password is the master's); the processes follow a failover to the
+    /// promoted replica by themselves.
     #[arg(long, env = "REDIS_QUEUE_URL", hide_env_values = true, global = true)]
     pub redis_queue_url: Option<Secret<String>>,
 
@@ -377,6 +402,39 @@ mod tests {
             ..endpoint
         };
         assert_eq!(named.export("ticketing").unwrap().service_name, "checkout");
+    }
+
+    #[test]
+    fn nats_url_takes_one_server_or_a_comma_separated_cluster_and_never_repeats_it() {
+        // Checked when connecting, not by clap, whose error would print the value (a
+        // NATS URL may carry a token).
+        assert_eq!(
+            crate::bus::nats_servers("nats://127.0.0.1:4222")
+                .unwrap()
+                .len(),
+            1
+        );
+        let cluster = "nats://a:4222, nats://b:4222,tls://user:pw@c:4222";
+        assert_eq!(crate::bus::nats_servers(cluster).unwrap().len(), 3);
+        for bad in [
+            "",
+            "nats://a:4222,",
+            "nats://tok@a:4222,,nats://b:4222",
+            "http://tok@a:80",
+        ] {
+            let error = crate::bus::nats_servers(bad).expect_err(bad).to_string();
+            assert!(!error.contains("tok"), "{error}");
+        }
+    }
+
+    #[test]
+    fn jetstream_replicas_are_one_three_or_five() {
+        assert_eq!(parse_jetstream_replicas("1"), Ok(1));
+        assert_eq!(parse_jetstream_replicas("3"), Ok(3));
+        assert_eq!(parse_jetstream_replicas(" 5 "), Ok(5));
+        for bad in ["0", "2", "4", "6", "three", ""] {
+            assert!(parse_jetstream_replicas(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

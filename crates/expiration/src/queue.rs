@@ -30,11 +30,8 @@ use std::{collections::HashMap, time::Duration};
 use crate::{lateness, worker::now_ms};
 
 use anyhow::bail;
-use redis::{
-    Script,
-    aio::{ConnectionManager, ConnectionManagerConfig},
-};
-use ticketing_common::{admin::ActionLog, bus::parked::Parking, telemetry};
+use redis::{Script, aio::ConnectionManagerConfig};
+use ticketing_common::{admin::ActionLog, bus::parked::Parking, redis::Redis, telemetry};
 use uuid::Uuid;
 
 /// How long a fired job's tombstone keeps a redelivered `order.created` from enqueueing it
@@ -186,8 +183,7 @@ pub enum Retried {
 /// The queue's handle. Cheap to clone.
 #[derive(Clone)]
 pub struct Queue {
-    redis: ConnectionManager,
-    client: redis::Client,
+    redis: Redis,
     prefix: String,
     lease: Duration,
     max_attempts: u32,
@@ -221,10 +217,8 @@ impl Queue {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let redis = ticketing_common::redis::connect_with(url, config).await?;
-        let client = redis::Client::open(url)?;
         let queue = Queue {
             redis,
-            client,
             prefix: format!("{namespace_prefix}:expiration:"),
             lease,
             max_attempts: 10,
@@ -259,8 +253,9 @@ impl Queue {
         self.key(&format!("lateness:{minute}"))
     }
 
-    /// A connection to the queue's Redis.
-    pub(crate) fn redis(&self) -> ConnectionManager {
+    /// A connection to the queue's Redis (under Sentinel, to its master, whichever it is
+    /// now).
+    pub(crate) fn redis(&self) -> Redis {
         self.redis.clone()
     }
 
@@ -269,8 +264,14 @@ impl Queue {
         self.key("wake")
     }
 
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    /// A pub/sub connection to the queue's Redis (under Sentinel, to its current master).
+    pub async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
+        self.redis.pubsub().await
+    }
+
+    /// `host:port` of the Redis in use (under Sentinel, the master found last).
+    pub fn server(&self) -> Option<String> {
+        self.redis.server()
     }
 
     /// Where expiration parks the events it cannot apply: a hash in this same Redis, which

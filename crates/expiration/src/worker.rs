@@ -160,7 +160,7 @@ pub async fn listen_for_wakes(
 ) -> anyhow::Result<()> {
     while !shutdown.is_cancelled() {
         let subscribed = async {
-            let mut pubsub = queue.client().get_async_pubsub().await?;
+            let mut pubsub = queue.pubsub().await?;
             pubsub.subscribe(queue.wake_channel()).await?;
             redis::RedisResult::Ok(pubsub.into_on_message())
         };

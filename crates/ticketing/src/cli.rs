@@ -153,7 +153,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut components: Vec<Component> = Vec::new();
     let mut shared_checks = Vec::new();
     let bus = if all_in_one || names.iter().any(|name| name.needs_bus()) {
-        Some(Bus::connect(&cli.common.nats_url, &cli.common.namespace).await?)
+        Some(
+            Bus::connect_with_replicas(
+                &cli.common.nats_url,
+                &cli.common.namespace,
+                cli.common.jetstream_replicas,
+            )
+            .await?,
+        )
     } else {
         None
     };

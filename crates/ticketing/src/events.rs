@@ -80,7 +80,12 @@ async fn parkings(cli: &Cli) -> anyhow::Result<Vec<(&'static str, Parking)>> {
 
 /// The event handling of every service that reads events (for a replay).
 async fn services(cli: &Cli) -> anyhow::Result<Vec<(&'static str, Events)>> {
-    let bus = Bus::connect(&cli.common.nats_url, &cli.common.namespace).await?;
+    let bus = Bus::connect_with_replicas(
+        &cli.common.nats_url,
+        &cli.common.namespace,
+        cli.common.jetstream_replicas,
+    )
+    .await?;
     let components = [
         ticketing_tickets::build(&cli.common, &cli.tickets, &bus).await?,
         ticketing_orders::build(&cli.common, &cli.orders, &bus).await?,

@@ -8,19 +8,15 @@
 
 mod support;
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use futures::{StreamExt, stream};
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
-use support::{Target, events, tally};
+use support::{
+    Target,
+    burst::{assert_reserved_then_expired_exactly_once, burst},
+    events,
+};
 use ticketing_common::testing::{
     api::{Reply, User, send},
     eventually,
@@ -30,12 +26,8 @@ use uuid::Uuid;
 
 /// How many tickets and orders a burst makes.
 const BURST: usize = 1_000;
-/// Buyers sharing a burst's orders.
-const BUYERS: usize = 20;
 /// The order window the kill test needs: longer than JetStream's ack wait plus the burst.
 const KILL_WINDOW: Duration = Duration::from_secs(25);
-/// Requests in flight at once during a burst.
-const IN_FLIGHT: usize = 48;
 
 async fn call(
     target: &Target,
@@ -1013,349 +1005,11 @@ async fn the_web_pages_are_served_at_the_same_address_and_call_the_api() {
     );
 }
 
-// ---------------------------------------------------------------------------
-// A burst of orders
-
-/// What a burst made: tickets (id → its buyer's index) and the buyers.
-struct Burst {
-    buyers: Vec<User>,
-    tickets: Vec<String>,
-    /// order id → ticket id, from the buyers' own order lists.
-    orders: HashMap<String, String>,
-    /// Requests whose outcome the client could not know (a replica died under it).
-    uncertain: usize,
-    /// What was killed, and how many orders had been accepted by then.
-    killed: Option<(Vec<String>, usize)>,
-}
-
-/// Lists `BURST` tickets, then orders each once from `BUYERS` buyers, `IN_FLIGHT` at a time.
-/// With `kill`, one replica of each service is SIGKILLed once a third of the orders are in.
-async fn burst(target: &mut Target, kill: bool) -> Burst {
-    let seller = target.user();
-    let buyers: Vec<User> = (0..BUYERS).map(|_| target.user()).collect();
-    let (client, base) = (target.client.clone(), target.base.clone());
-
-    let tickets: Vec<String> = stream::iter(0..BURST)
-        .map(|i| {
-            let (client, base, seller) = (client.clone(), base.clone(), seller.clone());
-            async move {
-                let body = json!({"title": format!("Burst seat {i}"), "price": 10}).to_string();
-                let reply = send(
-                    &client,
-                    Method::POST,
-                    format!("{base}/api/tickets"),
-                    Some(&seller),
-                    Some((Some("application/json"), body)),
-                )
-                .await;
-                assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-                reply.json()["id"].as_str().unwrap().to_owned()
-            }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect()
-        .await;
-
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let orders = stream::iter(tickets.iter().enumerate())
-        .map(|(i, ticket)| {
-            let (client, base, accepted) = (client.clone(), base.clone(), accepted.clone());
-            let buyer = buyers[i % BUYERS].clone();
-            async move { order_until_known(&client, &base, &buyer, ticket, &accepted).await }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect::<Vec<_>>();
-    let done = AtomicBool::new(false);
-    let orders = async {
-        let outcomes = orders.await;
-        done.store(true, Ordering::Relaxed);
-        outcomes
-    };
-    // Kills once a third of the orders are in; gives up if the burst ends first.
-    let killer = async {
-        while kill && !done.load(Ordering::Relaxed) {
-            let in_so_far = accepted.load(Ordering::Relaxed);
-            if in_so_far >= BURST / 3 {
-                let killed = target.kill_replicas().await;
-                return Some((killed, in_so_far));
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        None
-    };
-    let (outcomes, killed) = tokio::join!(orders, killer);
-    let failures: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
-    assert!(
-        failures.is_empty(),
-        "{} orders failed, e.g. {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
-    let uncertain = outcomes.iter().filter(|o| matches!(o, Ok(false))).count();
-
-    // The buyers' own lists are the truth: every ticket has exactly one order.
-    let mine: HashSet<&String> = tickets.iter().collect();
-    let mut orders = HashMap::new();
-    for buyer in &buyers {
-        for order in all_orders(target, buyer).await {
-            let ticket = order["ticket"]["id"].as_str().unwrap().to_owned();
-            if mine.contains(&ticket) {
-                let previous = orders.insert(order["id"].as_str().unwrap().to_owned(), ticket);
-                assert!(previous.is_none(), "an order listed twice");
-            }
-        }
-    }
-    let per_ticket = tally(orders.values().map(String::as_str));
-    assert_eq!(orders.len(), BURST, "one order per ticket");
-    assert!(
-        per_ticket.values().all(|n| *n == 1),
-        "a ticket with two orders"
-    );
-    Burst {
-        buyers,
-        tickets,
-        orders,
-        uncertain,
-        killed,
-    }
-}
-
-/// Orders `ticket` until the answer is known. `Ok(true)`: 201. `Ok(false)`: an earlier try
-/// may have been taken before its replica died (the buyer's order list will tell). A 404 is
-/// a ticket the orders service has not learnt yet: try again.
-async fn order_until_known(
-    client: &reqwest::Client,
-    base: &str,
-    buyer: &User,
-    ticket: &str,
-    accepted: &AtomicUsize,
-) -> Result<bool, String> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut uncertain = false;
-    let body = json!({"ticketId": ticket}).to_string();
-    while Instant::now() < deadline {
-        let response = client
-            .post(format!("{base}/api/orders"))
-            .header(header::COOKIE, &buyer.cookie)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body.clone())
-            .send()
-            .await;
-        match response.map(|r| r.status()) {
-            Ok(StatusCode::CREATED) => {
-                accepted.fetch_add(1, Ordering::Relaxed);
-                return Ok(true);
-            }
-            Ok(StatusCode::CONFLICT) if uncertain => return Ok(false),
-            Ok(StatusCode::NOT_FOUND) => {}
-            Ok(status) if status.is_server_error() => uncertain = true,
-            Err(_) => uncertain = true,
-            Ok(status) => return Err(format!("ticket {ticket}: {status}")),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err(format!("ticket {ticket}: no answer within 120 s"))
-}
-
-async fn all_orders(target: &Target, buyer: &User) -> Vec<Value> {
-    let listed = eventually(Duration::from_secs(30), || async {
-        let reply = call(target, Method::GET, "/api/orders", Some(buyer), None).await;
-        (reply.status == StatusCode::OK).then(|| reply.json())
-    })
-    .await
-    .expect("the buyer's orders");
-    listed.as_array().unwrap().clone()
-}
-
-/// After the window: every order cancelled, every ticket free again with exactly one
-/// reservation and one release behind it, one `order.created`, one `expiration.complete` and
-/// one `order.cancelled` per order, and payments knowing each order is cancelled.
-async fn assert_reserved_then_expired_exactly_once(target: &Target, burst: &Burst) {
-    let patience = target.window + Duration::from_secs(120);
-    let all_cancelled = eventually(patience, || async {
-        let mut live = 0;
-        for buyer in &burst.buyers {
-            live += all_orders(target, buyer)
-                .await
-                .iter()
-                .filter(|o| {
-                    burst.orders.contains_key(o["id"].as_str().unwrap())
-                        && o["status"] != "cancelled"
-                })
-                .count();
-        }
-        (live == 0).then_some(())
-    })
-    .await;
-    assert!(
-        all_cancelled.is_some(),
-        "every order expired (killed: {:?})",
-        burst.killed
-    );
-
-    let unsettled = || async {
-        stream::iter(&burst.tickets)
-            .map(|id| async move { get_json(target, &format!("/api/tickets/{id}"), None).await })
-            .buffer_unordered(IN_FLIGHT)
-            .filter(|t| std::future::ready(!(t["orderId"].is_null() && t["version"] == 2)))
-            .collect::<Vec<Value>>()
-            .await
-    };
-    let settled = eventually(Duration::from_secs(30), || async {
-        unsettled().await.is_empty().then_some(())
-    })
-    .await;
-    if settled.is_none() {
-        let left = unsettled().await;
-        panic!(
-            "every ticket free again at version 2 (reserved once, released once); {} are not, e.g. {:?}",
-            left.len(),
-            &left[..left.len().min(3)]
-        );
-    }
-
-    // Every effect once: read the events about this burst's tickets and orders.
-    let counted = eventually(Duration::from_secs(30), || async {
-        let seen = burst_events(target, burst).await;
-        let complete = seen.updates.len() == 2 * BURST
-            && seen.created.len() == BURST
-            && seen.cancelled.len() == BURST
-            && seen.expired.len() == BURST;
-        complete.then_some(seen)
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(1)).await; // room for a late duplicate
-    let seen = burst_events(target, burst).await;
-    assert!(
-        counted.is_some(),
-        "all events arrived: {} updates, {} created, {} cancelled, {} expired",
-        seen.updates.len(),
-        seen.created.len(),
-        seen.cancelled.len(),
-        seen.expired.len()
-    );
-    for (ticket, updates) in tally(seen.updates.iter().map(|(t, _, _)| t.as_str())) {
-        assert_eq!(
-            updates, 2,
-            "ticket {ticket}: one reservation and one release"
-        );
-    }
-    for (ticket, version, order) in &seen.updates {
-        let expected = burst
-            .orders
-            .iter()
-            .find(|(_, t)| *t == ticket)
-            .map(|(o, _)| o.clone());
-        match version {
-            1 => assert_eq!(
-                order, &expected,
-                "ticket {ticket} reserved for its own order"
-            ),
-            2 => assert_eq!(order, &None, "ticket {ticket} released"),
-            other => panic!("ticket {ticket} at version {other}: an effect applied twice"),
-        }
-    }
-    for (name, ids) in [
-        ("order.created", &seen.created),
-        ("order.cancelled", &seen.cancelled),
-        ("expiration.complete", &seen.expired),
-    ] {
-        let per_order = tally(ids.iter().map(String::as_str));
-        assert_eq!(per_order.len(), BURST, "{name} for every order");
-        assert!(
-            per_order.values().all(|n| *n == 1),
-            "{name} twice for an order"
-        );
-    }
-
-    // Payments learnt every order and its cancellation: paying any of them is 409.
-    let index: HashMap<&str, usize> = burst
-        .tickets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.as_str(), i))
-        .collect();
-    let owner_of = |order: &str| &burst.buyers[index[burst.orders[order].as_str()] % BUYERS];
-    let refused: Vec<(String, Option<StatusCode>)> = stream::iter(burst.orders.keys())
-        .map(|order| async move {
-            let status = eventually(Duration::from_secs(60), || async {
-                let reply = post(
-                    target,
-                    "/api/payments",
-                    Some(owner_of(order)),
-                    Some(json!({"orderId": order, "token": "tok_visa"})),
-                )
-                .await;
-                (reply.status != StatusCode::NOT_FOUND).then_some(reply.status)
-            })
-            .await;
-            (order.clone(), status)
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect()
-        .await;
-    let wrong: Vec<_> = refused
-        .iter()
-        .filter(|(_, s)| *s != Some(StatusCode::CONFLICT))
-        .collect();
-    assert!(
-        wrong.is_empty(),
-        "paying a cancelled order must be 409: {:?}",
-        &wrong[..wrong.len().min(5)]
-    );
-}
-
-struct BurstEvents {
-    /// (ticket, version, orderId) of every `ticket.updated` about the burst's tickets.
-    updates: Vec<(String, i64, Option<String>)>,
-    created: Vec<String>,
-    cancelled: Vec<String>,
-    expired: Vec<String>,
-}
-
-async fn burst_events(target: &Target, burst: &Burst) -> BurstEvents {
-    let tickets: HashSet<&str> = burst.tickets.iter().map(String::as_str).collect();
-    let mut seen = BurstEvents {
-        updates: Vec::new(),
-        created: Vec::new(),
-        cancelled: Vec::new(),
-        expired: Vec::new(),
-    };
-    let subjects = [
-        Subject::TicketUpdated,
-        Subject::OrderCreated,
-        Subject::OrderCancelled,
-        Subject::ExpirationComplete,
-    ];
-    for (subject, data) in events(target, &subjects).await {
-        let order = |key: &str| {
-            data[key]
-                .as_str()
-                .filter(|id| burst.orders.contains_key(*id))
-                .map(str::to_owned)
-        };
-        match subject {
-            Subject::TicketUpdated if tickets.contains(data["id"].as_str().unwrap_or_default()) => {
-                seen.updates.push((
-                    data["id"].as_str().unwrap().to_owned(),
-                    data["version"].as_i64().unwrap(),
-                    data["orderId"].as_str().map(str::to_owned),
-                ))
-            }
-            Subject::OrderCreated => seen.created.extend(order("id")),
-            Subject::OrderCancelled => seen.cancelled.extend(order("id")),
-            Subject::ExpirationComplete => seen.expired.extend(order("orderId")),
-            _ => {}
-        }
-    }
-    seen
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_1000_orders_reserves_and_expires_each_exactly_once() {
-    let mut target = Target::start().await;
+    let target = Target::start().await;
     let started = Instant::now();
-    let burst = burst(&mut target, false).await;
+    let burst = burst(&target, BURST, None).await;
     println!(
         "{BURST} tickets listed and ordered in {:.1?}",
         started.elapsed()
@@ -1373,9 +1027,9 @@ async fn a_burst_of_1000_orders_reserves_and_expires_each_exactly_once() {
 async fn killing_replicas_in_the_middle_of_a_burst_loses_nothing() {
     // Events a killed replica had taken are redelivered after JetStream's ack wait (10 s);
     // orders must outlive that to be seen reserved before they expire.
-    let mut target = Target::start_with_window(KILL_WINDOW).await;
+    let target = Target::start_with_window(KILL_WINDOW).await;
     let started = Instant::now();
-    let burst = burst(&mut target, true).await;
+    let burst = burst(&target, BURST, Some(Box::pin(target.kill_replicas()))).await;
     let (killed, accepted_before) = burst.killed.clone().expect("replicas killed mid-burst");
     println!(
         "killed {killed:?} after {accepted_before} of {BURST} orders; {} answered uncertainly; burst done in {:.1?}",

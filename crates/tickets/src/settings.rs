@@ -16,7 +16,8 @@ pub struct TicketsSettings {
     )]
     pub tickets_database_url: Option<Secret<String>>,
 
-    /// Redis for the read cache; defaults to `REDIS_URL`. May evict.
+    /// Redis for the read cache; defaults to `REDIS_URL`. May evict. Under Sentinel:
+    /// `redis+sentinel://host:port,host:port,host:port/<master name>`.
     #[arg(long, env = "REDIS_CACHE_URL", hide_env_values = true, global = true)]
     pub redis_cache_url: Option<Secret<String>>,
 

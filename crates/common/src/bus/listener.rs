@@ -217,6 +217,12 @@ struct Tries {
     seen: Instant,
 }
 
+/// How long one pull request waits for messages before the next replaces it.
+const PULL_EXPIRES: Duration = Duration::from_secs(10);
+/// How often the consumer's leader says a waiting pull is alive; two missed in a row end
+/// the pull (see [`Listener::run`]).
+const PULL_HEARTBEAT: Duration = Duration::from_secs(1);
+
 /// Messages tracked at most before entries not tried for [`STALE_TRIES`] are forgotten.
 const MAX_TRACKED_TRIES: usize = 10_000;
 const STALE_TRIES: Duration = Duration::from_secs(600);
@@ -271,10 +277,15 @@ impl Listener {
                 let consumer = self.bus.consumer(&self.service, self.subject()).await?;
                 // Pull no more than we handle at once, so replicas share the work and a slow
                 // replica does not sit on messages another could handle.
+                // Short pulls with frequent heartbeats: a pull request held by a consumer
+                // leader that died (a cluster node killed) is noticed within two heartbeats,
+                // and the stream is then pulled again from whichever node leads it now.
                 anyhow::Ok(
                     consumer
                         .stream()
                         .max_messages_per_batch(self.settings.concurrency)
+                        .expires(PULL_EXPIRES)
+                        .heartbeat(PULL_HEARTBEAT)
                         .messages()
                         .await?,
                 )
@@ -293,18 +304,36 @@ impl Listener {
             };
             backoff = Duration::from_millis(200);
             let mut messages = messages;
+            // The first error (missed heartbeats, no responders while the consumer has no
+            // leader, a failed pull) ends this pull: the messages in hand are finished, then
+            // the consumer is looked up and pulled afresh. The client's own re-pull covers
+            // only a reconnect, not a leader that moved while the connection stayed up.
+            let mut interrupted = None;
             (&mut messages)
                 .take_until(shutdown.clone().cancelled_owned())
+                .take_while(|message| {
+                    let ok = message.is_ok();
+                    if let Err(error) = message {
+                        interrupted = Some(error.to_string());
+                    }
+                    std::future::ready(ok)
+                })
                 .for_each_concurrent(self.settings.concurrency, |message| {
                     let this = &self;
                     async move {
-                        match message {
-                            Ok(message) => this.handle(message).await,
-                            Err(error) => tracing::debug!(subject = %this.subject(), %error, "consumer stream hiccup"),
+                        if let Ok(message) = message {
+                            this.handle(message).await;
                         }
                     }
                 })
                 .await;
+            if let Some(error) = interrupted {
+                tracing::info!(service = %self.service, subject = %self.subject(), %error, "pulling the consumer again");
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
             if shutdown.is_cancelled() {
                 // Messages already pulled but not handled would otherwise wait out the ack
                 // wait (10 s) before another replica gets them: hand them back now. At most

@@ -23,6 +23,8 @@ use crate::metrics as m;
 const CHANNEL: &str = "outbox";
 /// Without notifications (a lost listener connection) the relay still polls this often.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest pause between two tries while NATS does not take publishes.
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// Sent rows are kept this long for inspection, then pruned.
 const KEEP_SENT: &str = "1 hour";
 
@@ -219,7 +221,9 @@ impl Relay {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(backoff) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    // Capped low: a cluster electing a new stream leader takes publishes
+                    // again within moments, and the rows should not wait seconds longer.
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
                 }
             }

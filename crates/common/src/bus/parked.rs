@@ -7,8 +7,8 @@
 //! Services with a database park in its `parked_events` table (made with the outbox
 //! schema); expiration parks in its queue Redis, a hash under `<ns>:<service>:parked`.
 
+use crate::redis::Redis;
 use anyhow::Context;
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -77,10 +77,7 @@ pub enum Parking {
     Postgres(PgPool),
     /// A hash in Redis (the expiration queue's Redis, which never evicts), under
     /// `<ns>:<service>:parked`.
-    Redis {
-        redis: ConnectionManager,
-        key: String,
-    },
+    Redis { redis: Redis, key: String },
 }
 
 impl std::fmt::Debug for Parking {

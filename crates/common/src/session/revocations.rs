@@ -10,7 +10,7 @@
 
 use std::{collections::HashMap, sync::Mutex, time::Duration};
 
-use redis::aio::ConnectionManager;
+use crate::redis::Redis;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -37,7 +37,7 @@ pub const REVOCATIONS_DROPPED: &str = "session_revocations_dropped_total";
 
 /// The revoked-session store of one namespace.
 pub struct Revocations {
-    redis: ConnectionManager,
+    redis: Redis,
     prefix: String,
     /// Session id → expiry (unix seconds) of the revocations this process made or saw.
     remembered: Mutex<HashMap<Uuid, i64>>,
@@ -61,7 +61,7 @@ fn now() -> i64 {
 
 impl Revocations {
     /// The store on an open connection to the queue Redis.
-    pub fn new(redis: ConnectionManager, namespace: &Namespace) -> Self {
+    pub fn new(redis: Redis, namespace: &Namespace) -> Self {
         Revocations {
             redis,
             prefix: format!("{}:session:revoked:", namespace.redis_prefix()),

@@ -265,30 +265,34 @@ pub async fn published<T: Event>(bus: &Bus) -> Vec<Envelope<T>> {
 }
 
 /// Every event in the bus's stream on one of `subjects`, as (subject, envelope JSON), oldest
-/// first: one ordered consumer reads the stream once, however many events it holds.
+/// first: one ordered consumer reads the stream once, however many events it holds. A
+/// clustered stream that is electing a leader may not answer at once: tried for 30 s.
 pub async fn events_on(bus: &Bus, subjects: &[Subject]) -> Vec<(Subject, Value)> {
+    eventually(Duration::from_secs(30), || read_events(bus, subjects))
+        .await
+        .expect("the stream's events (NATS answered no read within 30 s)")
+}
+
+/// One try of [`events_on`]; `None` when NATS did not answer.
+async fn read_events(bus: &Bus, subjects: &[Subject]) -> Option<Vec<(Subject, Value)>> {
     use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
     use futures::StreamExt;
     let wanted: Vec<(String, Subject)> = subjects.iter().map(|s| (bus.subject(*s), *s)).collect();
-    let stream = bus
-        .jetstream()
-        .get_stream(bus.stream_name())
-        .await
-        .expect("the stream");
+    let stream = bus.jetstream().get_stream(bus.stream_name()).await.ok()?;
     let mut consumer = stream
         .create_consumer(OrderedConfig {
             deliver_policy: DeliverPolicy::All,
             ..OrderedConfig::default()
         })
         .await
-        .expect("ordered consumer");
+        .ok()?;
     let mut events = Vec::new();
-    if consumer.info().await.expect("consumer info").num_pending == 0 {
-        return events;
+    if consumer.info().await.ok()?.num_pending == 0 {
+        return Some(events);
     }
-    let mut messages = consumer.messages().await.expect("messages");
+    let mut messages = consumer.messages().await.ok()?;
     while let Some(message) = messages.next().await {
-        let message = message.expect("message");
+        let message = message.ok()?;
         if let Some((_, subject)) = wanted
             .iter()
             .find(|(full, _)| *full == message.subject.as_str())
@@ -300,7 +304,7 @@ pub async fn events_on(bus: &Bus, subjects: &[Subject]) -> Vec<(Subject, Value)>
             break;
         }
     }
-    events
+    Some(events)
 }
 
 /// Whether `service`'s consumer of `subject` has handled (acked or given up on) every message

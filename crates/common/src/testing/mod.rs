@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod app;
+pub mod cluster;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

@@ -2,6 +2,7 @@
 //! listener acks, retries, "not yet", poison messages, shared consumers, and trace context
 //! carried from an HTTP request to the listener that handles its event.
 
+mod cluster;
 mod helpers;
 mod listener;
 mod outbox;

@@ -204,6 +204,35 @@ fn each_check_catches_a_broken_copy() {
         &check_nats,
     );
     broken(
+        "NATS on one node",
+        &|d| d.object_mut("StatefulSet", "nats")["spec"]["replicas"] = 1.into(),
+        &check_nats,
+    );
+    broken(
+        "the stream on one replica of a NATS cluster",
+        &|d| {
+            d.object_mut("ConfigMap", "ticketing-config")["data"]["JETSTREAM_REPLICAS"] = "1".into()
+        },
+        &check_nats,
+    );
+    broken(
+        "NATS_URL naming one node of the cluster",
+        &|d| {
+            d.object_mut("ConfigMap", "ticketing-config")["data"]["NATS_URL"] =
+                "nats://nats-0.nats:4222".into()
+        },
+        &check_nats,
+    );
+    broken(
+        "NATS nodes that do not route to each other",
+        &|d| {
+            let config = d.object_mut("ConfigMap", "nats-config");
+            let text = config["data"]["nats.conf"].as_str().unwrap().to_owned();
+            config["data"]["nats.conf"] = text.replace("nats-2.nats", "nats-9.nats").into();
+        },
+        &check_nats,
+    );
+    broken(
         "compose NATS without JetStream",
         &|d| {
             d.compose["services"]["nats"]["command"] = Value::Sequence(Vec::new());

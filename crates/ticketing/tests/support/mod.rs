@@ -14,6 +14,8 @@
 
 #![allow(dead_code)]
 
+pub mod burst;
+
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
@@ -60,8 +62,14 @@ pub struct Target {
     /// How long an unpaid order lives.
     pub window: Duration,
     pub client: reqwest::Client,
+    /// The NATS it runs on (`NATS_URL`).
+    pub nats_url: String,
     keys: SessionKeys,
-    kind: Kind,
+    /// Behind a lock so a kill can run while a burst reads the target.
+    kind: tokio::sync::Mutex<Kind>,
+    distributed: bool,
+    /// The settings a `ticketing up` started here got besides the usual ones.
+    up_env: Vec<(String, String)>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -78,6 +86,12 @@ impl Target {
     /// A system whose orders live `window` when started here; a running system's own window
     /// must be at least that long.
     pub async fn start_with_window(window: Duration) -> Target {
+        Target::start_with(window, &[]).await
+    }
+
+    /// A system whose orders live `window` when started here, the `ticketing up` started
+    /// with `env` besides its usual settings (a `NATS_URL` names the NATS it runs on).
+    pub async fn start_with(window: Duration, env_vars: &[(&str, String)]) -> Target {
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(30))
@@ -85,15 +99,27 @@ impl Target {
             .expect("http client");
         let Some(base) = env("TICKETING_E2E_URL") else {
             let namespace = unique_namespace();
-            let (child, base) = start_up(namespace.as_str(), "127.0.0.1:0", window).await;
+            let env_vars: Vec<(String, String)> = env_vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            let nats_url = env_vars
+                .iter()
+                .find(|(k, _)| k == "NATS_URL")
+                .map_or_else(nats_url, |(_, v)| v.clone());
+            let (child, base) =
+                start_up(namespace.as_str(), "127.0.0.1:0", window, &env_vars).await;
             let addr = base.trim_start_matches("http://").to_owned();
             return Target {
                 base,
                 namespace,
                 window,
                 client,
+                nats_url,
                 keys: SessionKeys::new(UP_KEY.as_bytes(), false).expect("session key"),
-                kind: Kind::Up { child, addr },
+                kind: tokio::sync::Mutex::new(Kind::Up { child, addr }),
+                distributed: false,
+                up_env: env_vars,
             };
         };
         let key = env("TICKETING_E2E_JWT_KEY")
@@ -120,8 +146,11 @@ impl Target {
             namespace,
             window: own_window,
             client,
+            nats_url: nats_url(),
             keys: SessionKeys::new(key.as_bytes(), false).expect("TICKETING_E2E_JWT_KEY"),
-            kind,
+            kind: tokio::sync::Mutex::new(kind),
+            distributed: true,
+            up_env: Vec::new(),
         }
     }
 
@@ -142,24 +171,25 @@ impl Target {
 
     /// The system's event stream.
     pub async fn bus(&self) -> Bus {
-        Bus::connect(&nats_url(), &self.namespace)
+        Bus::connect(&self.nats_url, &self.namespace)
             .await
             .expect("NATS with JetStream")
     }
 
     pub fn is_distributed(&self) -> bool {
-        !matches!(self.kind, Kind::Up { .. })
+        self.distributed
     }
 
     /// SIGKILLs one replica of every replicated service (`scripts/stack`), or the whole
     /// process (`ticketing up`, which is then started again on the same port). Returns what
     /// was killed.
-    pub async fn kill_replicas(&mut self) -> Vec<String> {
-        match &mut self.kind {
+    pub async fn kill_replicas(&self) -> Vec<String> {
+        match &mut *self.kind.lock().await {
             Kind::Up { child, addr } => {
                 child.start_kill().expect("SIGKILL ticketing up");
                 let _ = child.wait().await;
-                let (fresh, _) = start_up(self.namespace.as_str(), addr, self.window).await;
+                let (fresh, _) =
+                    start_up(self.namespace.as_str(), addr, self.window, &self.up_env).await;
                 *child = fresh;
                 vec!["ticketing up (restarted on the same port)".to_owned()]
             }
@@ -187,8 +217,9 @@ impl Target {
     }
 
     /// Brings back whatever `kill_replicas` took down.
-    pub fn restore(&mut self) {
-        if let Kind::Stack { dir } = &self.kind {
+    pub fn restore(&self) {
+        let kind = self.kind.try_lock().expect("no kill under way");
+        if let Kind::Stack { dir } = &*kind {
             let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
             let output = std::process::Command::new("bash")
                 .arg("scripts/stack")
@@ -209,7 +240,7 @@ impl Target {
     /// Stops what this target started (a `ticketing up` and what it made on the shared
     /// servers); a running system is left as it is.
     pub async fn stop(self) {
-        let Kind::Up { mut child, .. } = self.kind else {
+        let Kind::Up { mut child, .. } = self.kind.into_inner() else {
             return;
         };
         if let Some(pid) = child.id() {
@@ -222,19 +253,32 @@ impl Target {
             exited.is_ok_and(|status| status.is_ok_and(|s| s.success())),
             "ticketing up exits cleanly on SIGTERM"
         );
-        drop_namespace(self.namespace.as_str()).await;
+        drop_namespace_on(self.namespace.as_str(), &self.nats_url).await;
+    }
+
+    /// The pid of the `ticketing up` started here.
+    pub async fn pid(&self) -> Option<u32> {
+        match &*self.kind.lock().await {
+            Kind::Up { child, .. } => child.id(),
+            _ => None,
+        }
     }
 }
 
 /// Removes what a run of the binary made on the shared servers: its databases and stream.
 pub async fn drop_namespace(namespace: &str) {
+    drop_namespace_on(namespace, &nats_url()).await;
+}
+
+/// [`drop_namespace`], its stream being on the NATS at `nats`.
+pub async fn drop_namespace_on(namespace: &str, nats: &str) {
     for service in ["auth", "tickets", "orders", "payments"] {
         let name = format!("{namespace}_{service}");
         let target = DatabaseTarget::resolve(&database_url(), None, &name).unwrap();
         let _ = db::drop_database(&target).await;
     }
     let namespace = namespace.parse().expect("a namespace");
-    if let Ok(bus) = Bus::connect(&nats_url(), &namespace).await {
+    if let Ok(bus) = Bus::connect(nats, &namespace).await {
         let _ = bus.delete_stream().await;
     }
 }
@@ -244,6 +288,7 @@ async fn start_up(
     namespace: &str,
     addr: &str,
     window: Duration,
+    env_vars: &[(String, String)],
 ) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(BIN)
@@ -262,6 +307,7 @@ async fn start_up(
         // Several of these run at once beside the other tests: stay well inside
         // PostgreSQL's default 100 connections.
         .env("DATABASE_POOL_SIZE", "6")
+        .envs(env_vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
