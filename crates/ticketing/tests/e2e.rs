@@ -8,7 +8,10 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
