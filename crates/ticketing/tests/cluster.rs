@@ -21,12 +21,13 @@ use serde_json::{Value, json};
 use support::{
     Target,
     burst::{all_orders, assert_reserved_then_expired_exactly_once, burst},
+    call,
 };
 use ticketing_common::{
     CancellationToken,
     bus::Bus,
     testing::{
-        api::{Reply, User, send},
+        api::{User, send},
         cluster::{NatsCluster, OwnPostgres, SentinelRedis},
         eventually,
     },
@@ -37,17 +38,6 @@ const BURST: usize = 200;
 /// The order window of the election test: longer than JetStream's ack wait (events a killed
 /// consumer leader had handed out come again after it) plus the burst.
 const ELECTION_WINDOW: Duration = Duration::from_secs(25);
-
-async fn call(
-    target: &Target,
-    method: Method,
-    path: &str,
-    user: Option<&User>,
-    body: Option<Value>,
-) -> Reply {
-    let body = body.map(|b| (Some("application/json"), b.to_string()));
-    send(&target.client, method, target.url(path), user, body).await
-}
 
 /// Lists a ticket as `seller`, then orders it as `buyer` once orders knows it. Returns the
 /// order.

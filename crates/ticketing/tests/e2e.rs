@@ -18,10 +18,10 @@ use serde_json::{Value, json};
 use support::{
     Target,
     burst::{assert_reserved_then_expired_exactly_once, burst},
-    events,
+    call, events,
 };
 use ticketing_common::testing::{
-    api::{Reply, User, send},
+    api::{Reply, User},
     eventually,
 };
 use ticketing_events::Subject;
@@ -31,17 +31,6 @@ use uuid::Uuid;
 const BURST: usize = 1_000;
 /// The order window the kill test needs: longer than JetStream's ack wait plus the burst.
 const KILL_WINDOW: Duration = Duration::from_secs(25);
-
-async fn call(
-    target: &Target,
-    method: Method,
-    path: &str,
-    user: Option<&User>,
-    body: Option<Value>,
-) -> Reply {
-    let body = body.map(|b| (Some("application/json"), b.to_string()));
-    send(&target.client, method, target.url(path), user, body).await
-}
 
 fn unique_email(what: &str) -> String {
     format!("{what}-{}@example.com", Uuid::now_v7().simple())

@@ -23,7 +23,7 @@ use ticketing_common::testing::{
 };
 use ticketing_events::Subject;
 
-use super::{Target, events, tally};
+use super::{Target, call, events, tally};
 
 /// Buyers sharing a burst's orders.
 pub const BUYERS: usize = 20;
@@ -32,17 +32,6 @@ pub const IN_FLIGHT: usize = 48;
 
 /// What kills something in the middle of a burst, and says what it killed.
 pub type Killer<'a> = Pin<Box<dyn Future<Output = Vec<String>> + Send + 'a>>;
-
-async fn call(
-    target: &Target,
-    method: Method,
-    path: &str,
-    user: Option<&User>,
-    body: Option<Value>,
-) -> Reply {
-    let body = body.map(|b| (Some("application/json"), b.to_string()));
-    send(&target.client, method, target.url(path), user, body).await
-}
 
 async fn post(target: &Target, path: &str, user: Option<&User>, body: Option<Value>) -> Reply {
     call(target, Method::POST, path, user, body).await

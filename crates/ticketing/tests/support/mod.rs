@@ -31,7 +31,7 @@ use ticketing_common::{
     settings::Namespace,
     testing::{
         OPERATOR_EMAIL,
-        api::{User, events_on},
+        api::{Reply, User, events_on, send},
         database_url, nats_url, unique_namespace,
     },
 };
@@ -333,6 +333,18 @@ async fn start_up(
         .flatten()
         .expect("`ticketing up` printed its URL");
     (child, base)
+}
+
+/// Sends a request to the system, with the user's session and a JSON body if given.
+pub async fn call(
+    target: &Target,
+    method: reqwest::Method,
+    path: &str,
+    user: Option<&User>,
+    body: Option<Value>,
+) -> Reply {
+    let body = body.map(|b| (Some("application/json"), b.to_string()));
+    send(&target.client, method, target.url(path), user, body).await
 }
 
 /// The data of every event on the system's stream on one of `subjects`, oldest first.
