@@ -118,6 +118,9 @@ pub fn parse_sentinel_url(url: &str) -> Option<anyhow::Result<SentinelUrl>> {
                 None => (None, Some(credentials.to_owned())),
             },
         };
+        if password.as_deref() == Some("") {
+            anyhow::bail!("the password is empty (leave the credentials out for none)");
+        }
         let sentinels = hosts
             .split(',')
             .map(|host| {
@@ -215,14 +218,6 @@ impl Redis {
     /// Whether the master is found through Sentinel.
     pub fn is_sentinel(&self) -> bool {
         matches!(self.shared.source, Source::Sentinel(_))
-    }
-
-    /// `host:port` of the server in use, once one is (the master found last, under Sentinel).
-    pub fn server(&self) -> Option<String> {
-        let current = self.shared.current.lock().expect("redis lock");
-        current
-            .as_ref()
-            .map(|node| node.client.get_connection_info().addr().to_string())
     }
 
     /// A connection for pub/sub (its own socket), to the server in use.
@@ -472,6 +467,8 @@ mod tests {
             "redis+sentinel://a:x/m",
             "redis+sentinel://a:1,,b:2/m",
             "redis+sentinel://a:1/m/zero",
+            "redis+sentinel://:@a:1/m",
+            "redis+sentinel://@a:1/m",
         ] {
             assert!(
                 parse_sentinel_url(bad).unwrap().is_err(),

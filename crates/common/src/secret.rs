@@ -67,8 +67,10 @@ fn redact_one(url: &str) -> String {
     let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
             Some((user, _password)) => format!("{user}:***@{host}"),
+            // A bare userinfo is a token for NATS, and the password for a Sentinel URL.
             None if scheme.to_ascii_lowercase().starts_with("nats")
-                || scheme.eq_ignore_ascii_case("tls") =>
+                || scheme.eq_ignore_ascii_case("tls")
+                || scheme.eq_ignore_ascii_case("redis+sentinel") =>
             {
                 format!("***@{host}")
             }
@@ -132,6 +134,10 @@ mod tests {
         assert_eq!(
             redact_url("redis://:pw@queue:6379/0"),
             "redis://:***@queue:6379/0"
+        );
+        assert_eq!(
+            redact_url("redis+sentinel://hunter2@s1:26379,s2:26379/mymaster"),
+            "redis+sentinel://***@s1:26379,s2:26379/mymaster"
         );
         assert_eq!(redact_url("not a url"), "not a url");
     }

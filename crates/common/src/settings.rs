@@ -422,7 +422,7 @@ mod tests {
             "nats://tok@a:4222,,nats://b:4222",
             "http://tok@a:80",
         ] {
-            let error = crate::bus::nats_servers(bad).expect_err(bad).to_string();
+            let error = format!("{:#}", crate::bus::nats_servers(bad).expect_err(bad));
             assert!(!error.contains("tok"), "{error}");
         }
     }
