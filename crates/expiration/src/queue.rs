@@ -269,11 +269,6 @@ impl Queue {
         self.redis.pubsub().await
     }
 
-    /// `host:port` of the Redis in use (under Sentinel, the master found last).
-    pub fn server(&self) -> Option<String> {
-        self.redis.server()
-    }
-
     /// Where expiration parks the events it cannot apply: a hash in this same Redis, which
     /// persists and never evicts.
     pub fn parking(&self) -> Parking {

@@ -167,12 +167,6 @@ impl Bus {
         &self.jetstream
     }
 
-    /// The port of the server this process is connected to now (the cluster node serving
-    /// it), as that server announced it.
-    pub fn server_port(&self) -> u16 {
-        self.client.server_info().port
-    }
-
     /// Whether the connection is up right now (for `/readyz`).
     pub fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected

@@ -174,14 +174,6 @@ impl NatsCluster {
             .unwrap_or_else(|| panic!("no node named {name}"))
     }
 
-    /// The index of the node listening on client `port`.
-    pub fn index_of_port(&self, port: u16) -> usize {
-        self.nodes
-            .iter()
-            .position(|n| n.port == port)
-            .unwrap_or_else(|| panic!("no node on port {port}"))
-    }
-
     /// SIGKILLs node `i`, as a crash would.
     pub async fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.nodes[i].child.take() {
@@ -273,13 +265,8 @@ impl NatsCluster {
     /// Node `i`'s own copy of `stream`: its state (`messages`, `last_seq`) as that node
     /// stores it.
     pub async fn local_state(&self, i: usize, stream: &str) -> Option<Value> {
-        let jsz = self.jsz(i, "streams=true").await?;
-        jsz["account_details"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|account| account["stream_detail"].as_array().into_iter().flatten())
-            .find(|detail| detail["name"] == stream)
+        self.stream_on(i, stream)
+            .await
             .map(|detail| detail["state"].clone())
     }
 
