@@ -45,11 +45,10 @@ pub struct EventFields<'a> {
     pub max_per_buyer: Option<&'a str>,
 }
 
-/// The words of a search as the events API reads them: `q` is not percent-decoded there
-/// (`common::http::query_pairs` hands routes the raw text), so the words go joined by `+`,
-/// which its full-text search reads as a space. Anything between words (punctuation, which
-/// that search ignores as well) is dropped rather than sent as `%xx`, which it would search
-/// for literally. `None` for a search without words.
+/// The words of a search as the events API's full-text search reads them: joined by `+` (a
+/// space once the API decodes the query), each word percent-encoded. Anything between words
+/// (punctuation, which that search ignores anyway) is dropped. `None` for a search without
+/// words.
 pub fn search_words(q: &str) -> Option<String> {
     let words: Vec<String> = q
         .split(|c: char| !c.is_alphanumeric())
@@ -79,8 +78,8 @@ impl Api {
         Ok(self.call(v, reqwest::Method::GET, &path, None).await?.body)
     }
 
-    /// `GET /api/events/mine`: the visitor's own events, newest first (the API lists at most
-    /// `limit`, 100, and pages no further).
+    /// `GET /api/events/mine`: the visitor's own newest `limit` (at most 100) events. The API
+    /// pages further with `after`; the page shows these and pages through them itself.
     pub async fn my_events(&self, v: &Visitor, limit: u32) -> Result<Vec<Event>, ApiFailure> {
         let path = format!("/api/events/mine?limit={limit}");
         Ok(self.call(v, reqwest::Method::GET, &path, None).await?.body)

@@ -204,23 +204,9 @@ pub fn encode(value: &str) -> String {
     out
 }
 
-/// Percent-decodes what [`encode`] made; `None` for anything malformed.
-pub fn decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
+/// Percent-decodes what [`encode`] made (which never leaves a `+` unescaped); `None` for
+/// anything malformed. The services' decoder, so there is one.
+pub use ticketing_common::http::decode_query_value as decode;
 
 /// A price as people read it.
 pub fn money(price: f64) -> String {
