@@ -17,11 +17,11 @@ use std::{
 };
 
 use reqwest::{Method, StatusCode, header};
-use serde_json::{Value, json};
+use serde_json::json;
 use support::{
     Target,
     burst::{all_orders, assert_reserved_then_expired_exactly_once, burst},
-    call,
+    call, list_and_order,
 };
 use ticketing_common::{
     CancellationToken,
@@ -41,32 +41,6 @@ const ELECTION_WINDOW: Duration = Duration::from_secs(25);
 
 /// Lists a ticket as `seller`, then orders it as `buyer` once orders knows it. Returns the
 /// order.
-async fn list_and_order(target: &Target, seller: &User, buyer: &User) -> Value {
-    let ticket = call(
-        target,
-        Method::POST,
-        "/api/tickets",
-        Some(seller),
-        Some(json!({"title": "Cluster seat", "price": 12})),
-    )
-    .await;
-    assert_eq!(ticket.status, StatusCode::CREATED, "{}", ticket.text);
-    let ticket_id = ticket.json()["id"].as_str().unwrap().to_owned();
-    eventually(Duration::from_secs(30), || async {
-        let reply = call(
-            target,
-            Method::POST,
-            "/api/orders",
-            Some(buyer),
-            Some(json!({"ticketId": ticket_id})),
-        )
-        .await;
-        (reply.status == StatusCode::CREATED).then(|| reply.json())
-    })
-    .await
-    .expect("the order was accepted")
-}
-
 /// `Some` once every one of `buyer`'s orders is cancelled.
 async fn all_cancelled(target: &Target, buyer: &User) -> Option<()> {
     all_orders(target, buyer)
@@ -251,7 +225,7 @@ async fn a_process_given_three_servers_moves_to_another_when_its_own_is_killed()
     // And it works there: a ticket is listed, ordered, and the unpaid order expires, which
     // takes events published and consumed by every service.
     let buyer = target.user();
-    list_and_order(&target, &target.user(), &buyer).await;
+    list_and_order(&target, &target.user(), &buyer, "Cluster seat").await;
     let expired = eventually(Duration::from_secs(40), || all_cancelled(&target, &buyer)).await;
     assert!(
         expired.is_some(),
@@ -283,12 +257,13 @@ async fn unpaid_orders_still_expire_when_the_queue_redis_master_dies_and_sentine
     .await;
     let seller = target.user();
     let buyer = target.user();
-    let orders =
-        futures::future::join_all((0..ORDERS).map(|_| list_and_order(&target, &seller, &buyer)))
-            .await;
+    let orders = futures::future::join_all(
+        (0..ORDERS).map(|_| list_and_order(&target, &seller, &buyer, "Cluster seat")),
+    )
+    .await;
     let first_due = orders
         .iter()
-        .map(|o| {
+        .map(|(_, o)| {
             time::OffsetDateTime::parse(
                 o["expiresAt"].as_str().unwrap(),
                 &time::format_description::well_known::Rfc3339,
@@ -359,7 +334,7 @@ async fn unpaid_orders_still_expire_when_the_queue_redis_master_dies_and_sentine
     );
     // The worker follows the new master by itself: jobs scheduled now fire there.
     let late_buyer = target.user();
-    list_and_order(&target, &seller, &late_buyer).await;
+    list_and_order(&target, &seller, &late_buyer, "Cluster seat").await;
     let fired = eventually(window + Duration::from_secs(15), || async {
         let fired = metric(&target, "expiration_jobs_fired_total").await;
         all_cancelled(&target, &late_buyer).await.map(|()| fired)

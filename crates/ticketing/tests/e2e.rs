@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use support::{
     Target,
     burst::{assert_reserved_then_expired_exactly_once, burst},
-    call, events,
+    call, events, get_json, list_and_order, post,
 };
 use ticketing_common::testing::{
     api::{Reply, User},
@@ -34,48 +34,6 @@ const KILL_WINDOW: Duration = Duration::from_secs(25);
 
 fn unique_email(what: &str) -> String {
     format!("{what}-{}@example.com", Uuid::now_v7().simple())
-}
-
-/// Lists a ticket as `seller`, then orders it as `buyer` once the orders service has learnt
-/// it from its event (until then ordering it is 404). Returns the ticket id and the order.
-async fn list_and_order(
-    target: &Target,
-    seller: &User,
-    buyer: &User,
-    title: &str,
-) -> (String, Value) {
-    let ticket = post(
-        target,
-        "/api/tickets",
-        Some(seller),
-        Some(json!({"title": title, "price": 19.99})),
-    )
-    .await;
-    assert_eq!(ticket.status, StatusCode::CREATED, "{}", ticket.text);
-    let ticket_id = ticket.json()["id"].as_str().unwrap().to_owned();
-    let order = eventually(Duration::from_secs(15), || async {
-        let reply = post(
-            target,
-            "/api/orders",
-            Some(buyer),
-            Some(json!({"ticketId": ticket_id})),
-        )
-        .await;
-        (reply.status == StatusCode::CREATED).then(|| reply.json())
-    })
-    .await
-    .expect("the order was accepted");
-    (ticket_id, order)
-}
-
-async fn post(target: &Target, path: &str, user: Option<&User>, body: Option<Value>) -> Reply {
-    call(target, Method::POST, path, user, body).await
-}
-
-async fn get_json(target: &Target, path: &str, user: Option<&User>) -> Value {
-    let reply = call(target, Method::GET, path, user, None).await;
-    assert_eq!(reply.status, StatusCode::OK, "GET {path}: {}", reply.text);
-    reply.json()
 }
 
 #[tokio::test]
@@ -683,6 +641,17 @@ async fn a_withdrawal_racing_an_order_wins_and_the_order_ends_cancelled() {
     );
 }
 
+/// Pays an order with `tok_visa` as soon as payments knows it (it learns orders from their
+/// event; until then paying is 404). The answer's status; `None` if it stayed 404.
+async fn pay_once_known(target: &Target, buyer: &User, order_id: &str) -> Option<StatusCode> {
+    eventually(Duration::from_secs(10), || async {
+        let body = json!({"orderId": order_id, "token": "tok_visa"});
+        let reply = post(target, "/api/payments", Some(buyer), Some(body)).await;
+        (reply.status != StatusCode::NOT_FOUND).then_some(reply.status)
+    })
+    .await
+}
+
 /// `startsAt` a week from now, RFC 3339.
 fn next_week() -> String {
     (time::OffsetDateTime::now_utc() + time::Duration::days(7))
@@ -780,17 +749,7 @@ async fn an_event_sells_its_best_seats_and_available_follows_every_order_cancell
         .collect();
 
     let paid_id = paid.json()["id"].as_str().unwrap().to_owned();
-    let payment = eventually(Duration::from_secs(10), || async {
-        let reply = post(
-            &target,
-            "/api/payments",
-            Some(&alice),
-            Some(json!({"orderId": paid_id, "token": "tok_visa"})),
-        )
-        .await;
-        (reply.status != StatusCode::NOT_FOUND).then_some(reply.status)
-    })
-    .await;
+    let payment = pay_once_known(&target, &alice, &paid_id).await;
     let cancelled_id = cancelled.json()["id"].as_str().unwrap().to_owned();
     let cancel = call(
         &target,
@@ -885,17 +844,7 @@ async fn a_100000_seat_event_sells_its_last_seat_through_orders_and_payments() {
     )
     .await;
     let order_id = order.json()["id"].as_str().unwrap_or_default().to_owned();
-    let paid = eventually(Duration::from_secs(10), || async {
-        let reply = post(
-            &target,
-            "/api/payments",
-            Some(&buyer),
-            Some(json!({"orderId": order_id, "token": "tok_visa"})),
-        )
-        .await;
-        (reply.status != StatusCode::NOT_FOUND).then_some(reply.status)
-    })
-    .await;
+    let paid = pay_once_known(&target, &buyer, &order_id).await;
     let sold = eventually(Duration::from_secs(15), || async {
         let t = get_json(&target, &format!("/api/tickets/{last}"), None).await;
         (t["status"] == "sold").then_some(t)

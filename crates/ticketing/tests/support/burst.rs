@@ -18,12 +18,12 @@ use futures::{StreamExt, stream};
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 use ticketing_common::testing::{
-    api::{Reply, User, send},
+    api::{User, send},
     eventually,
 };
 use ticketing_events::Subject;
 
-use super::{Target, call, events, tally};
+use super::{Target, call, events, get_json, post, tally};
 
 /// Buyers sharing a burst's orders.
 pub const BUYERS: usize = 20;
@@ -32,16 +32,6 @@ pub const IN_FLIGHT: usize = 48;
 
 /// What kills something in the middle of a burst, and says what it killed.
 pub type Killer<'a> = Pin<Box<dyn Future<Output = Vec<String>> + Send + 'a>>;
-
-async fn post(target: &Target, path: &str, user: Option<&User>, body: Option<Value>) -> Reply {
-    call(target, Method::POST, path, user, body).await
-}
-
-async fn get_json(target: &Target, path: &str, user: Option<&User>) -> Value {
-    let reply = call(target, Method::GET, path, user, None).await;
-    assert_eq!(reply.status, StatusCode::OK, "GET {path}: {}", reply.text);
-    reply.json()
-}
 
 /// What a burst made: tickets (id → its buyer's index) and the buyers.
 pub struct Burst {

@@ -347,6 +347,51 @@ pub async fn call(
     send(&target.client, method, target.url(path), user, body).await
 }
 
+/// `POST` with a JSON body.
+pub async fn post(target: &Target, path: &str, user: Option<&User>, body: Option<Value>) -> Reply {
+    call(target, reqwest::Method::POST, path, user, body).await
+}
+
+/// `GET`, asserting 200; the JSON body.
+pub async fn get_json(target: &Target, path: &str, user: Option<&User>) -> Value {
+    let reply = call(target, reqwest::Method::GET, path, user, None).await;
+    assert_eq!(
+        reply.status,
+        reqwest::StatusCode::OK,
+        "GET {path}: {}",
+        reply.text
+    );
+    reply.json()
+}
+
+/// Lists a ticket titled `title` as `seller`, then orders it as `buyer` once the orders
+/// service has learnt it from its event (until then ordering it is 404; a leader election
+/// may hold the event up for seconds). The ticket id and the order.
+pub async fn list_and_order(
+    target: &Target,
+    seller: &User,
+    buyer: &User,
+    title: &str,
+) -> (String, Value) {
+    let body = serde_json::json!({"title": title, "price": 19.99});
+    let ticket = post(target, "/api/tickets", Some(seller), Some(body)).await;
+    assert_eq!(
+        ticket.status,
+        reqwest::StatusCode::CREATED,
+        "{}",
+        ticket.text
+    );
+    let ticket_id = ticket.json()["id"].as_str().unwrap().to_owned();
+    let order = ticketing_common::testing::eventually(Duration::from_secs(30), || async {
+        let body = serde_json::json!({"ticketId": ticket_id});
+        let reply = post(target, "/api/orders", Some(buyer), Some(body)).await;
+        (reply.status == reqwest::StatusCode::CREATED).then(|| reply.json())
+    })
+    .await
+    .expect("the order was accepted");
+    (ticket_id, order)
+}
+
 /// The data of every event on the system's stream on one of `subjects`, oldest first.
 pub async fn events(target: &Target, subjects: &[Subject]) -> Vec<(Subject, Value)> {
     events_on(&target.bus().await, subjects)
