@@ -471,3 +471,42 @@ fn ticket_of_seat(event_id: Uuid, n: u32) -> TicketBody {
         seat: Some(n.to_string()),
     }
 }
+
+#[tokio::test]
+async fn unknown_events_searches_and_later_pages_leave_no_key_in_redis() {
+    let app = spawn_app().await;
+    let organiser = app.user();
+    let created = create_event(&app, &organiser, event_input("Show", 2, 5)).await;
+    // What ordinary readers share is cached: the first page and the event.
+    app.get("/api/events").await.assert_status(StatusCode::OK);
+    event(&app, &created["id"]).await;
+    let before = app.redis_keys().await;
+    assert!(
+        !before.is_empty(),
+        "the first page and the event are cached"
+    );
+
+    for n in 0..30 {
+        app.get(&format!("/api/events/{}", Uuid::now_v7()))
+            .await
+            .assert_status(StatusCode::NOT_FOUND);
+        app.get(&format!("/api/events?q=word{n}"))
+            .await
+            .assert_status(StatusCode::OK);
+        app.get(&format!("/api/events?after={}", Uuid::now_v7()))
+            .await
+            .assert_status(StatusCode::OK);
+        app.get(&format!("/api/events?limit={}", 60 + n))
+            .await
+            .assert_status(StatusCode::OK);
+        app.get(&format!("/api/tickets?eventId={}", Uuid::now_v7()))
+            .await
+            .assert_status(StatusCode::NOT_FOUND);
+    }
+
+    assert_eq!(
+        app.redis_keys().await,
+        before,
+        "nothing an anonymous client names is kept"
+    );
+}

@@ -265,6 +265,13 @@ impl TestApp {
         reply.ticket()
     }
 
+    /// The app's keys in Redis now.
+    pub async fn redis_keys(&self) -> Vec<String> {
+        let mut keys = self._redis.list().await;
+        keys.sort();
+        keys
+    }
+
     /// Waits until `GET /api/tickets/<id>` shows the ticket in `status`.
     pub async fn wait_for_status(&self, id: Uuid, status: &str) -> TicketBody {
         let what = format!("ticket never {status}");
